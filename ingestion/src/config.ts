@@ -1,0 +1,122 @@
+import { DefaultPorts, DevToken } from '@fleetpulse/contracts';
+import { z } from 'zod';
+
+/** One bearer token and the device ids it may write for (a glob with `*` and `?`; absent: any device). */
+export interface TokenGrant {
+  token: string;
+  allowedDevices?: string;
+}
+
+export interface IngestionConfig {
+  env: 'development' | 'production';
+  host: string;
+  port: number;
+  kafkaBrokers: string[];
+  kafkaClientId: string;
+  tokens: TokenGrant[];
+  /** Largest request body, bytes. */
+  maxBodyBytes: number;
+  /** Most events in one request. */
+  maxEventsPerRequest: number;
+  /** Events accepted but not yet acknowledged by Kafka, across all requests; past it new requests get 503. */
+  maxInFlightEvents: number;
+  maxFutureMs: number;
+  maxPastMs: number;
+  /** How long a request may take to arrive in full (slow senders get 408), ms. */
+  requestTimeoutMs: number;
+  /** How long to wait for Kafka before answering 503, ms. */
+  produceTimeoutMs: number;
+  /** Seconds a 503 asks the client to wait. */
+  retryAfterSeconds: number;
+  /** How long a graceful shutdown waits for in-flight requests, ms. */
+  shutdownGraceMs: number;
+}
+
+const tokenPattern = /^[A-Za-z0-9._~+/-]{8,256}$/;
+
+const intFromEnv = (min: number, max: number) =>
+  z.coerce.number().int(`must be a whole number`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
+
+const envSchema = z.object({
+  FLEETPULSE_ENV: z.enum(['development', 'production']).default('production'),
+  FLEETPULSE_INGESTION_HOST: z.string().min(1).default('0.0.0.0'),
+  FLEETPULSE_INGESTION_PORT: intFromEnv(0, 65535).default(DefaultPorts.ingestionHttp),
+  FLEETPULSE_KAFKA_BROKERS: z.string().min(1).default(`127.0.0.1:${DefaultPorts.kafka}`),
+  FLEETPULSE_INGESTION_CLIENT_ID: z.string().min(1).default('fleetpulse-ingestion'),
+  FLEETPULSE_TOKENS: z.string().default(''),
+  FLEETPULSE_MAX_BODY_BYTES: intFromEnv(1024, 1 << 30).default(5 * 1024 * 1024),
+  FLEETPULSE_MAX_EVENTS_PER_REQUEST: intFromEnv(1, 1_000_000).default(10_000),
+  FLEETPULSE_MAX_IN_FLIGHT_EVENTS: intFromEnv(1, 100_000_000).default(200_000),
+  FLEETPULSE_MAX_FUTURE_MS: intFromEnv(0, 365 * 86_400_000).default(5 * 60_000),
+  FLEETPULSE_MAX_PAST_MS: intFromEnv(0, 10 * 365 * 86_400_000).default(30 * 86_400_000),
+  FLEETPULSE_REQUEST_TIMEOUT_MS: intFromEnv(100, 3_600_000).default(30_000),
+  FLEETPULSE_PRODUCE_TIMEOUT_MS: intFromEnv(100, 600_000).default(10_000),
+  FLEETPULSE_RETRY_AFTER_SECONDS: intFromEnv(1, 3600).default(2),
+  FLEETPULSE_SHUTDOWN_GRACE_MS: intFromEnv(0, 600_000).default(15_000),
+});
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid ingestion configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/** `tok1=sensor-*,tok2` -> grants. A token with no `=glob` may write for any device. */
+export function parseTokens(spec: string): { grants: TokenGrant[]; problems: string[] } {
+  const grants: TokenGrant[] = [];
+  const problems: string[] = [];
+  for (const [i, item] of spec.split(',').entries()) {
+    const entry = item.trim();
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    const token = eq < 0 ? entry : entry.slice(0, eq);
+    const glob = eq < 0 ? undefined : entry.slice(eq + 1);
+    if (!tokenPattern.test(token)) {
+      problems.push(`FLEETPULSE_TOKENS entry ${i + 1}: a token is 8-256 chars of [A-Za-z0-9._~+/-]`);
+      continue;
+    }
+    if (glob !== undefined && !/^[A-Za-z0-9._:*?-]{1,128}$/.test(glob)) {
+      problems.push(`FLEETPULSE_TOKENS entry ${i + 1}: device pattern "${glob}" may use [A-Za-z0-9._:-] and the wildcards * ?`);
+      continue;
+    }
+    grants.push(glob === undefined ? { token } : { token, allowedDevices: glob });
+  }
+  return { grants, problems };
+}
+
+/** Parses and validates every variable at once; throws one ConfigError listing every bad one. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfig {
+  const parsed = envSchema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const { grants, problems: tokenProblems } = parseTokens(e.FLEETPULSE_TOKENS);
+  problems.push(...tokenProblems);
+  if (e.FLEETPULSE_ENV === 'development') grants.push({ token: DevToken });
+  else if (grants.length === 0)
+    problems.push('FLEETPULSE_TOKENS: no token configured; set FLEETPULSE_TOKENS=<token>[=<device glob>],... (or FLEETPULSE_ENV=development for the dev token)');
+  const brokers = e.FLEETPULSE_KAFKA_BROKERS.split(',').map((b) => b.trim());
+  for (const b of brokers) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`FLEETPULSE_KAFKA_BROKERS: "${b}" is not host:port`);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    env: e.FLEETPULSE_ENV,
+    host: e.FLEETPULSE_INGESTION_HOST,
+    port: e.FLEETPULSE_INGESTION_PORT,
+    kafkaBrokers: brokers,
+    kafkaClientId: e.FLEETPULSE_INGESTION_CLIENT_ID,
+    tokens: grants,
+    maxBodyBytes: e.FLEETPULSE_MAX_BODY_BYTES,
+    maxEventsPerRequest: e.FLEETPULSE_MAX_EVENTS_PER_REQUEST,
+    maxInFlightEvents: e.FLEETPULSE_MAX_IN_FLIGHT_EVENTS,
+    maxFutureMs: e.FLEETPULSE_MAX_FUTURE_MS,
+    maxPastMs: e.FLEETPULSE_MAX_PAST_MS,
+    requestTimeoutMs: e.FLEETPULSE_REQUEST_TIMEOUT_MS,
+    produceTimeoutMs: e.FLEETPULSE_PRODUCE_TIMEOUT_MS,
+    retryAfterSeconds: e.FLEETPULSE_RETRY_AFTER_SECONDS,
+    shutdownGraceMs: e.FLEETPULSE_SHUTDOWN_GRACE_MS,
+  };
+}

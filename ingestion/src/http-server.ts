@@ -1,0 +1,153 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IngestionConfig } from './config';
+import type { TokenTable } from './auth';
+import { IngestionError } from './errors';
+import type { IngestionMetrics } from './metrics';
+import type { IngestPipeline, PayloadFormat } from './pipeline';
+
+export interface HttpDeps {
+  config: IngestionConfig;
+  tokens: TokenTable;
+  pipeline: IngestPipeline;
+  metrics: IngestionMetrics;
+  /** Readiness: Kafka reachable and the producer connected. */
+  isReady: () => boolean;
+}
+
+class BodyTooLarge extends Error {}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers });
+  res.end(payload);
+}
+
+function formatOf(contentType: string | undefined): PayloadFormat | undefined {
+  const mime = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (mime === 'application/json') return 'json';
+  if (mime === 'application/x-ndjson') return 'ndjson';
+  return undefined;
+}
+
+/** Reads the whole body, refusing more than `limit` bytes without buffering them. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) return reject(new BodyTooLarge());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume(); // drain the rest so the 413 can be written
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.on('error', reject);
+    req.on('aborted', () => reject(new Error('client aborted the request')));
+  });
+}
+
+/** The HTTP door of ingestion (shared/design.md, "Telemetry in"). */
+export function createIngestionServer(deps: HttpDeps): Server {
+  const { config, tokens, pipeline, metrics } = deps;
+
+  async function handleTelemetry(req: IncomingMessage, res: ServerResponse): Promise<number> {
+    const receivedAt = Date.now();
+    if (req.method !== 'POST') {
+      send(res, 405, { error: 'use POST' }, { allow: 'POST' });
+      return 405;
+    }
+    const grant = tokens.fromAuthorizationHeader(req.headers.authorization);
+    if (!grant) {
+      send(res, 401, { error: 'missing or unknown bearer token: send Authorization: Bearer <token>' }, { 'www-authenticate': 'Bearer' });
+      req.resume();
+      return 401;
+    }
+    const format = formatOf(req.headers['content-type']);
+    if (!format) {
+      send(res, 415, { error: `unsupported content type "${req.headers['content-type'] ?? ''}": use application/json or application/x-ndjson` });
+      req.resume();
+      return 415;
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, config.maxBodyBytes);
+    } catch (e) {
+      if (e instanceof BodyTooLarge) {
+        send(res, 413, { error: `body over the limit of ${config.maxBodyBytes} bytes` }, { connection: 'close' });
+        return 413;
+      }
+      throw e;
+    }
+    try {
+      const outcome = await pipeline.ingest({ body, format, grant, source: 'http', receivedAt });
+      switch (outcome.kind) {
+        case 'accepted':
+          send(res, 202, { accepted: outcome.accepted, rejected: outcome.rejected, errors: outcome.errors });
+          return 202;
+        case 'unparseable':
+          send(res, 400, { error: outcome.error, offset: outcome.offset });
+          return 400;
+        case 'too-many-events':
+          send(res, 413, { error: `more than ${outcome.limit} events in one request` });
+          return 413;
+      }
+    } catch (e) {
+      if (e instanceof IngestionError && e.retriable) {
+        send(res, 503, { error: `${e.message}; nothing of this request was accepted, retry later` }, { 'retry-after': String(config.retryAfterSeconds) });
+        return 503;
+      }
+      throw e;
+    }
+  }
+
+  const server = createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    const path = (req.url ?? '/').split('?')[0];
+    const done = (status: number) => {
+      metrics.requests.inc({ source: 'http', status: String(status) });
+      if (path === '/v1/telemetry') metrics.requestSeconds.observe({ source: 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    const fail = (e: unknown) => {
+      // A bug, not the client's fault: answer 500 and keep serving.
+      console.error(`ingestion: ${req.method ?? ''} ${path ?? ''} failed:`, e);
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      else res.destroy();
+      done(500);
+    };
+    switch (path) {
+      case '/v1/telemetry':
+        handleTelemetry(req, res).then(done, fail);
+        return;
+      case '/healthz':
+        send(res, 200, { status: 'ok' });
+        return done(200);
+      case '/readyz': {
+        const ready = deps.isReady();
+        send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'kafka unavailable' });
+        return done(ready ? 200 : 503);
+      }
+      case '/metrics':
+        metrics.registry.metrics().then((text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+          done(200);
+        }, fail);
+        return;
+      default:
+        send(res, 404, { error: `no route ${path ?? ''}; POST /v1/telemetry` });
+        req.resume();
+        return done(404);
+    }
+  });
+  // A body that trickles in (one byte a second) is cut off after requestTimeoutMs with 408, by Node itself.
+  server.requestTimeout = config.requestTimeoutMs;
+  server.headersTimeout = Math.min(config.requestTimeoutMs, 60_000);
+  server.keepAliveTimeout = 65_000;
+  return server;
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config';
+import { startIngestion } from './service';
+
+const help = `fleetpulse ingestion: telemetry over HTTP into Kafka (shared/design.md, "Telemetry in").
+
+Usage: node ingestion/dist/main.js [--help]
+
+Configuration is by environment variable (validated at start-up):
+  FLEETPULSE_ENV                     development | production (default production). In development the
+                                     token "dev-token" is accepted for every device.
+  FLEETPULSE_TOKENS                  token[=device-glob],... e.g. "s3cret-token-1=sensor-*,admin-token-123"
+  FLEETPULSE_INGESTION_HOST / _PORT  listen address (default 0.0.0.0:8080)
+  FLEETPULSE_KAFKA_BROKERS           host:port,... (default 127.0.0.1:9092)
+  FLEETPULSE_MAX_BODY_BYTES          body limit, bytes (default 5242880)
+  FLEETPULSE_MAX_EVENTS_PER_REQUEST  events per request (default 10000)
+  FLEETPULSE_MAX_IN_FLIGHT_EVENTS    events waiting for Kafka before answering 503 (default 200000)
+  FLEETPULSE_MAX_FUTURE_MS / _PAST_MS  bounds on event time (default 5 min / 30 days)
+  FLEETPULSE_REQUEST_TIMEOUT_MS      a request must arrive within this (default 30000)
+  FLEETPULSE_PRODUCE_TIMEOUT_MS      wait for Kafka before answering 503 (default 10000)
+  FLEETPULSE_RETRY_AFTER_SECONDS     Retry-After of a 503 (default 2)
+  FLEETPULSE_SHUTDOWN_GRACE_MS       drain time on SIGTERM (default 15000)
+`;
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(help);
+    return;
+  }
+  const config = loadConfig();
+  const running = await startIngestion(config);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`ingestion: ${signal}: draining in-flight requests`);
+    running.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        console.error('ingestion: shutdown failed', e);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof ConfigError) console.error(e.message);
+  else console.error('ingestion: failed to start:', e instanceof Error ? e.message : e);
+  process.exit(1);
+});

@@ -1,0 +1,65 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { Kafka, logLevel } from 'kafkajs';
+import { parserKind } from '@fleetpulse/native';
+import { TokenTable } from './auth';
+import type { IngestionConfig } from './config';
+import { createIngestionServer } from './http-server';
+import { IngestionMetrics } from './metrics';
+import { IngestPipeline } from './pipeline';
+import { GroupCommitProducer } from './producer';
+
+export interface RunningIngestion {
+  /** The bound port (useful with port 0 in tests). */
+  port: number;
+  pipeline: IngestPipeline;
+  producer: GroupCommitProducer;
+  metrics: IngestionMetrics;
+  /** Stops taking requests, lets in-flight ones finish (up to the grace period), flushes and disconnects. */
+  close(): Promise<void>;
+}
+
+export type Log = (line: string) => void;
+
+/** Starts the ingestion service: producer connected first, then the HTTP door. */
+export async function startIngestion(config: IngestionConfig, log: Log = (l) => console.log(l)): Promise<RunningIngestion> {
+  const metrics = new IngestionMetrics();
+  const kafka = new Kafka({
+    clientId: config.kafkaClientId,
+    brokers: config.kafkaBrokers,
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry) => log(`kafka ${logLevel[entry.level]}: ${entry.log.message} ${entry.log.error ?? ''}`.trimEnd()),
+    retry: { initialRetryTime: 100, retries: 8 },
+  });
+  const producer = new GroupCommitProducer(kafka, {
+    maxInFlightEvents: config.maxInFlightEvents,
+    produceTimeoutMs: config.produceTimeoutMs,
+    observer: metrics,
+  });
+  await producer.connect();
+  const pipeline = new IngestPipeline(config, producer, metrics);
+  const server = createIngestionServer({
+    config,
+    tokens: new TokenTable(config.tokens),
+    pipeline,
+    metrics,
+    isReady: () => producer.healthy,
+  });
+  server.listen(config.port, config.host);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  log(`ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')}`);
+  if (config.env === 'development') log('ingestion: development mode: the token "dev-token" is accepted for every device');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownGraceMs).unref());
+      await Promise.race([closed, grace]);
+      server.closeAllConnections();
+      await producer.close();
+    })());
+  return { port, pipeline, producer, metrics, close };
+}
