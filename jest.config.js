@@ -9,6 +9,6 @@ const common = {
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/*/src/**/*.test.ts'], testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.int\\.test\\.ts$'] },
-    { ...common, displayName: 'integration', testMatch: ['<rootDir>/*/src/**/*.int.test.ts'], globalSetup: '<rootDir>/compose/src/testing/global-setup.ts', globalTeardown: '<rootDir>/compose/src/testing/global-teardown.ts', testTimeout: 180000 },
+    { ...common, displayName: 'integration', testMatch: ['<rootDir>/*/src/**/*.int.test.ts'], globalSetup: '<rootDir>/compose/src/testing/global-setup.ts', globalTeardown: '<rootDir>/compose/src/testing/global-teardown.ts', setupFilesAfterEnv: ['<rootDir>/compose/src/testing/integration-timeout.ts'] },
   ],
 };

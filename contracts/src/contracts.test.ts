@@ -1,7 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
-import { bucketOf, bucketsBetween, cqlStatements, loadSchema, resolutionLabel, resolutionMs, windowStart } from './index';
+import {
+  bucketOf,
+  bucketsBetween,
+  cqlStatements,
+  loadSchema,
+  resolutionLabel,
+  resolutionMs,
+  windowStart,
+} from './index';
 
 describe('generated types', () => {
   it('are up to date with the JSON Schemas', () => {
@@ -17,17 +25,36 @@ describe('schemas', () => {
   const score = ajv.compile(loadSchema('score'));
 
   it('accept the examples of the design contract', () => {
-    expect(event({ deviceId: 'sensor-12', ts: 1763803200123, metrics: { temp: 23.5, humidity: 41 }, seq: 17 })).toBe(true);
+    expect(event({ deviceId: 'sensor-12', ts: 1763803200123, metrics: { temp: 23.5, humidity: 41 }, seq: 17 })).toBe(
+      true,
+    );
     expect(
       aggregate({
-        deviceId: 'sensor-12', metric: 'temp', resolution: '10s', windowStart: 1763803200000, windowEnd: 1763803210000,
-        count: 10, sum: 235.0, min: 22.9, max: 24.1, mean: 23.5, stddev: 0.35, first: 23.0, last: 23.9,
+        deviceId: 'sensor-12',
+        metric: 'temp',
+        resolution: '10s',
+        windowStart: 1763803200000,
+        windowEnd: 1763803210000,
+        count: 10,
+        sum: 235.0,
+        min: 22.9,
+        max: 24.1,
+        mean: 23.5,
+        stddev: 0.35,
+        first: 23.0,
+        last: 23.9,
       }),
     ).toBe(true);
     expect(
       score({
-        deviceId: 'sensor-12', resolution: '10s', windowStart: 1763803200000, model: 'iforest', modelVersion: '3',
-        score: 0.71, anomalous: true, features: { 'temp.mean': 23.5 },
+        deviceId: 'sensor-12',
+        resolution: '10s',
+        windowStart: 1763803200000,
+        model: 'iforest',
+        modelVersion: '3',
+        score: 0.71,
+        anomalous: true,
+        features: { 'temp.mean': 23.5 },
       }),
     ).toBe(true);
   });
@@ -39,7 +66,18 @@ describe('schemas', () => {
     expect(event({ deviceId: 'a', ts: 1.5, metrics: { temp: 1 } })).toBe(false);
     expect(event({ deviceId: 'a', ts: 1, metrics: { temp: 1 }, seq: -1 })).toBe(false);
     expect(aggregate({ deviceId: 'a', metric: 'temp', resolution: '10' })).toBe(false);
-    expect(score({ deviceId: 'a', resolution: '10s', windowStart: 0, model: 'm', modelVersion: '1', score: 1, anomalous: 'yes', features: {} })).toBe(false);
+    expect(
+      score({
+        deviceId: 'a',
+        resolution: '10s',
+        windowStart: 0,
+        model: 'm',
+        modelVersion: '1',
+        score: 1,
+        anomalous: 'yes',
+        features: {},
+      }),
+    ).toBe(false);
   });
 });
 

@@ -20,7 +20,11 @@ describe('loadConfig', () => {
   it('lists every bad variable in one error', () => {
     let error: unknown;
     try {
-      loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_INGESTION_PORT: '70000', FLEETPULSE_MAX_BODY_BYTES: 'lots' });
+      loadConfig({
+        FLEETPULSE_ENV: 'development',
+        FLEETPULSE_INGESTION_PORT: '70000',
+        FLEETPULSE_MAX_BODY_BYTES: 'lots',
+      });
     } catch (e) {
       error = e;
     }
@@ -31,7 +35,9 @@ describe('loadConfig', () => {
   });
 
   it('rejects malformed brokers and tokens with the entry that is wrong', () => {
-    expect(() => loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_KAFKA_BROKERS: 'localhost' })).toThrow(/"localhost" is not host:port/);
+    expect(() => loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_KAFKA_BROKERS: 'localhost' })).toThrow(
+      /"localhost" is not host:port/,
+    );
     expect(parseTokens('short').problems[0]).toMatch(/entry 1: a token is 8-256 chars/);
     expect(parseTokens('long-enough-token=bad glob').problems[0]).toMatch(/device pattern "bad glob"/);
     expect(parseTokens(' a-valid-token , another-token=dev-? ').grants).toEqual([
@@ -45,7 +51,10 @@ describe('TokenTable', () => {
   const table = new TokenTable([{ token: 'first-token' }, { token: 'second-token', allowedDevices: 'pump-*' }]);
 
   it('finds the grant of a bearer header', () => {
-    expect(table.fromAuthorizationHeader('Bearer second-token')).toEqual({ token: 'second-token', allowedDevices: 'pump-*' });
+    expect(table.fromAuthorizationHeader('Bearer second-token')).toEqual({
+      token: 'second-token',
+      allowedDevices: 'pump-*',
+    });
     expect(table.fromAuthorizationHeader('bearer first-token')).toEqual({ token: 'first-token' });
   });
 

@@ -35,7 +35,11 @@ export interface IngestionConfig {
 const tokenPattern = /^[A-Za-z0-9._~+/-]{8,256}$/;
 
 const intFromEnv = (min: number, max: number) =>
-  z.coerce.number().int(`must be a whole number`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
+  z.coerce
+    .number()
+    .int(`must be a whole number`)
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
 
 const envSchema = z.object({
   FLEETPULSE_ENV: z.enum(['development', 'production']).default('production'),
@@ -77,7 +81,9 @@ export function parseTokens(spec: string): { grants: TokenGrant[]; problems: str
       continue;
     }
     if (glob !== undefined && !/^[A-Za-z0-9._:*?-]{1,128}$/.test(glob)) {
-      problems.push(`FLEETPULSE_TOKENS entry ${i + 1}: device pattern "${glob}" may use [A-Za-z0-9._:-] and the wildcards * ?`);
+      problems.push(
+        `FLEETPULSE_TOKENS entry ${i + 1}: device pattern "${glob}" may use [A-Za-z0-9._:-] and the wildcards * ?`,
+      );
       continue;
     }
     grants.push(glob === undefined ? { token } : { token, allowedDevices: glob });
@@ -98,9 +104,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
   problems.push(...tokenProblems);
   if (e.FLEETPULSE_ENV === 'development') grants.push({ token: DevToken });
   else if (grants.length === 0)
-    problems.push('FLEETPULSE_TOKENS: no token configured; set FLEETPULSE_TOKENS=<token>[=<device glob>],... (or FLEETPULSE_ENV=development for the dev token)');
+    problems.push(
+      'FLEETPULSE_TOKENS: no token configured; set FLEETPULSE_TOKENS=<token>[=<device glob>],... (or FLEETPULSE_ENV=development for the dev token)',
+    );
   const brokers = e.FLEETPULSE_KAFKA_BROKERS.split(',').map((b) => b.trim());
-  for (const b of brokers) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`FLEETPULSE_KAFKA_BROKERS: "${b}" is not host:port`);
+  for (const b of brokers)
+    if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`FLEETPULSE_KAFKA_BROKERS: "${b}" is not host:port`);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     env: e.FLEETPULSE_ENV,

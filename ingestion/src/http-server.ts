@@ -15,10 +15,15 @@ export interface HttpDeps {
 }
 
 class BodyTooLarge extends Error {}
+class ClientAborted extends Error {}
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const payload = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(payload),
+    ...headers,
+  });
   res.end(payload);
 }
 
@@ -48,10 +53,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     });
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
     req.on('error', reject);
-    req.on('aborted', () => reject(new Error('client aborted the request')));
+    req.on('aborted', () => reject(new ClientAborted('client aborted the request')));
   });
 }
 
+// A body that trickles in (one byte a second) is cut off after requestTimeoutMs with 408, by Node itself.
 /** The HTTP door of ingestion (shared/design.md, "Telemetry in"). */
 export function createIngestionServer(deps: HttpDeps): Server {
   const { config, tokens, pipeline, metrics } = deps;
@@ -64,13 +70,20 @@ export function createIngestionServer(deps: HttpDeps): Server {
     }
     const grant = tokens.fromAuthorizationHeader(req.headers.authorization);
     if (!grant) {
-      send(res, 401, { error: 'missing or unknown bearer token: send Authorization: Bearer <token>' }, { 'www-authenticate': 'Bearer' });
+      send(
+        res,
+        401,
+        { error: 'missing or unknown bearer token: send Authorization: Bearer <token>' },
+        { 'www-authenticate': 'Bearer' },
+      );
       req.resume();
       return 401;
     }
     const format = formatOf(req.headers['content-type']);
     if (!format) {
-      send(res, 415, { error: `unsupported content type "${req.headers['content-type'] ?? ''}": use application/json or application/x-ndjson` });
+      send(res, 415, {
+        error: `unsupported content type "${req.headers['content-type'] ?? ''}": use application/json or application/x-ndjson`,
+      });
       req.resume();
       return 415;
     }
@@ -99,21 +112,35 @@ export function createIngestionServer(deps: HttpDeps): Server {
       }
     } catch (e) {
       if (e instanceof IngestionError && e.retriable) {
-        send(res, 503, { error: `${e.message}; nothing of this request was accepted, retry later` }, { 'retry-after': String(config.retryAfterSeconds) });
+        send(
+          res,
+          503,
+          { error: `${e.message}; nothing of this request was accepted, retry later` },
+          { 'retry-after': String(config.retryAfterSeconds) },
+        );
         return 503;
       }
       throw e;
     }
   }
 
-  const server = createServer((req, res) => {
+  // Node enforces requestTimeout only when it checks connections, every connectionsCheckingInterval.
+  const serverOptions = {
+    requestTimeout: config.requestTimeoutMs,
+    headersTimeout: Math.min(config.requestTimeoutMs, 60_000),
+    connectionsCheckingInterval: Math.min(1000, config.requestTimeoutMs),
+    keepAliveTimeout: 65_000,
+  };
+  const server = createServer(serverOptions, (req, res) => {
     const started = process.hrtime.bigint();
     const path = (req.url ?? '/').split('?')[0];
     const done = (status: number) => {
       metrics.requests.inc({ source: 'http', status: String(status) });
-      if (path === '/v1/telemetry') metrics.requestSeconds.observe({ source: 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (path === '/v1/telemetry')
+        metrics.requestSeconds.observe({ source: 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
     };
     const fail = (e: unknown) => {
+      if (e instanceof ClientAborted) return done(499); // nothing to answer; the client is gone
       // A bug, not the client's fault: answer 500 and keep serving.
       console.error(`ingestion: ${req.method ?? ''} ${path ?? ''} failed:`, e);
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
@@ -145,9 +172,5 @@ export function createIngestionServer(deps: HttpDeps): Server {
         return done(404);
     }
   });
-  // A body that trickles in (one byte a second) is cut off after requestTimeoutMs with 408, by Node itself.
-  server.requestTimeout = config.requestTimeoutMs;
-  server.headersTimeout = Math.min(config.requestTimeoutMs, 60_000);
-  server.keepAliveTimeout = 65_000;
   return server;
 }

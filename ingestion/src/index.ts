@@ -1,6 +1,12 @@
 export { loadConfig, parseTokens, ConfigError, type IngestionConfig, type TokenGrant } from './config';
 export { startIngestion, type RunningIngestion } from './service';
-export { IngestPipeline, type IngestOutcome, type IngestRequest, type PayloadFormat, type IngestSource } from './pipeline';
+export {
+  IngestPipeline,
+  type IngestOutcome,
+  type IngestRequest,
+  type PayloadFormat,
+  type IngestSource,
+} from './pipeline';
 export { GroupCommitProducer, type OutgoingRecord } from './producer';
 export { TokenTable } from './auth';
 export { IngestionError, KafkaUnavailableError, OverloadedError } from './errors';

@@ -5,13 +5,49 @@ import type { ProducerObserver } from './producer';
 /** Prometheus metrics of one ingestion instance, served at /metrics. */
 export class IngestionMetrics implements IngestCounters, ProducerObserver {
   readonly registry = new Registry();
-  private readonly accepted = new Counter({ name: 'fleetpulse_ingestion_events_accepted_total', help: 'Events acknowledged by Kafka and answered as accepted', labelNames: ['source'], registers: [this.registry] });
-  private readonly rejected = new Counter({ name: 'fleetpulse_ingestion_events_rejected_total', help: 'Events rejected as invalid (sent to telemetry.dlq)', labelNames: ['source'], registers: [this.registry] });
-  readonly requests = new Counter({ name: 'fleetpulse_ingestion_requests_total', help: 'Requests by answer status', labelNames: ['source', 'status'], registers: [this.registry] });
-  readonly requestSeconds = new Histogram({ name: 'fleetpulse_ingestion_request_seconds', help: 'Request latency from first byte to answer', labelNames: ['source'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
-  private readonly produceSeconds = new Histogram({ name: 'fleetpulse_ingestion_produce_seconds', help: 'Kafka sendBatch latency (acks from all in-sync replicas)', labelNames: ['ok'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
-  private readonly batchEvents = new Histogram({ name: 'fleetpulse_ingestion_produce_batch_events', help: 'Events per Kafka batch (group commit)', buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000, 100000], registers: [this.registry] });
-  private readonly inFlight = new Gauge({ name: 'fleetpulse_ingestion_events_in_flight', help: 'Events waiting for Kafka acknowledgement', registers: [this.registry] });
+  private readonly accepted = new Counter({
+    name: 'fleetpulse_ingestion_events_accepted_total',
+    help: 'Events acknowledged by Kafka and answered as accepted',
+    labelNames: ['source'],
+    registers: [this.registry],
+  });
+  private readonly rejected = new Counter({
+    name: 'fleetpulse_ingestion_events_rejected_total',
+    help: 'Events rejected as invalid (sent to telemetry.dlq)',
+    labelNames: ['source'],
+    registers: [this.registry],
+  });
+  readonly requests = new Counter({
+    name: 'fleetpulse_ingestion_requests_total',
+    help: 'Requests by answer status',
+    labelNames: ['source', 'status'],
+    registers: [this.registry],
+  });
+  readonly requestSeconds = new Histogram({
+    name: 'fleetpulse_ingestion_request_seconds',
+    help: 'Request latency from first byte to answer',
+    labelNames: ['source'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private readonly produceSeconds = new Histogram({
+    name: 'fleetpulse_ingestion_produce_seconds',
+    help: 'Kafka sendBatch latency (acks from all in-sync replicas)',
+    labelNames: ['ok'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly batchEvents = new Histogram({
+    name: 'fleetpulse_ingestion_produce_batch_events',
+    help: 'Events per Kafka batch (group commit)',
+    buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000, 100000],
+    registers: [this.registry],
+  });
+  private readonly inFlight = new Gauge({
+    name: 'fleetpulse_ingestion_events_in_flight',
+    help: 'Events waiting for Kafka acknowledgement',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'fleetpulse_ingestion_' });

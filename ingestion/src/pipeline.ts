@@ -54,7 +54,10 @@ export class IngestPipeline {
       const error = result.error ?? 'unparseable body';
       const offset = result.offset ?? 0;
       // The client is told (400), and the bytes are kept for whoever investigates the device.
-      await this.producer.send([{ topic: Topics.dlq, key: null, value: req.body, headers: dlqHeaders(`offset ${offset}: ${error}`) }], 0);
+      await this.producer.send(
+        [{ topic: Topics.dlq, key: null, value: req.body, headers: dlqHeaders(`offset ${offset}: ${error}`) }],
+        0,
+      );
       outcome = { kind: 'unparseable', error, offset };
     } else {
       const records: OutgoingRecord[] = [];
@@ -65,7 +68,12 @@ export class IngestPipeline {
         start = end;
       }
       for (const r of result.rejected) {
-        records.push({ topic: Topics.dlq, key: null, value: req.body.subarray(r.start, r.end), headers: dlqHeaders(r.error) });
+        records.push({
+          topic: Topics.dlq,
+          key: null,
+          value: req.body.subarray(r.start, r.end),
+          headers: dlqHeaders(r.error),
+        });
       }
       if (records.length > 0) await this.producer.send(records, result.accepted);
       outcome = {

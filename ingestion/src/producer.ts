@@ -72,12 +72,16 @@ export class GroupCommitProducer {
     if (!this.connected) return Promise.reject(new KafkaUnavailableError('not connected to Kafka yet'));
     if (this.inFlightEvents > 0 && this.inFlightEvents + events > this.opts.maxInFlightEvents) {
       return Promise.reject(
-        new OverloadedError(`${this.inFlightEvents} events are waiting for Kafka (limit ${this.opts.maxInFlightEvents})`),
+        new OverloadedError(
+          `${this.inFlightEvents} events are waiting for Kafka (limit ${this.opts.maxInFlightEvents})`,
+        ),
       );
     }
     // While Kafka is failing and a send is still retrying, answer at once instead of queueing behind it.
     if (this.sending && !this.healthy) {
-      return Promise.reject(new KafkaUnavailableError(`Kafka is unavailable: ${describe(this.lastError)}`, this.lastError));
+      return Promise.reject(
+        new KafkaUnavailableError(`Kafka is unavailable: ${describe(this.lastError)}`, this.lastError),
+      );
     }
     this.inFlightEvents += events;
     this.opts.observer?.onInFlight?.(this.inFlightEvents);

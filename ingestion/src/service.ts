@@ -22,13 +22,17 @@ export interface RunningIngestion {
 export type Log = (line: string) => void;
 
 /** Starts the ingestion service: producer connected first, then the HTTP door. */
-export async function startIngestion(config: IngestionConfig, log: Log = (l) => console.log(l)): Promise<RunningIngestion> {
+export async function startIngestion(
+  config: IngestionConfig,
+  log: Log = (l) => console.log(l),
+): Promise<RunningIngestion> {
   const metrics = new IngestionMetrics();
   const kafka = new Kafka({
     clientId: config.kafkaClientId,
     brokers: config.kafkaBrokers,
     logLevel: logLevel.WARN,
-    logCreator: () => (entry) => log(`kafka ${logLevel[entry.level]}: ${entry.log.message} ${entry.log.error ?? ''}`.trimEnd()),
+    logCreator: () => (entry) =>
+      log(`kafka ${logLevel[entry.level]}: ${entry.log.message} ${entry.log.error ?? ''}`.trimEnd()),
     retry: { initialRetryTime: 100, retries: 8 },
   });
   const producer = new GroupCommitProducer(kafka, {
@@ -48,8 +52,11 @@ export async function startIngestion(config: IngestionConfig, log: Log = (l) => 
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
-  log(`ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')}`);
-  if (config.env === 'development') log('ingestion: development mode: the token "dev-token" is accepted for every device');
+  log(
+    `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')}`,
+  );
+  if (config.env === 'development')
+    log('ingestion: development mode: the token "dev-token" is accepted for every device');
 
   let closing: Promise<void> | undefined;
   const close = () =>
