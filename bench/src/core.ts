@@ -1,0 +1,213 @@
+/*
+ * The aggregation core alone: events/s on one thread and bytes per open window. Events are prepared (and passed
+ * through JSON, as the consumer would get them) outside the timed region; the timed region is ingest + drain, which
+ * includes building every output row.
+ */
+import { performance } from 'node:perf_hooks';
+import type { TelemetryEvent } from '@fleetpulse/contracts';
+// The core's own entry point; stream-processor's index does not re-export it (yet).
+import { WindowAggregator } from '@fleetpulse/stream-processor/dist/core';
+
+export interface BenchCoreOptions {
+  /** [devices=10000] */
+  devices?: number;
+  /** [metrics=4] - metrics per event. */
+  metrics?: number;
+  /** [seconds=600] - event-time seconds to feed; each device reports once per second. */
+  seconds?: number;
+  /** [partitions=8] - devices spread round-robin. */
+  partitions?: number;
+  /** [resolutions=['1s','10s','60s']] */
+  resolutions?: string[];
+  /** [outOfOrder=0.02] - share of events delayed by up to 1.5 s (within the 2 s lateness). */
+  outOfOrder?: number;
+  /** [late=0.001] - share of events 5 s late (late for 1s). */
+  late?: number;
+  /** [recordsPerDrain=5000] - records between drains, like a consumer batch. */
+  recordsPerDrain?: number;
+  /** [measureMemory=true] - also measure bytes per open window (precise with node --expose-gc). */
+  measureMemory?: boolean;
+  /** [materializeRows=false] - also build every AggregateRow object (what a consumer reading `rows` pays). */
+  materializeRows?: boolean;
+  /** [seed=1] */
+  seed?: number;
+}
+
+export interface BenchCoreResult {
+  events: number;
+  seconds: number;
+  eventsPerSec: number;
+  windowsClosed: number;
+  rowsPerSec: number;
+  late: number;
+  retries: number;
+  openWindowsAtEnd: number;
+  memory?: {
+    exactGc: boolean;
+    /** Heap + array buffers added per open window, devices' own state excluded. */
+    bytesPerOpenWindow: number;
+    /** Per device, with its first three windows. */
+    bytesPerDeviceWithWindows: number;
+    openWindows: number;
+  };
+}
+
+const T0 = 1_763_803_200_000;
+const ChunkSeconds = 25;
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+}
+
+interface Rec {
+  partition: number;
+  offset: string;
+  value: TelemetryEvent;
+}
+
+/** `seconds` of event time from every device, in partition order (receivedAt order), passed through JSON. */
+function makeChunk(
+  o: Required<BenchCoreOptions>,
+  fromSecond: number,
+  seconds: number,
+  rand: () => number,
+  offsets: number[],
+): Rec[] {
+  const names = Array.from({ length: o.metrics }, (_, i) => ['temp', 'humidity', 'vib', 'volt'][i] ?? `m${i}`);
+  const events: { recv: number; e: TelemetryEvent }[] = [];
+  for (let s = fromSecond; s < fromSecond + seconds; s++) {
+    for (let d = 0; d < o.devices; d++) {
+      const phase = (d * 7919) % 1000;
+      const nominal = T0 + s * 1000 + phase;
+      let ts = nominal + Math.floor(rand() * 20);
+      const r = rand();
+      if (r < o.late) ts -= 5000;
+      else if (r < o.late + o.outOfOrder) ts -= Math.floor(rand() * 1500);
+      const metrics: Record<string, number> = {};
+      for (const n of names) metrics[n] = Math.round((20 + rand() * 10) * 100) / 100;
+      events.push({
+        recv: nominal + 30,
+        e: { deviceId: `sensor-${d}`, ts, metrics, seq: s, receivedAt: nominal + 30 },
+      });
+    }
+  }
+  events.sort((a, b) => a.recv - b.recv);
+  const json = JSON.stringify(events.map((x) => x.e));
+  const parsed = JSON.parse(json) as TelemetryEvent[];
+  const out: Rec[] = new Array<Rec>(parsed.length);
+  for (let i = 0; i < parsed.length; i++) {
+    const e = parsed[i]!;
+    const p = Number(e.deviceId.slice(7)) % o.partitions;
+    out[i] = { partition: p, offset: String(offsets[p]!++), value: e };
+  }
+  return out;
+}
+
+function gc(): boolean {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) {
+    g();
+    g();
+  }
+  return g !== undefined;
+}
+
+function used(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+function measureMemory(o: Required<BenchCoreOptions>): NonNullable<BenchCoreResult['memory']> {
+  // A long lateness keeps windows open, so the 1 s windows pile up and the marginal cost per window shows.
+  const agg = new WindowAggregator({
+    resolutions: o.resolutions,
+    allowedLatenessMs: 3_600_000,
+    idleTimeoutMs: 3_600_000,
+  });
+  for (let p = 0; p < o.partitions; p++) agg.assignPartition(p);
+  const rand = rng(o.seed + 1);
+  const offsets = new Array<number>(o.partitions).fill(0);
+  const exactGc = gc();
+  const base = used();
+  const first = makeChunk({ ...o, outOfOrder: 0, late: 0 }, 0, 1, rand, offsets);
+  for (const r of first) agg.ingest(r.partition, r.offset, r.value);
+  first.length = 0;
+  gc();
+  const m1 = used();
+  const open1 = agg.stats().openWindows;
+  for (let s = 1; s < 31; s += 5) {
+    const chunk = makeChunk({ ...o, outOfOrder: 0, late: 0 }, s, 5, rand, offsets);
+    for (const r of chunk) agg.ingest(r.partition, r.offset, r.value);
+  }
+  gc();
+  const m2 = used();
+  const open2 = agg.stats().openWindows;
+  return {
+    exactGc,
+    bytesPerOpenWindow: Math.round((m2 - m1) / (open2 - open1)),
+    bytesPerDeviceWithWindows: Math.round((m1 - base) / o.devices),
+    openWindows: open2,
+  };
+}
+
+export async function benchCore(opts: BenchCoreOptions = {}): Promise<BenchCoreResult> {
+  const o: Required<BenchCoreOptions> = {
+    devices: 10_000,
+    metrics: 4,
+    seconds: 600,
+    partitions: 8,
+    resolutions: ['1s', '10s', '60s'],
+    outOfOrder: 0.02,
+    late: 0.001,
+    recordsPerDrain: 5000,
+    measureMemory: true,
+    materializeRows: false,
+    seed: 1,
+    ...opts,
+  };
+  const agg = new WindowAggregator({ resolutions: o.resolutions });
+  for (let p = 0; p < o.partitions; p++) agg.assignPartition(p);
+  const rand = rng(o.seed);
+  const offsets = new Array<number>(o.partitions).fill(0);
+  let elapsed = 0;
+  let events = 0;
+  for (let s = 0; s < o.seconds; s += ChunkSeconds) {
+    const chunk = makeChunk(o, s, Math.min(ChunkSeconds, o.seconds - s), rand, offsets);
+    // Let the event loop breathe between chunks (the caller may be reporting progress).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    (globalThis as { gc?: () => void }).gc?.();
+    const t = performance.now();
+    const every = o.recordsPerDrain;
+    let rows = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const r = chunk[i]!;
+      agg.ingest(r.partition, r.offset, r.value);
+      if (i % every === every - 1 || i === chunk.length - 1) {
+        const out = agg.drain();
+        if (o.materializeRows) for (const w of out.windows) rows += w.rows.length;
+      }
+    }
+    if (rows < 0) throw new Error('unreachable'); // keeps `rows` observable
+    elapsed += performance.now() - t;
+    events += chunk.length;
+  }
+  const st = agg.stats();
+  const result: BenchCoreResult = {
+    events,
+    seconds: elapsed / 1000,
+    eventsPerSec: Math.round(events / (elapsed / 1000)),
+    windowsClosed: st.windowsClosed,
+    rowsPerSec: Math.round(st.rowsEmitted / (elapsed / 1000)),
+    late: st.late,
+    retries: st.retries,
+    openWindowsAtEnd: st.openWindows,
+  };
+  if (o.measureMemory) result.memory = measureMemory(o);
+  return result;
+}

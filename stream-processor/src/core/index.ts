@@ -1,0 +1,13 @@
+export { WindowAggregator } from './aggregator';
+export { ClosedWindow, type CloseReason } from './closed-window';
+export {
+  resolveConfig,
+  AggregatorConfigError,
+  DefaultResolutions,
+  DefaultAllowedLatenessMs,
+  DefaultIdleTimeoutMs,
+  type AggregatorConfig,
+  type ResolvedConfig,
+} from './config';
+export { decodeRecordValue, InvalidRecordError } from './decode';
+export type { AggregatorOutput, AggregatorStats, LateEvent, PartitionCheckpoint, PartitionStart } from './types';
