@@ -1,1 +1,23 @@
-export {};
+// The launcher's public face: what `npm start`, the jest global setup and the integration tests use.
+export {
+  stackUp,
+  stackDown,
+  stackStatus,
+  type StackUpOptions,
+  type StackUpResult,
+  type StackDownOptions,
+  type ComponentUp,
+  type ComponentStatus,
+  type ComponentName,
+  type UpState,
+} from './stack';
+export {
+  loadStackConfig,
+  kafkaBrokers,
+  cassandraContactPoint,
+  CassandraDataCenter,
+  DefaultVersions,
+  type StackConfig,
+} from './config';
+export { StackError, isStackError } from './errors';
+export { type Logger, stderrLogger, silentLogger } from './log';

@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DefaultPorts, DevToken } from '@fleetpulse/contracts';
+import { repoRoot } from './config';
+
+export interface ServiceContext {
+  brokers: string[];
+  contactPoint: string;
+}
+
+export interface ServiceSpec {
+  name: string;
+  /** Workspace folder; the entry is `<workspace>/dist/main.js`. */
+  workspace: string;
+  args: string[];
+  env: (ctx: ServiceContext) => Record<string, string>;
+  /** Answers (any HTTP status) once the service is up; absent when it serves nothing. */
+  readyUrl?: string;
+  /** Start only after the services before it are ready (the simulator needs ingestion). */
+  afterReady?: boolean;
+}
+
+const common = (ctx: ServiceContext): Record<string, string> => ({
+  FLEETPULSE_ENV: 'development',
+  FLEETPULSE_KAFKA_BROKERS: ctx.brokers.join(','),
+  FLEETPULSE_CASSANDRA_CONTACT_POINTS: ctx.contactPoint,
+});
+
+const ingestionPort = Number(process.env.FLEETPULSE_INGESTION_PORT ?? DefaultPorts.ingestionHttp);
+const dashboardPort = Number(process.env.FLEETPULSE_DASHBOARD_PORT ?? DefaultPorts.dashboard);
+
+/** Every service `start` knows, in start order. Services not built yet are skipped. */
+export const services: ServiceSpec[] = [
+  { name: 'stream-processor', workspace: 'stream-processor', args: [], env: common },
+  { name: 'scoring', workspace: 'scoring', args: [], env: common },
+  {
+    name: 'ingestion',
+    workspace: 'ingestion',
+    args: [],
+    env: (ctx) => ({ ...common(ctx), FLEETPULSE_INGESTION_PORT: String(ingestionPort) }),
+    readyUrl: `http://127.0.0.1:${ingestionPort}/healthz`,
+  },
+  {
+    name: 'dashboard',
+    workspace: 'dashboard-api',
+    args: [],
+    env: (ctx) => ({ ...common(ctx), FLEETPULSE_DASHBOARD_PORT: String(dashboardPort) }),
+    readyUrl: `http://127.0.0.1:${dashboardPort}/healthz`,
+  },
+  {
+    name: 'simulator',
+    workspace: 'simulator',
+    args: ['--devices', '50'],
+    env: (ctx) => ({
+      ...common(ctx),
+      FLEETPULSE_INGESTION_URL: `http://127.0.0.1:${ingestionPort}`,
+      FLEETPULSE_TOKEN: DevToken,
+    }),
+    afterReady: true,
+  },
+];
+
+export const entryOf = (s: ServiceSpec): string => join(repoRoot, s.workspace, 'dist', 'main.js');
+
+export const isBuilt = (s: ServiceSpec): boolean => existsSync(entryOf(s));
+
+export const dashboardUrl = `http://localhost:${dashboardPort}`;
