@@ -3,3 +3,4 @@ export { Topics, allTopics, type TopicName } from './topics';
 export { DefaultPorts, Keyspace, DevToken } from './defaults';
 export { resolutionMs, resolutionLabel, windowStart, bucketOf, bucketsBetween, WindowsPerBucket } from './windows';
 export { schemaDir, cqlDir, vectorsDir, loadSchema, cqlStatements, type SchemaName } from './schema';
+export { loadTelemetryVectors, type TelemetryVector, type VectorParseOptions, type VectorExpect } from './vectors';

@@ -16,7 +16,9 @@ export function loadSchema(name: SchemaName): Record<string, unknown> {
 
 /** The CQL statements of every schema file, in order, comments stripped. */
 export function cqlStatements(): string[] {
-  const files = readdirSync(cqlDir).filter((f) => f.endsWith('.cql')).sort();
+  const files = readdirSync(cqlDir)
+    .filter((f) => f.endsWith('.cql'))
+    .sort();
   return files.flatMap((f) =>
     readFileSync(join(cqlDir, f), 'utf8')
       .split('\n')

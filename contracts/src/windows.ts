@@ -11,7 +11,8 @@ export function resolutionMs(label: string): number {
 }
 
 export function resolutionLabel(ms: number): string {
-  if (!Number.isInteger(ms) || ms <= 0 || ms % 1000 !== 0) throw new RangeError(`window size ${ms} ms is not a whole number of seconds`);
+  if (!Number.isInteger(ms) || ms <= 0 || ms % 1000 !== 0)
+    throw new RangeError(`window size ${ms} ms is not a whole number of seconds`);
   return `${ms / 1000}s`;
 }
 

@@ -1,0 +1,119 @@
+/**
+ * HTTP load generator for the ingestion benchmark, run as its own process so that it does not share an event loop
+ * (or a CPU profile) with the service it measures. Each of `connections` loops posts bodies from a pre-encoded
+ * pool over a keep-alive connection, back to back, for `seconds`; it reports JSON on stdout.
+ *
+ * Usage: node bench/dist/load-worker.js <url> <token> <bodies.ndjson-list.json> <connections> <seconds>
+ */
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+
+interface LoadReport {
+  requests: number;
+  ok: number;
+  status: Record<string, number>;
+  eventsAccepted: number;
+  seconds: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function main(): Promise<void> {
+  const [url, token, bodiesFile, connectionsArg, secondsArg] = process.argv.slice(2);
+  if (!url || !token || !bodiesFile)
+    throw new Error('usage: load-worker <url> <token> <bodies.json> <connections> <seconds>');
+  const {
+    bodies: encoded,
+    contentType,
+    eventsPerBody,
+  } = JSON.parse(readFileSync(bodiesFile, 'utf8')) as {
+    bodies: string[];
+    contentType: string;
+    eventsPerBody: number;
+  };
+  const bodies = encoded.map((b) => Buffer.from(b, 'base64'));
+  const connections = Number(connectionsArg ?? 16);
+  const seconds = Number(secondsArg ?? 10);
+  const target = new URL(url);
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const latencies: number[] = [];
+  const status: Record<string, number> = {};
+  let requests = 0;
+  let ok = 0;
+  let eventsAccepted = 0;
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+
+  const postOnce = (body: Buffer) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          agent,
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: 'POST',
+          headers: { 'content-type': contentType, 'content-length': body.length, authorization: `Bearer ${token}` },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            if (res.statusCode === 202)
+              eventsAccepted += (JSON.parse(Buffer.concat(chunks).toString()) as { accepted: number }).accepted;
+            resolve(res.statusCode ?? 0);
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  let next = 0;
+  const loop = async () => {
+    while (performance.now() < deadline) {
+      const body = bodies[next++ % bodies.length]!;
+      const t0 = performance.now();
+      let code: number;
+      try {
+        code = await postOnce(body);
+      } catch {
+        code = -1;
+      }
+      latencies.push(performance.now() - t0);
+      requests++;
+      status[code] = (status[code] ?? 0) + 1;
+      if (code === 202) ok++;
+      else if (code === 503) await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, loop));
+  const elapsed = (performance.now() - started) / 1000;
+  const sorted = Float64Array.from(latencies).sort();
+  const report: LoadReport = {
+    requests,
+    ok,
+    status,
+    eventsAccepted,
+    seconds: elapsed,
+    latencyMs: {
+      p50: percentile(sorted, 50),
+      p90: percentile(sorted, 90),
+      p99: percentile(sorted, 99),
+      max: percentile(sorted, 100),
+    },
+  };
+  void eventsPerBody;
+  process.stdout.write(JSON.stringify(report) + '\n');
+  agent.destroy();
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,39 @@
+//! `cargo run --release --example throughput -- <body.json> [ndjson] [group]`: the parser core's speed without
+//! Node, to tell parsing cost from binding cost.
+use fleetpulse_native::parser::{parse, Options};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let body = std::fs::read(
+        args.get(1)
+            .expect("usage: throughput <body> [ndjson] [group]"),
+    )
+    .unwrap();
+    let opts = Options {
+        ndjson: args.iter().any(|a| a == "ndjson"),
+        received_at: 1_763_803_200_000.0,
+        now_ms: 1_763_803_200_000.0,
+        max_future_ms: 300_000.0,
+        max_past_ms: 2_592_000_000.0,
+        max_events: 10_000,
+        group_by_device: args.iter().any(|a| a == "group"),
+        allowed_devices: None,
+    };
+    let first = parse(&body, &opts);
+    println!(
+        "accepted {} rejected {}",
+        first.accepted,
+        first.rejected.len()
+    );
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed().as_millis() < 1000 {
+            std::hint::black_box(parse(std::hint::black_box(&body), &opts));
+            n += 1;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!("{:.1} MB/s", n as f64 * body.len() as f64 / secs / 1e6);
+    }
+}

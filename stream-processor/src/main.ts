@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config';
+import { startProcessor } from './service';
+
+const help = `fleetpulse stream-processor: per-device event-time windows from telemetry.raw into Cassandra and
+metrics.aggregates (shared/design.md, "Windows").
+
+Usage: node stream-processor/dist/main.js [--help]
+
+Configuration is by environment variable (validated at start-up):
+  FLEETPULSE_KAFKA_BROKERS             host:port,... (default 127.0.0.1:9092)
+  FLEETPULSE_CASSANDRA_CONTACT_POINTS  host:port,... (default 127.0.0.1:9042)
+  FLEETPULSE_CASSANDRA_DC              local data center (default datacenter1)
+  FLEETPULSE_KEYSPACE                  (default fleetpulse)
+  FLEETPULSE_PROCESSOR_GROUP           consumer group; instances of one group split the partitions
+                                       (default fleetpulse-stream-processor)
+  FLEETPULSE_PROCESSOR_TOPIC           source topic (default telemetry.raw)
+  FLEETPULSE_RESOLUTIONS               window sizes (default 1s,10s,60s)
+  FLEETPULSE_ALLOWED_LATENESS_MS       L: watermark = max event time - L (default 2000)
+  FLEETPULSE_IDLE_TIMEOUT_MS           close an idle device's windows after this (default 5000)
+  FLEETPULSE_IDLE_SAFETY_MARGIN_MS     wall clock minus this stands in for processing time (default 1000)
+  FLEETPULSE_TTL                       row TTL per resolution in seconds (default 1s=604800,10s=2592000,60s=31536000)
+  FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY  writes in flight (default 128)
+  FLEETPULSE_COMMIT_INTERVAL_MS        checkpoint + commit at most this often (default 1000)
+  FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS  a dead instance's partitions move after this (default 30000)
+  FLEETPULSE_PROCESSOR_HOST / _PORT    /healthz /readyz /metrics (default 0.0.0.0:8081)
+`;
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) return void process.stdout.write(help);
+  const running = await startProcessor(loadConfig());
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`stream-processor: ${signal}: writing what is closed and committing`);
+    running.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        console.error('stream-processor: shutdown failed', e);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof ConfigError ? e.message : `stream-processor: failed to start: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import { silentLogger, stackDown, stackUp } from '@fleetpulse/compose';
+import { connectedCassandra, createTestTopic, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
+import type { Client } from 'cassandra-driver';
+import type { Kafka, Producer } from 'kafkajs';
+import { diffRows, expectedRows, indexRows, readRows, readTopic, spawnProcessor, waitFor, type ProcessorProcess } from './testing/harness';
+import { fleetStream, type Arrival } from './testing/stream';
+
+const resolutions = ['1s', '10s', '60s'];
+const metrics = ['temp', 'vib'];
+// Events stamped with receivedAt in 2030: the wall clock never makes these devices idle, so every window the
+// processor writes is closed by the records themselves and the reference can name them all.
+const startTs = Date.UTC(2030, 0, 1);
+
+let kafka: Kafka;
+let producer: Producer;
+let cassandra: Client;
+const children: ProcessorProcess[] = [];
+
+beforeAll(async () => {
+  kafka = kafkaClient();
+  producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  cassandra = await connectedCassandra();
+});
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.child.kill('SIGKILL');
+});
+
+afterAll(async () => {
+  await producer.disconnect();
+  await cassandra.shutdown();
+});
+
+/** One record per arrival and device: a single event, or the device's array when it sent several at once. */
+async function produce(topic: string, arrivals: Arrival[]): Promise<void> {
+  const messages = arrivals.flatMap((a) => {
+    const byDevice = new Map<string, TelemetryEvent[]>();
+    for (const e of a.events) byDevice.set(e.deviceId, [...(byDevice.get(e.deviceId) ?? []), e]);
+    return [...byDevice].map(([deviceId, es]) => ({ key: deviceId, value: JSON.stringify(es.length === 1 ? es[0] : es) }));
+  });
+  for (let i = 0; i < messages.length; i += 500) await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
+}
+
+async function newTopic(partitions: number): Promise<string> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await createTestTopic(admin, { partitions });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function processorEnv(topic: string, group: string): Record<string, string> {
+  return {
+    FLEETPULSE_PROCESSOR_TOPIC: topic,
+    FLEETPULSE_PROCESSOR_GROUP: group,
+    FLEETPULSE_COMMIT_INTERVAL_MS: '200',
+    FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: '8000',
+  };
+}
+
+function start(env: Record<string, string>): ProcessorProcess {
+  const p = spawnProcessor(env);
+  children.push(p);
+  return p;
+}
+
+/** Waits until Cassandra holds as many rows as expected for the devices, then compares them exactly. */
+async function expectExactRows(topic: string, devicePrefix: string, devices: number, readings: number): Promise<void> {
+  const records = await readTopic(kafka, topic);
+  const expected = indexRows(expectedRows(records, { resolutions, latenessMs: 2000, idleMs: 5000, closeAll: false }).rows);
+  expect(expected.size).toBeGreaterThan(1000);
+  const query = {
+    devices: Array.from({ length: devices }, (_, d) => `${devicePrefix}-${d}`),
+    metrics,
+    resolutions,
+    fromMs: startTs - 60_000,
+    toMs: startTs + readings * 100 + 120_000,
+  };
+  let actual = new Map();
+  await waitFor('every expected row in Cassandra', async () => {
+    actual = indexRows(await readRows(cassandra, query));
+    return actual.size >= expected.size;
+  }, 120_000, 1000);
+  expect(diffRows(expected, actual)).toEqual([]);
+}
+
+function stream(devicePrefix: string) {
+  return fleetStream({ seed: 7, devicePrefix, devices: 12, readings: 400, intervalMs: 100, startTs, stampReceivedAt: true });
+}
+
+describe('stream-processor against the real Kafka and Cassandra', () => {
+  it('writes exactly the contract rows for a stream sent through the real ingestion, late events to telemetry.late', async () => {
+    const { startIngestion, loadConfig } = await import('@fleetpulse/ingestion');
+    const ingestion = await startIngestion(
+      loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_INGESTION_PORT: '0', FLEETPULSE_INGESTION_HOST: '127.0.0.1' }),
+      () => undefined,
+    );
+    const prefix = `sp-${randomUUID().slice(0, 8)}`;
+    const now = Date.now();
+    const arrivals = fleetStream({ seed: 11, devicePrefix: prefix, devices: 8, readings: 300, intervalMs: 100, startTs: now - 120_000, stampReceivedAt: false });
+    try {
+      for (let i = 0; i < arrivals.length; i += 40) {
+        const events = arrivals.slice(i, i + 40).flatMap((a) => a.events);
+        const res = await fetch(`http://127.0.0.1:${ingestion.port}/v1/telemetry`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: 'Bearer dev-token' },
+          body: JSON.stringify(events),
+        });
+        expect(res.status).toBe(202);
+      }
+    } finally {
+      await ingestion.close();
+    }
+    const group = `sp-test-${randomUUID()}`;
+    start({ FLEETPULSE_PROCESSOR_GROUP: group, FLEETPULSE_COMMIT_INTERVAL_MS: '200' });
+    // The processor's wall clock passes every receivedAt + idle timeout, closing every window: compare them all.
+    const records = await readTopic(kafka, Topics.raw);
+    const { rows, late } = expectedRows(records, { resolutions, latenessMs: 2000, idleMs: 5000, closeAll: true });
+    const mine = rows.filter((r) => r.deviceId.startsWith(prefix));
+    const expected = indexRows(mine);
+    expect(expected.size).toBeGreaterThan(400);
+    let actual = new Map();
+    const query = { devices: Array.from({ length: 8 }, (_, d) => `${prefix}-${d}`), metrics, resolutions, fromMs: now - 200_000, toMs: now + 60_000 };
+    await waitFor('every expected row in Cassandra', async () => {
+      actual = indexRows(await readRows(cassandra, query));
+      return actual.size >= expected.size;
+    }, 120_000, 1000);
+    expect(diffRows(expected, actual)).toEqual([]);
+    expect(late).toBeGreaterThan(0);
+    const lateRecords = await readTopic(kafka, Topics.late);
+    const lateMine = lateRecords.filter((r) => (r.value as TelemetryEvent).deviceId.startsWith(prefix));
+    expect(lateMine.length).toBeGreaterThan(0);
+  });
+
+  it('after SIGKILL mid-stream and a restart, holds the rows of an uninterrupted run: none missing, none double-counted', async () => {
+    const topic = await newTopic(3);
+    const prefix = `crash-${randomUUID().slice(0, 8)}`;
+    const arrivals = stream(prefix);
+    const group = `crash-${randomUUID()}`;
+    const first = start(processorEnv(topic, group));
+    await produce(topic, arrivals.slice(0, Math.floor(arrivals.length * 0.6)));
+    await waitFor('the processor to read', async () => first.output.join('').includes('partition'), 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    // Killed while it is still reading what was just produced: open windows, an uncommitted tail.
+    await produce(topic, arrivals.slice(Math.floor(arrivals.length * 0.6), Math.floor(arrivals.length * 0.8)));
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = start(processorEnv(topic, group));
+    await produce(topic, arrivals.slice(Math.floor(arrivals.length * 0.8)));
+    await expectExactRows(topic, prefix, 12, 400);
+    expect(second.output.join('')).toMatch(/\(resume\)/);
+  });
+
+  it('rides out Cassandra stopped for 30 s mid-stream with the same rows', async () => {
+    const topic = await newTopic(3);
+    const prefix = `cass-${randomUUID().slice(0, 8)}`;
+    const arrivals = stream(prefix);
+    start(processorEnv(topic, `cass-${randomUUID()}`));
+    await produce(topic, arrivals.slice(0, Math.floor(arrivals.length / 2)));
+    await stackDown({ only: ['cassandra'], log: silentLogger });
+    const down = Date.now();
+    await produce(topic, arrivals.slice(Math.floor(arrivals.length / 2)));
+    await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - down))));
+    await stackUp({ log: silentLogger, topics: false, schema: false });
+    await cassandra.shutdown();
+    cassandra = await connectedCassandra();
+    await expectExactRows(topic, prefix, 12, 400);
+  }, 300_000);
+
+  it('splits partitions over two instances and, when one is killed, the other writes the same rows', async () => {
+    const topic = await newTopic(4);
+    const prefix = `pair-${randomUUID().slice(0, 8)}`;
+    const arrivals = stream(prefix);
+    const group = `pair-${randomUUID()}`;
+    const a = start(processorEnv(topic, group));
+    const b = start(processorEnv(topic, group));
+    await waitFor('both instances to hold partitions', async () => {
+      const assigned = (p: ProcessorProcess) => /partitions \[\d/.test(p.output.join('').split('joined').pop() ?? '');
+      return assigned(a) && assigned(b);
+    }, 60_000);
+    await produce(topic, arrivals.slice(0, Math.floor(arrivals.length / 2)));
+    await new Promise((r) => setTimeout(r, 2000));
+    a.child.kill('SIGKILL');
+    await produce(topic, arrivals.slice(Math.floor(arrivals.length / 2)));
+    await expectExactRows(topic, prefix, 12, 400);
+  });
+});

@@ -1,0 +1,225 @@
+import { Topics, type AggregateRow } from '@fleetpulse/contracts';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import { InvalidRecordError, WindowAggregator, decodeRecordValue, type PartitionCheckpoint, type PartitionStart } from './core';
+import type { ProcessorConfig } from './config';
+import type { ProcessorMetrics } from './metrics';
+import type { AggregateStore } from './storage/aggregate-store';
+import type { CheckpointStore } from './storage/checkpoint-store';
+
+export type Log = (line: string) => void;
+
+interface PartitionState {
+  /** Records below this offset were accounted for by the checkpoint we resumed from: skip them. */
+  skipBelow: bigint | undefined;
+  /** The last batch reached the partition's end: nothing to read, so the wall clock may stand in for processing time. */
+  caughtUp: boolean;
+}
+
+/**
+ * The live loop: telemetry.raw in a consumer group -> WindowAggregator -> Cassandra rows + metrics.aggregates,
+ * late events to telemetry.late, invalid records to telemetry.dlq.
+ *
+ * Durability order, per flush: drain the aggregator and take each partition's checkpoint in the same synchronous step;
+ * write every drained row and publish every output; only then store the checkpoints and commit their offsets (the
+ * first record of each partition's oldest open window). A crash anywhere re-reads from the last commit and resumes
+ * from its checkpoint, so rows are neither lost nor double-counted; upserts make re-written rows identical.
+ * Rebalances bump a generation: flushes begun before it never commit, and all partition state is rebuilt from the
+ * checkpoints, since kafkajs restarts every assigned partition at its committed offset after a join.
+ */
+export class StreamProcessor {
+  private readonly aggregator: WindowAggregator;
+  private readonly consumer: Consumer;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private readonly parts = new Map<number, PartitionState>();
+  private pendingDlq: Message[] = [];
+  private flushChain: Promise<void> = Promise.resolve();
+  private generation = 0;
+  private lastCommitAt = 0;
+  private tick: NodeJS.Timeout | undefined;
+  private running = false;
+
+  constructor(
+    kafka: Kafka,
+    private readonly config: ProcessorConfig,
+    private readonly store: AggregateStore,
+    private readonly checkpoints: CheckpointStore,
+    private readonly metrics: ProcessorMetrics,
+    private readonly log: Log,
+  ) {
+    this.aggregator = new WindowAggregator({
+      resolutions: config.aggregator.labels,
+      allowedLatenessMs: config.aggregator.allowedLatenessMs,
+      idleTimeoutMs: config.aggregator.idleTimeoutMs,
+    });
+    this.consumer = kafka.consumer({ groupId: config.groupId, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: 3000, maxBytesPerPartition: 4 * 1024 * 1024 });
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.admin = kafka.admin();
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  stats(): ReturnType<WindowAggregator['stats']> {
+    return this.aggregator.stats();
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.producer.connect(), this.consumer.connect(), this.admin.connect()]);
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
+      // kafkajs resumes every assigned partition from its committed offset after a join: rebuild all state.
+      this.generation++;
+      for (const p of [...this.parts.keys()]) this.dropPartition(p);
+      const assigned = e.payload.memberAssignment[this.config.sourceTopic] ?? [];
+      this.log(`stream-processor: joined ${this.config.groupId} (generation ${this.generation}), partitions [${assigned.join(',')}]`);
+    });
+    await this.consumer.subscribe({ topic: this.config.sourceTopic, fromBeginning: true });
+    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.onBatch(payload) });
+    this.running = true;
+    this.tick = setInterval(() => void this.onTick(), this.config.tickMs);
+  }
+
+  /** Stops reading; the last flush completes (rows written, offsets committed) before it returns. */
+  async stop(): Promise<void> {
+    if (this.tick) clearInterval(this.tick);
+    this.running = false;
+    await this.consumer.stop();
+    await this.flush(true).catch((e: unknown) => this.log(`stream-processor: final flush failed (will re-read on restart): ${String(e)}`));
+    await Promise.allSettled([this.consumer.disconnect(), this.producer.disconnect(), this.admin.disconnect()]);
+  }
+
+  private dropPartition(p: number): void {
+    this.parts.delete(p);
+    if (this.aggregator.assignedPartitions().includes(p)) this.aggregator.dropPartition(p);
+  }
+
+  private async assign(p: number, firstOffset: bigint): Promise<PartitionState> {
+    let checkpoint: PartitionCheckpoint | undefined;
+    try {
+      checkpoint = await this.checkpoints.load(p);
+    } catch (e) {
+      throw new Error(`cannot read the checkpoint of partition ${p} from Cassandra: ${String(e)}`, { cause: e });
+    }
+    let start: PartitionStart = { kind: 'range' };
+    let skipBelow: bigint | undefined;
+    if (checkpoint?.commitOffset != null && firstOffset <= BigInt(checkpoint.commitOffset)) {
+      start = { kind: 'resume', checkpoint };
+      skipBelow = BigInt(checkpoint.commitOffset);
+    } else {
+      const offsets = await this.admin.fetchTopicOffsets(this.config.sourceTopic);
+      const low = offsets.find((o) => o.partition === p)?.low;
+      if (low !== undefined && firstOffset <= BigInt(low)) start = { kind: 'beginning' };
+      else if (checkpoint) this.log(`stream-processor: partition ${p}: checkpoint (offset ${checkpoint.commitOffset}) is behind offset ${firstOffset}; windows at the start are written only where absent`);
+    }
+    try {
+      this.aggregator.assignPartition(p, start);
+    } catch (e) {
+      // A checkpoint of another configuration (resolutions, lateness): start as a range, never over complete rows.
+      this.log(`stream-processor: partition ${p}: checkpoint not usable (${e instanceof Error ? e.message : String(e)}); starting as a range`);
+      this.aggregator.assignPartition(p, { kind: 'range' });
+      skipBelow = undefined;
+      start = { kind: 'range' };
+    }
+    this.log(`stream-processor: partition ${p} from offset ${firstOffset} (${start.kind})`);
+    const state: PartitionState = { skipBelow, caughtUp: false };
+    this.parts.set(p, state);
+    return state;
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const p = batch.partition;
+    const generation = this.generation;
+    if (batch.messages.length === 0) return;
+    const state = this.parts.get(p) ?? (await this.assign(p, BigInt(batch.firstOffset()!)));
+    // Keep the group membership alive while a slow Cassandra holds the flush below.
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
+    try {
+      let events = 0;
+      for (const m of batch.messages) {
+        if (!isRunning() || isStale() || generation !== this.generation) return;
+        if (state.skipBelow !== undefined && BigInt(m.offset) < state.skipBelow) {
+          resolveOffset(m.offset);
+          continue;
+        }
+        let decoded;
+        try {
+          decoded = decodeRecordValue(m.value ?? Buffer.alloc(0));
+        } catch (e) {
+          if (!(e instanceof InvalidRecordError)) throw e;
+          this.metrics.invalid.inc();
+          this.pendingDlq.push({
+            key: m.key,
+            value: m.value,
+            headers: { error: `${this.config.sourceTopic}[${p}]@${m.offset}: ${e.message}`, source: 'stream-processor', receivedAt: String(Date.now()) },
+          });
+          resolveOffset(m.offset);
+          continue;
+        }
+        this.aggregator.ingest(p, m.offset, decoded);
+        events += decoded.length;
+        resolveOffset(m.offset);
+      }
+      this.metrics.events.inc(events);
+      const last = BigInt(batch.lastOffset());
+      state.caughtUp = BigInt(batch.highWatermark) <= last + 1n;
+      this.metrics.lag.set({ partition: String(p) }, Number(BigInt(batch.highWatermark) - last - 1n));
+      await this.flush(false);
+      await heartbeat();
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private async onTick(): Promise<void> {
+    if (!this.running) return;
+    const now = Date.now();
+    // A partition with nothing to read lets the wall clock (less a margin) close its idle devices' windows.
+    for (const [p, s] of this.parts) if (s.caughtUp) this.aggregator.advanceProcessingTime(p, now - this.config.idleSafetyMarginMs);
+    await this.flush(false).catch((e: unknown) => this.log(`stream-processor: flush failed: ${String(e)}`));
+  }
+
+  /** Serialised: one flush at a time, in order, so checkpoints and commits never go backwards. */
+  private flush(force: boolean): Promise<void> {
+    const run = this.flushChain.then(() => this.flushOnce(force));
+    this.flushChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async flushOnce(force: boolean): Promise<void> {
+    const generation = this.generation;
+    const out = this.aggregator.drain();
+    const dlq = this.pendingDlq;
+    this.pendingDlq = [];
+    const commitDue = force || Date.now() - this.lastCommitAt >= this.config.commitIntervalMs;
+    // Taken in the same synchronous step as the drain: each names only state whose windows are being written now.
+    const checkpoints = commitDue ? [...this.parts.keys()].map((p) => ({ p, cp: this.aggregator.checkpoint(p) })) : [];
+    this.metrics.openWindows.set(this.aggregator.stats().openWindows);
+
+    const complete: AggregateRow[] = [];
+    const partial: AggregateRow[] = [];
+    for (const w of out.windows) (w.complete ? complete : partial).push(...w.rows);
+    if (complete.length + partial.length + out.late.length + dlq.length > 0) {
+      const started = process.hrtime.bigint();
+      await this.store.writeAll(complete, partial);
+      const topicMessages = [];
+      if (complete.length > 0)
+        topicMessages.push({ topic: Topics.aggregates, messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })) });
+      if (out.late.length > 0)
+        topicMessages.push({ topic: Topics.late, messages: out.late.map((l) => ({ key: l.event.deviceId, value: JSON.stringify(l.event), headers: { missed: l.missed } })) });
+      if (dlq.length > 0) topicMessages.push({ topic: Topics.dlq, messages: dlq });
+      if (topicMessages.length > 0) await this.producer.sendBatch({ topicMessages, acks: -1 });
+      this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      for (const r of complete) this.metrics.rows.inc({ resolution: r.resolution });
+      this.metrics.late.inc(out.late.length);
+    }
+    if (!commitDue || generation !== this.generation) return;
+    const commits = checkpoints.filter(({ p, cp }) => cp.commitOffset !== null && this.parts.has(p));
+    if (commits.length === 0) return;
+    await Promise.all(commits.map(({ p, cp }) => this.store.withRetry(() => this.checkpoints.save(p, cp))));
+    if (generation !== this.generation) return;
+    await this.consumer.commitOffsets(commits.map(({ p, cp }) => ({ topic: this.config.sourceTopic, partition: p, offset: cp.commitOffset! })));
+    this.lastCommitAt = Date.now();
+    this.metrics.commits.inc();
+  }
+}

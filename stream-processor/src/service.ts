@@ -1,0 +1,80 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client } from 'cassandra-driver';
+import { Kafka, logLevel } from 'kafkajs';
+import type { ProcessorConfig } from './config';
+import { ProcessorMetrics } from './metrics';
+import { StreamProcessor, type Log } from './processor';
+import { AggregateStore } from './storage/aggregate-store';
+import { CheckpointStore } from './storage/checkpoint-store';
+
+export interface RunningProcessor {
+  processor: StreamProcessor;
+  metrics: ProcessorMetrics;
+  /** Port of /healthz, /readyz, /metrics. */
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Connects to Cassandra and Kafka, starts the consumer loop and the health/metrics endpoint. */
+export async function startProcessor(config: ProcessorConfig, log: Log = (l) => console.log(l)): Promise<RunningProcessor> {
+  const cassandra = new Client({
+    contactPoints: config.cassandraContactPoints,
+    localDataCenter: config.cassandraDataCenter,
+    keyspace: config.keyspace,
+    pooling: { maxRequestsPerConnection: 2048 },
+  });
+  await cassandra.connect().catch((e: unknown) => {
+    throw new Error(`cannot connect to Cassandra at ${config.cassandraContactPoints.join(',')}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  });
+  const kafka = new Kafka({
+    clientId: `fleetpulse-stream-processor-${process.pid}`,
+    brokers: config.kafkaBrokers,
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry) => log(`kafka ${logLevel[entry.level]}: ${entry.log.message}`),
+  });
+  const metrics = new ProcessorMetrics();
+  const store = new AggregateStore(cassandra, {
+    keyspace: config.keyspace,
+    ttlSeconds: config.ttlSeconds,
+    concurrency: config.writeConcurrency,
+    initialBackoffMs: 100,
+    maxBackoffMs: 5000,
+    log,
+  });
+  const checkpoints = new CheckpointStore(cassandra, config.keyspace, config.groupId, config.sourceTopic);
+  const processor = new StreamProcessor(kafka, config, store, checkpoints, metrics, log);
+  await processor.start();
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    if (path === '/readyz') {
+      const ready = processor.isRunning && cassandra.getState().getConnectedHosts().length > 0;
+      return void res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'not ready' }));
+    }
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no route ${path ?? ''}` }));
+  });
+  server.listen(config.httpPort, config.httpHost);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  log(`stream-processor: ${config.sourceTopic} -> Cassandra ${config.keyspace} + ${'metrics.aggregates'}, resolutions ${config.aggregator.labels.join(',')}, group ${config.groupId}; health on :${port}`);
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await processor.stop();
+      store.stop();
+      server.close();
+      await cassandra.shutdown();
+    })());
+  return { processor, metrics, port, close };
+}

@@ -1,0 +1,137 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { bucketsBetween, resolutionMs, type AggregateRow, type TelemetryEvent } from '@fleetpulse/contracts';
+import type { Client } from 'cassandra-driver';
+import type { Kafka } from 'kafkajs';
+import { ReferenceAggregator } from '../core/reference.test-util';
+
+export interface TopicRecord {
+  partition: number;
+  offset: string;
+  value: TelemetryEvent | TelemetryEvent[];
+}
+
+/** Every record of `topic`, per partition in offset order (what a processor reads), via a throwaway consumer. */
+export async function readTopic(kafka: Kafka, topic: string): Promise<TopicRecord[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  const remaining = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]));
+  const records: TopicRecord[] = [];
+  if (remaining.size === 0) return records;
+  const consumer = kafka.consumer({ groupId: `reader-${process.pid}-${Math.random().toString(36).slice(2)}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        records.push({ partition, offset: message.offset, value: JSON.parse(message.value!.toString()) as TelemetryEvent });
+        if (BigInt(message.offset) + 1n >= remaining.get(partition)!) remaining.delete(partition);
+        if (remaining.size === 0) resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  return records.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+}
+
+/**
+ * The rows the contract defines for these records, by the naive reference (not the aggregator under test). With
+ * `closeAll`, every device is finally idle (the processor's wall clock passes every receivedAt + idle timeout).
+ */
+export function expectedRows(records: TopicRecord[], opts: { resolutions: string[]; latenessMs: number; idleMs: number; closeAll: boolean }): { rows: AggregateRow[]; late: number } {
+  const ref = new ReferenceAggregator(opts.resolutions, opts.latenessMs, opts.idleMs);
+  const rows: AggregateRow[] = [];
+  let late = 0;
+  const partitions = [...new Set(records.map((r) => r.partition))];
+  for (const p of partitions) ref.assign(p);
+  for (const r of records) {
+    const out = ref.apply({ kind: 'record', partition: r.partition, offset: r.offset, value: r.value });
+    for (const w of out.windows) rows.push(...w.rows);
+    late += out.late.length;
+  }
+  if (opts.closeAll)
+    for (const p of partitions) for (const w of ref.apply({ kind: 'advance', partition: p, ms: Number.MAX_SAFE_INTEGER }).windows) rows.push(...w.rows);
+  return { rows, late };
+}
+
+const rowKey = (r: Pick<AggregateRow, 'deviceId' | 'metric' | 'resolution' | 'windowStart'>) => `${r.deviceId}|${r.metric}|${r.resolution}|${r.windowStart}`;
+
+export function indexRows(rows: AggregateRow[]): Map<string, AggregateRow> {
+  return new Map(rows.map((r) => [rowKey(r), r]));
+}
+
+/** Every row Cassandra holds for these devices and metrics between fromMs and toMs. */
+export async function readRows(
+  client: Client,
+  q: { devices: string[]; metrics: string[]; resolutions: string[]; fromMs: number; toMs: number },
+): Promise<AggregateRow[]> {
+  const rows: AggregateRow[] = [];
+  const cql =
+    'SELECT device_id, metric, resolution, window_start, window_end, count, sum, min, max, mean, stddev, first, last FROM fleetpulse.aggregates WHERE device_id = ? AND metric = ? AND resolution = ? AND bucket = ?';
+  for (const deviceId of q.devices)
+    for (const metric of q.metrics)
+      for (const resolution of q.resolutions)
+        for (const bucket of bucketsBetween(q.fromMs, q.toMs, resolutionMs(resolution))) {
+          const rs = await client.execute(cql, [deviceId, metric, resolution, bucket], { prepare: true });
+          for (const r of rs.rows)
+            rows.push({
+              deviceId: r.get('device_id') as string,
+              metric: r.get('metric') as string,
+              resolution: r.get('resolution') as string,
+              windowStart: Number(r.get('window_start')),
+              windowEnd: Number(r.get('window_end')),
+              count: Number(r.get('count')),
+              sum: r.get('sum') as number,
+              min: r.get('min') as number,
+              max: r.get('max') as number,
+              mean: r.get('mean') as number,
+              stddev: r.get('stddev') as number,
+              first: r.get('first') as number,
+              last: r.get('last') as number,
+            });
+        }
+  return rows;
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 500): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+export interface ProcessorProcess {
+  child: ChildProcess;
+  output: string[];
+  /** Resolves when the process has exited. */
+  exited: Promise<number | null>;
+}
+
+/** Starts the built stream-processor (stream-processor/dist/main.js) as its own process, as `npm start` does. */
+export function spawnProcessor(env: Record<string, string>): ProcessorProcess {
+  const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', 'main.js')], {
+    env: { ...process.env, FLEETPULSE_PROCESSOR_PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output, exited };
+}
+
+/** Rows compared field by field; floats must match exactly (same fold order as the reference). */
+export function diffRows(expected: Map<string, AggregateRow>, actual: Map<string, AggregateRow>): string[] {
+  const problems: string[] = [];
+  for (const [k, e] of expected) {
+    const a = actual.get(k);
+    if (!a) problems.push(`missing ${k}`);
+    else if (JSON.stringify(a) !== JSON.stringify(e)) problems.push(`differs ${k}: expected ${JSON.stringify(e)}, got ${JSON.stringify(a)}`);
+  }
+  for (const k of actual.keys()) if (!expected.has(k)) problems.push(`unexpected ${k}`);
+  return problems;
+}
