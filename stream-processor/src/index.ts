@@ -1,1 +1,6 @@
-export {};
+export * from './core';
+export { loadConfig, ConfigError, type ProcessorConfig } from './config';
+export { startProcessor, type RunningProcessor } from './service';
+export { StreamProcessor } from './processor';
+export { AggregateStore } from './storage/aggregate-store';
+export { CheckpointStore } from './storage/checkpoint-store';
