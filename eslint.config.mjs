@@ -4,7 +4,19 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '**/target/**', 'native/binding.*', '**/*.generated.ts', '**/*.js', '**/*.mjs', '**/*.cjs', 'dashboard-ui/**'] },
+  {
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/target/**',
+      'native/binding.*',
+      '**/*.generated.ts',
+      '**/*.js',
+      '**/*.mjs',
+      '**/*.cjs',
+      'dashboard-ui/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strict,
   ...tseslint.configs.stylistic,

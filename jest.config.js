@@ -1,6 +1,16 @@
 // Unit tests (*.test.ts) run in parallel with no infrastructure; integration tests (*.int.test.ts) run in band
 // against the real Kafka and Cassandra that the launcher in compose/ brings up (globalSetup) and leaves as found.
-const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' }, module: { type: 'commonjs' } }];
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+    module: { type: 'commonjs' },
+  },
+];
 const common = {
   transform: { '^.+\\.ts$': swc },
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/target/'],
@@ -8,7 +18,19 @@ const common = {
 };
 module.exports = {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/*/src/**/*.test.ts'], testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.int\\.test\\.ts$'] },
-    { ...common, displayName: 'integration', testMatch: ['<rootDir>/*/src/**/*.int.test.ts'], globalSetup: '<rootDir>/compose/src/testing/global-setup.ts', globalTeardown: '<rootDir>/compose/src/testing/global-teardown.ts', setupFilesAfterEnv: ['<rootDir>/compose/src/testing/integration-timeout.ts'] },
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/*/src/**/*.test.ts'],
+      testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.int\\.test\\.ts$'],
+    },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/*/src/**/*.int.test.ts'],
+      globalSetup: '<rootDir>/compose/src/testing/global-setup.ts',
+      globalTeardown: '<rootDir>/compose/src/testing/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/compose/src/testing/integration-timeout.ts'],
+    },
   ],
 };

@@ -33,14 +33,26 @@ export class ConfigError extends Error {
   }
 }
 
-const int = (min: number, max: number) => z.coerce.number().int('must be a whole number').min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
-const list = (s: string) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+const int = (min: number, max: number) =>
+  z.coerce
+    .number()
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
 
 const envSchema = z.object({
   FLEETPULSE_KAFKA_BROKERS: z.string().default(`127.0.0.1:${DefaultPorts.kafka}`),
   FLEETPULSE_CASSANDRA_CONTACT_POINTS: z.string().default(`127.0.0.1:${DefaultPorts.cassandra}`),
   FLEETPULSE_CASSANDRA_DC: z.string().min(1).default('datacenter1'),
-  FLEETPULSE_KEYSPACE: z.string().regex(/^[a-z][a-z0-9_]{0,47}$/, 'must be a CQL identifier').default(Keyspace),
+  FLEETPULSE_KEYSPACE: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,47}$/, 'must be a CQL identifier')
+    .default(Keyspace),
   FLEETPULSE_PROCESSOR_GROUP: z.string().min(1).default('fleetpulse-stream-processor'),
   FLEETPULSE_PROCESSOR_TOPIC: z.string().min(1).default('telemetry.raw'),
   FLEETPULSE_RESOLUTIONS: z.string().default('1s,10s,60s'),
@@ -69,7 +81,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
     return items;
   };
   const kafkaBrokers = hostPorts('FLEETPULSE_KAFKA_BROKERS', e.FLEETPULSE_KAFKA_BROKERS);
-  const cassandraContactPoints = hostPorts('FLEETPULSE_CASSANDRA_CONTACT_POINTS', e.FLEETPULSE_CASSANDRA_CONTACT_POINTS);
+  const cassandraContactPoints = hostPorts(
+    'FLEETPULSE_CASSANDRA_CONTACT_POINTS',
+    e.FLEETPULSE_CASSANDRA_CONTACT_POINTS,
+  );
   let aggregator: ResolvedConfig | undefined;
   try {
     aggregator = resolveConfig({
@@ -78,7 +93,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
       idleTimeoutMs: e.FLEETPULSE_IDLE_TIMEOUT_MS,
     });
   } catch (err) {
-    problems.push(`FLEETPULSE_RESOLUTIONS / _ALLOWED_LATENESS_MS / _IDLE_TIMEOUT_MS: ${err instanceof Error ? err.message : String(err)}`);
+    problems.push(
+      `FLEETPULSE_RESOLUTIONS / _ALLOWED_LATENESS_MS / _IDLE_TIMEOUT_MS: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   const ttlSeconds: Record<string, number> = {};
   for (const item of list(e.FLEETPULSE_TTL)) {

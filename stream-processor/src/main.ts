@@ -47,6 +47,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error(e instanceof ConfigError ? e.message : `stream-processor: failed to start: ${e instanceof Error ? e.message : String(e)}`);
+  console.error(
+    e instanceof ConfigError
+      ? e.message
+      : `stream-processor: failed to start: ${e instanceof Error ? e.message : String(e)}`,
+  );
   process.exit(1);
 });

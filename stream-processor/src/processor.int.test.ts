@@ -1,10 +1,21 @@
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { silentLogger, stackDown, stackUp } from '@fleetpulse/compose';
 import { connectedCassandra, createTestTopic, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
 import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka, Producer } from 'kafkajs';
-import { diffRows, expectedRows, indexRows, readRows, readTopic, spawnProcessor, waitFor, type ProcessorProcess } from './testing/harness';
+import {
+  diffRows,
+  expectedRows,
+  indexRows,
+  readRows,
+  readTopic,
+  spawnProcessor,
+  waitFor,
+  type ProcessorProcess,
+} from './testing/harness';
 import { fleetStream, type Arrival } from './testing/stream';
 
 const resolutions = ['1s', '10s', '60s'];
@@ -13,6 +24,7 @@ const metrics = ['temp', 'vib'];
 // processor writes is closed by the records themselves and the reference can name them all.
 const startTs = Date.UTC(2030, 0, 1);
 
+const artifacts = join(__dirname, '..', '..', 'artifacts', 'stream-processor');
 let kafka: Kafka;
 let producer: Producer;
 let cassandra: Client;
@@ -26,6 +38,14 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
+  // The processes' logs are kept as test artefacts: the first place to look when a comparison fails.
+  const name =
+    expect
+      .getState()
+      .currentTestName?.replace(/[^a-z0-9]+/gi, '-')
+      .slice(0, 80) ?? 'test';
+  mkdirSync(artifacts, { recursive: true });
+  children.forEach((c, i) => writeFileSync(join(artifacts, `${name}-${i}.log`), c.output.join('')));
   for (const c of children.splice(0)) c.child.kill('SIGKILL');
 });
 
@@ -39,9 +59,13 @@ async function produce(topic: string, arrivals: Arrival[]): Promise<void> {
   const messages = arrivals.flatMap((a) => {
     const byDevice = new Map<string, TelemetryEvent[]>();
     for (const e of a.events) byDevice.set(e.deviceId, [...(byDevice.get(e.deviceId) ?? []), e]);
-    return [...byDevice].map(([deviceId, es]) => ({ key: deviceId, value: JSON.stringify(es.length === 1 ? es[0] : es) }));
+    return [...byDevice].map(([deviceId, es]) => ({
+      key: deviceId,
+      value: JSON.stringify(es.length === 1 ? es[0] : es),
+    }));
   });
-  for (let i = 0; i < messages.length; i += 500) await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
+  for (let i = 0; i < messages.length; i += 500)
+    await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
 }
 
 async function newTopic(partitions: number): Promise<string> {
@@ -72,7 +96,9 @@ function start(env: Record<string, string>): ProcessorProcess {
 /** Waits until Cassandra holds as many rows as expected for the devices, then compares them exactly. */
 async function expectExactRows(topic: string, devicePrefix: string, devices: number, readings: number): Promise<void> {
   const records = await readTopic(kafka, topic);
-  const expected = indexRows(expectedRows(records, { resolutions, latenessMs: 2000, idleMs: 5000, closeAll: false }).rows);
+  const expected = indexRows(
+    expectedRows(records, { resolutions, latenessMs: 2000, idleMs: 5000, closeAll: false }).rows,
+  );
   expect(expected.size).toBeGreaterThan(1000);
   const query = {
     devices: Array.from({ length: devices }, (_, d) => `${devicePrefix}-${d}`),
@@ -82,27 +108,52 @@ async function expectExactRows(topic: string, devicePrefix: string, devices: num
     toMs: startTs + readings * 100 + 120_000,
   };
   let actual = new Map();
-  await waitFor('every expected row in Cassandra', async () => {
-    actual = indexRows(await readRows(cassandra, query));
-    return actual.size >= expected.size;
-  }, 120_000, 1000);
+  await waitFor(
+    'every expected row in Cassandra',
+    async () => {
+      actual = indexRows(await readRows(cassandra, query));
+      return actual.size >= expected.size;
+    },
+    120_000,
+    1000,
+  );
   expect(diffRows(expected, actual)).toEqual([]);
 }
 
 function stream(devicePrefix: string) {
-  return fleetStream({ seed: 7, devicePrefix, devices: 12, readings: 400, intervalMs: 100, startTs, stampReceivedAt: true });
+  return fleetStream({
+    seed: 7,
+    devicePrefix,
+    devices: 12,
+    readings: 400,
+    intervalMs: 100,
+    startTs,
+    stampReceivedAt: true,
+  });
 }
 
 describe('stream-processor against the real Kafka and Cassandra', () => {
   it('writes exactly the contract rows for a stream sent through the real ingestion, late events to telemetry.late', async () => {
     const { startIngestion, loadConfig } = await import('@fleetpulse/ingestion');
     const ingestion = await startIngestion(
-      loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_INGESTION_PORT: '0', FLEETPULSE_INGESTION_HOST: '127.0.0.1' }),
+      loadConfig({
+        FLEETPULSE_ENV: 'development',
+        FLEETPULSE_INGESTION_PORT: '0',
+        FLEETPULSE_INGESTION_HOST: '127.0.0.1',
+      }),
       () => undefined,
     );
     const prefix = `sp-${randomUUID().slice(0, 8)}`;
     const now = Date.now();
-    const arrivals = fleetStream({ seed: 11, devicePrefix: prefix, devices: 8, readings: 300, intervalMs: 100, startTs: now - 120_000, stampReceivedAt: false });
+    const arrivals = fleetStream({
+      seed: 11,
+      devicePrefix: prefix,
+      devices: 8,
+      readings: 300,
+      intervalMs: 100,
+      startTs: now - 120_000,
+      stampReceivedAt: false,
+    });
     try {
       for (let i = 0; i < arrivals.length; i += 40) {
         const events = arrivals.slice(i, i + 40).flatMap((a) => a.events);
@@ -125,11 +176,22 @@ describe('stream-processor against the real Kafka and Cassandra', () => {
     const expected = indexRows(mine);
     expect(expected.size).toBeGreaterThan(400);
     let actual = new Map();
-    const query = { devices: Array.from({ length: 8 }, (_, d) => `${prefix}-${d}`), metrics, resolutions, fromMs: now - 200_000, toMs: now + 60_000 };
-    await waitFor('every expected row in Cassandra', async () => {
-      actual = indexRows(await readRows(cassandra, query));
-      return actual.size >= expected.size;
-    }, 120_000, 1000);
+    const query = {
+      devices: Array.from({ length: 8 }, (_, d) => `${prefix}-${d}`),
+      metrics,
+      resolutions,
+      fromMs: now - 200_000,
+      toMs: now + 60_000,
+    };
+    await waitFor(
+      'every expected row in Cassandra',
+      async () => {
+        actual = indexRows(await readRows(cassandra, query));
+        return actual.size >= expected.size;
+      },
+      120_000,
+      1000,
+    );
     expect(diffRows(expected, actual)).toEqual([]);
     expect(late).toBeGreaterThan(0);
     const lateRecords = await readTopic(kafka, Topics.late);
@@ -160,8 +222,9 @@ describe('stream-processor against the real Kafka and Cassandra', () => {
     const topic = await newTopic(3);
     const prefix = `cass-${randomUUID().slice(0, 8)}`;
     const arrivals = stream(prefix);
-    start(processorEnv(topic, `cass-${randomUUID()}`));
+    const processor = start(processorEnv(topic, `cass-${randomUUID()}`));
     await produce(topic, arrivals.slice(0, Math.floor(arrivals.length / 2)));
+    await waitFor('the processor to read', async () => processor.output.join('').includes('from offset'), 60_000);
     await stackDown({ only: ['cassandra'], log: silentLogger });
     const down = Date.now();
     await produce(topic, arrivals.slice(Math.floor(arrivals.length / 2)));
@@ -179,10 +242,14 @@ describe('stream-processor against the real Kafka and Cassandra', () => {
     const group = `pair-${randomUUID()}`;
     const a = start(processorEnv(topic, group));
     const b = start(processorEnv(topic, group));
-    await waitFor('both instances to hold partitions', async () => {
-      const assigned = (p: ProcessorProcess) => /partitions \[\d/.test(p.output.join('').split('joined').pop() ?? '');
-      return assigned(a) && assigned(b);
-    }, 60_000);
+    await waitFor(
+      'both instances to hold partitions',
+      async () => {
+        const assigned = (p: ProcessorProcess) => /partitions \[\d/.test(p.output.join('').split('joined').pop() ?? '');
+        return assigned(a) && assigned(b);
+      },
+      60_000,
+    );
     await produce(topic, arrivals.slice(0, Math.floor(arrivals.length / 2)));
     await new Promise((r) => setTimeout(r, 2000));
     a.child.kill('SIGKILL');

@@ -1,6 +1,12 @@
 import { Topics, type AggregateRow } from '@fleetpulse/contracts';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
-import { InvalidRecordError, WindowAggregator, decodeRecordValue, type PartitionCheckpoint, type PartitionStart } from './core';
+import {
+  InvalidRecordError,
+  WindowAggregator,
+  decodeRecordValue,
+  type PartitionCheckpoint,
+  type PartitionStart,
+} from './core';
 import type { ProcessorConfig } from './config';
 import type { ProcessorMetrics } from './metrics';
 import type { AggregateStore } from './storage/aggregate-store';
@@ -52,7 +58,12 @@ export class StreamProcessor {
       allowedLatenessMs: config.aggregator.allowedLatenessMs,
       idleTimeoutMs: config.aggregator.idleTimeoutMs,
     });
-    this.consumer = kafka.consumer({ groupId: config.groupId, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: 3000, maxBytesPerPartition: 4 * 1024 * 1024 });
+    this.consumer = kafka.consumer({
+      groupId: config.groupId,
+      sessionTimeout: config.sessionTimeoutMs,
+      heartbeatInterval: 3000,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+    });
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     this.admin = kafka.admin();
   }
@@ -72,10 +83,16 @@ export class StreamProcessor {
       this.generation++;
       for (const p of [...this.parts.keys()]) this.dropPartition(p);
       const assigned = e.payload.memberAssignment[this.config.sourceTopic] ?? [];
-      this.log(`stream-processor: joined ${this.config.groupId} (generation ${this.generation}), partitions [${assigned.join(',')}]`);
+      this.log(
+        `stream-processor: joined ${this.config.groupId} (generation ${this.generation}), partitions [${assigned.join(',')}]`,
+      );
     });
     await this.consumer.subscribe({ topic: this.config.sourceTopic, fromBeginning: true });
-    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.onBatch(payload) });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
     this.running = true;
     this.tick = setInterval(() => void this.onTick(), this.config.tickMs);
   }
@@ -85,7 +102,9 @@ export class StreamProcessor {
     if (this.tick) clearInterval(this.tick);
     this.running = false;
     await this.consumer.stop();
-    await this.flush(true).catch((e: unknown) => this.log(`stream-processor: final flush failed (will re-read on restart): ${String(e)}`));
+    await this.flush(true).catch((e: unknown) =>
+      this.log(`stream-processor: final flush failed (will re-read on restart): ${String(e)}`),
+    );
     await Promise.allSettled([this.consumer.disconnect(), this.producer.disconnect(), this.admin.disconnect()]);
   }
 
@@ -110,13 +129,18 @@ export class StreamProcessor {
       const offsets = await this.admin.fetchTopicOffsets(this.config.sourceTopic);
       const low = offsets.find((o) => o.partition === p)?.low;
       if (low !== undefined && firstOffset <= BigInt(low)) start = { kind: 'beginning' };
-      else if (checkpoint) this.log(`stream-processor: partition ${p}: checkpoint (offset ${checkpoint.commitOffset}) is behind offset ${firstOffset}; windows at the start are written only where absent`);
+      else if (checkpoint)
+        this.log(
+          `stream-processor: partition ${p}: checkpoint (offset ${checkpoint.commitOffset}) is behind offset ${firstOffset}; windows at the start are written only where absent`,
+        );
     }
     try {
       this.aggregator.assignPartition(p, start);
     } catch (e) {
       // A checkpoint of another configuration (resolutions, lateness): start as a range, never over complete rows.
-      this.log(`stream-processor: partition ${p}: checkpoint not usable (${e instanceof Error ? e.message : String(e)}); starting as a range`);
+      this.log(
+        `stream-processor: partition ${p}: checkpoint not usable (${e instanceof Error ? e.message : String(e)}); starting as a range`,
+      );
       this.aggregator.assignPartition(p, { kind: 'range' });
       skipBelow = undefined;
       start = { kind: 'range' };
@@ -151,7 +175,11 @@ export class StreamProcessor {
           this.pendingDlq.push({
             key: m.key,
             value: m.value,
-            headers: { error: `${this.config.sourceTopic}[${p}]@${m.offset}: ${e.message}`, source: 'stream-processor', receivedAt: String(Date.now()) },
+            headers: {
+              error: `${this.config.sourceTopic}[${p}]@${m.offset}: ${e.message}`,
+              source: 'stream-processor',
+              receivedAt: String(Date.now()),
+            },
           });
           resolveOffset(m.offset);
           continue;
@@ -175,7 +203,8 @@ export class StreamProcessor {
     if (!this.running) return;
     const now = Date.now();
     // A partition with nothing to read lets the wall clock (less a margin) close its idle devices' windows.
-    for (const [p, s] of this.parts) if (s.caughtUp) this.aggregator.advanceProcessingTime(p, now - this.config.idleSafetyMarginMs);
+    for (const [p, s] of this.parts)
+      if (s.caughtUp) this.aggregator.advanceProcessingTime(p, now - this.config.idleSafetyMarginMs);
     await this.flush(false).catch((e: unknown) => this.log(`stream-processor: flush failed: ${String(e)}`));
   }
 
@@ -204,9 +233,19 @@ export class StreamProcessor {
       await this.store.writeAll(complete, partial);
       const topicMessages = [];
       if (complete.length > 0)
-        topicMessages.push({ topic: Topics.aggregates, messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })) });
+        topicMessages.push({
+          topic: Topics.aggregates,
+          messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
+        });
       if (out.late.length > 0)
-        topicMessages.push({ topic: Topics.late, messages: out.late.map((l) => ({ key: l.event.deviceId, value: JSON.stringify(l.event), headers: { missed: l.missed } })) });
+        topicMessages.push({
+          topic: Topics.late,
+          messages: out.late.map((l) => ({
+            key: l.event.deviceId,
+            value: JSON.stringify(l.event),
+            headers: { missed: l.missed },
+          })),
+        });
       if (dlq.length > 0) topicMessages.push({ topic: Topics.dlq, messages: dlq });
       if (topicMessages.length > 0) await this.producer.sendBatch({ topicMessages, acks: -1 });
       this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -218,7 +257,9 @@ export class StreamProcessor {
     if (commits.length === 0) return;
     await Promise.all(commits.map(({ p, cp }) => this.store.withRetry(() => this.checkpoints.save(p, cp))));
     if (generation !== this.generation) return;
-    await this.consumer.commitOffsets(commits.map(({ p, cp }) => ({ topic: this.config.sourceTopic, partition: p, offset: cp.commitOffset! })));
+    await this.consumer.commitOffsets(
+      commits.map(({ p, cp }) => ({ topic: this.config.sourceTopic, partition: p, offset: cp.commitOffset! })),
+    );
     this.lastCommitAt = Date.now();
     this.metrics.commits.inc();
   }

@@ -18,16 +18,28 @@ export interface RunningProcessor {
 }
 
 /** Connects to Cassandra and Kafka, starts the consumer loop and the health/metrics endpoint. */
-export async function startProcessor(config: ProcessorConfig, log: Log = (l) => console.log(l)): Promise<RunningProcessor> {
+export async function startProcessor(
+  config: ProcessorConfig,
+  log: Log = (l) => console.log(l),
+): Promise<RunningProcessor> {
   const cassandra = new Client({
     contactPoints: config.cassandraContactPoints,
     localDataCenter: config.cassandraDataCenter,
     keyspace: config.keyspace,
     pooling: { maxRequestsPerConnection: 2048 },
   });
-  await cassandra.connect().catch((e: unknown) => {
-    throw new Error(`cannot connect to Cassandra at ${config.cassandraContactPoints.join(',')}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  });
+  // Cassandra being down at start-up delays the processor, it does not stop it: retry with a log line.
+  for (let attempt = 1, backoff = 500; ; attempt++, backoff = Math.min(backoff * 2, 10_000)) {
+    try {
+      await cassandra.connect();
+      break;
+    } catch (e) {
+      log(
+        `stream-processor: cannot connect to Cassandra at ${config.cassandraContactPoints.join(',')} (attempt ${attempt}, retrying in ${backoff} ms): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+      );
+      await new Promise((r) => setTimeout(r, backoff));
+    }
+  }
   const kafka = new Kafka({
     clientId: `fleetpulse-stream-processor-${process.pid}`,
     brokers: config.kafkaBrokers,
@@ -49,10 +61,13 @@ export async function startProcessor(config: ProcessorConfig, log: Log = (l) => 
 
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    if (path === '/healthz')
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     if (path === '/readyz') {
       const ready = processor.isRunning && cassandra.getState().getConnectedHosts().length > 0;
-      return void res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'not ready' }));
+      return void res
+        .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status: ready ? 'ready' : 'not ready' }));
     }
     if (path === '/metrics') {
       metrics.registry.metrics().then(
@@ -66,7 +81,9 @@ export async function startProcessor(config: ProcessorConfig, log: Log = (l) => 
   server.listen(config.httpPort, config.httpHost);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
-  log(`stream-processor: ${config.sourceTopic} -> Cassandra ${config.keyspace} + ${'metrics.aggregates'}, resolutions ${config.aggregator.labels.join(',')}, group ${config.groupId}; health on :${port}`);
+  log(
+    `stream-processor: ${config.sourceTopic} -> Cassandra ${config.keyspace} + ${'metrics.aggregates'}, resolutions ${config.aggregator.labels.join(',')}, group ${config.groupId}; health on :${port}`,
+  );
 
   let closing: Promise<void> | undefined;
   const close = () =>

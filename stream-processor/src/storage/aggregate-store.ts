@@ -42,7 +42,8 @@ export class AggregateStore {
    * `partialRows` are written only where no row exists yet.
    */
   async writeAll(rows: readonly AggregateRow[], partialRows: readonly AggregateRow[] = []): Promise<void> {
-    if (partialRows.length > 0) await this.runBounded(partialRows.map((r) => () => this.writeRow(r, this.insertIfAbsent)));
+    if (partialRows.length > 0)
+      await this.runBounded(partialRows.map((r) => () => this.writeRow(r, this.insertIfAbsent)));
     if (rows.length === 0) return;
     const devices = new Map<string, { lastSeen: number; metrics: Set<string> }>();
     for (const r of rows) {

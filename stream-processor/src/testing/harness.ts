@@ -17,7 +17,9 @@ export async function readTopic(kafka: Kafka, topic: string): Promise<TopicRecor
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic);
   await admin.disconnect();
-  const remaining = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]));
+  const remaining = new Map(
+    ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]),
+  );
   const records: TopicRecord[] = [];
   if (remaining.size === 0) return records;
   const consumer = kafka.consumer({ groupId: `reader-${process.pid}-${Math.random().toString(36).slice(2)}` });
@@ -26,7 +28,11 @@ export async function readTopic(kafka: Kafka, topic: string): Promise<TopicRecor
   await new Promise<void>((resolve) => {
     void consumer.run({
       eachMessage: async ({ partition, message }) => {
-        records.push({ partition, offset: message.offset, value: JSON.parse(message.value!.toString()) as TelemetryEvent });
+        records.push({
+          partition,
+          offset: message.offset,
+          value: JSON.parse(message.value!.toString()) as TelemetryEvent,
+        });
         if (BigInt(message.offset) + 1n >= remaining.get(partition)!) remaining.delete(partition);
         if (remaining.size === 0) resolve();
       },
@@ -40,7 +46,10 @@ export async function readTopic(kafka: Kafka, topic: string): Promise<TopicRecor
  * The rows the contract defines for these records, by the naive reference (not the aggregator under test). With
  * `closeAll`, every device is finally idle (the processor's wall clock passes every receivedAt + idle timeout).
  */
-export function expectedRows(records: TopicRecord[], opts: { resolutions: string[]; latenessMs: number; idleMs: number; closeAll: boolean }): { rows: AggregateRow[]; late: number } {
+export function expectedRows(
+  records: TopicRecord[],
+  opts: { resolutions: string[]; latenessMs: number; idleMs: number; closeAll: boolean },
+): { rows: AggregateRow[]; late: number } {
   const ref = new ReferenceAggregator(opts.resolutions, opts.latenessMs, opts.idleMs);
   const rows: AggregateRow[] = [];
   let late = 0;
@@ -52,11 +61,14 @@ export function expectedRows(records: TopicRecord[], opts: { resolutions: string
     late += out.late.length;
   }
   if (opts.closeAll)
-    for (const p of partitions) for (const w of ref.apply({ kind: 'advance', partition: p, ms: Number.MAX_SAFE_INTEGER }).windows) rows.push(...w.rows);
+    for (const p of partitions)
+      for (const w of ref.apply({ kind: 'advance', partition: p, ms: Number.MAX_SAFE_INTEGER }).windows)
+        rows.push(...w.rows);
   return { rows, late };
 }
 
-const rowKey = (r: Pick<AggregateRow, 'deviceId' | 'metric' | 'resolution' | 'windowStart'>) => `${r.deviceId}|${r.metric}|${r.resolution}|${r.windowStart}`;
+const rowKey = (r: Pick<AggregateRow, 'deviceId' | 'metric' | 'resolution' | 'windowStart'>) =>
+  `${r.deviceId}|${r.metric}|${r.resolution}|${r.windowStart}`;
 
 export function indexRows(rows: AggregateRow[]): Map<string, AggregateRow> {
   return new Map(rows.map((r) => [rowKey(r), r]));
@@ -95,7 +107,12 @@ export async function readRows(
   return rows;
 }
 
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 500): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 500,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
@@ -130,7 +147,8 @@ export function diffRows(expected: Map<string, AggregateRow>, actual: Map<string
   for (const [k, e] of expected) {
     const a = actual.get(k);
     if (!a) problems.push(`missing ${k}`);
-    else if (JSON.stringify(a) !== JSON.stringify(e)) problems.push(`differs ${k}: expected ${JSON.stringify(e)}, got ${JSON.stringify(a)}`);
+    else if (JSON.stringify(a) !== JSON.stringify(e))
+      problems.push(`differs ${k}: expected ${JSON.stringify(e)}, got ${JSON.stringify(a)}`);
   }
   for (const k of actual.keys()) if (!expected.has(k)) problems.push(`unexpected ${k}`);
   return problems;

@@ -49,13 +49,18 @@ export function fleetStream(o: StreamOptions): Arrival[] {
       const event: TelemetryEvent = {
         deviceId,
         ts,
-        metrics: { temp: Math.round((20 + 5 * Math.sin(i / 20 + d) + rnd()) * 100) / 100, vib: Math.round(rnd() * 1000) / 1000 },
+        metrics: {
+          temp: Math.round((20 + 5 * Math.sin(i / 20 + d) + rnd()) * 100) / 100,
+          vib: Math.round(rnd() * 1000) / 1000,
+        },
         seq: i,
       };
       let at = ts + 40;
       const r = rnd();
-      if (offline && ts >= offline.from && ts < offline.to) at = offline.to + 40; // backlog upload
-      else if (r < 0.03) at = ts + 5000 + Math.floor(rnd() * 10_000); // late
+      if (offline && ts >= offline.from && ts < offline.to)
+        at = offline.to + 40; // backlog upload
+      else if (r < 0.03)
+        at = ts + 5000 + Math.floor(rnd() * 10_000); // late
       else if (r < 0.1) at = ts + 40 + o.intervalMs + 10; // overtaken by the next reading
       pending.push({ at, order: order++, event });
       if (rnd() < 0.03) pending.push({ at: at + 300, order: order++, event: { ...event } }); // a retry

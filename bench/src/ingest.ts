@@ -1,0 +1,235 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
+import { kafkaDeps, resolveClasspath } from '@fleetpulse/compose/dist/java';
+import { parseTelemetry } from '@fleetpulse/native';
+import { Kafka, logLevel } from 'kafkajs';
+import { benchPayloads } from './parse';
+
+const repo = join(__dirname, '..', '..');
+
+export interface BenchIngestOptions {
+  /** [seconds=20] - measured load duration. */
+  seconds?: number;
+  /** [connections=32] - concurrent HTTP connections of the load generator. */
+  connections?: number;
+  /** [batchSize=500] - events per request. */
+  batchSize?: number;
+  /** [port=18080] */
+  port?: number;
+}
+
+export interface BenchIngestResult {
+  service: {
+    eventsPerSec: number;
+    requestsPerSec: number;
+    p50Ms: number;
+    p99Ms: number;
+    status: Record<string, number>;
+    peakRssMb: number;
+    seconds: number;
+  };
+  /** Kafka's own ProducerPerformance with the same record values, acks=all, idempotent. */
+  ceiling: {
+    recordsPerSec: number;
+    mbPerSec: number;
+    eventsPerRecord: number;
+    eventsPerSec: number;
+    avgLatencyMs: number;
+  };
+  ratio: number;
+}
+
+function rssMb(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+async function waitReady(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} not ready within ${timeoutMs} ms`);
+}
+
+function runNode(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}`))));
+  });
+}
+
+/**
+ * The ingestion service as a whole, as its own process: a load generator (another process) posts batches of
+ * `batchSize` events over keep-alive HTTP; every 202 means Kafka acknowledged from all in-sync replicas. Then the
+ * broker's ceiling for the same records: Kafka's ProducerPerformance replays the record values ingestion produced.
+ */
+export async function benchIngest(opts: BenchIngestOptions = {}): Promise<BenchIngestResult> {
+  const seconds = opts.seconds ?? 20;
+  const connections = opts.connections ?? 32;
+  const batchSize = opts.batchSize ?? 500;
+  const port = opts.port ?? 18080;
+  await stackUp({ log: stderrLogger });
+  const dir = mkdtempSync(join(tmpdir(), 'fleetpulse-bench-'));
+  const bodies = benchPayloads(batchSize, 64, 'json', Date.now() + 30_000);
+  const bodiesFile = join(dir, 'bodies.json');
+  writeFileSync(
+    bodiesFile,
+    JSON.stringify({
+      bodies: bodies.map((b) => b.toString('base64')),
+      contentType: 'application/json',
+      eventsPerBody: batchSize,
+    }),
+  );
+
+  const ingestion = spawn(process.execPath, [join(repo, 'ingestion', 'dist', 'main.js')], {
+    env: {
+      ...process.env,
+      FLEETPULSE_ENV: 'development',
+      FLEETPULSE_INGESTION_PORT: String(port),
+      FLEETPULSE_INGESTION_HOST: '127.0.0.1',
+      FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  let peakRss = 0;
+  const sampler = setInterval(() => {
+    try {
+      peakRss = Math.max(peakRss, rssMb(ingestion.pid!).rss);
+    } catch {
+      /* exited */
+    }
+  }, 100);
+  try {
+    await waitReady(`http://127.0.0.1:${port}/readyz`, 30_000);
+    const worker = join(__dirname, 'load-worker.js');
+    const url = `http://127.0.0.1:${port}/v1/telemetry`;
+    await runNode([worker, url, 'dev-token', bodiesFile, String(connections), '3']); // warm-up
+    const report = JSON.parse(
+      await runNode([worker, url, 'dev-token', bodiesFile, String(connections), String(seconds)]),
+    ) as {
+      requests: number;
+      status: Record<string, number>;
+      eventsAccepted: number;
+      seconds: number;
+      latencyMs: { p50: number; p99: number };
+    };
+    peakRss = Math.max(peakRss, rssMb(ingestion.pid!).hwm);
+    const service = {
+      eventsPerSec: report.eventsAccepted / report.seconds,
+      requestsPerSec: report.requests / report.seconds,
+      p50Ms: report.latencyMs.p50,
+      p99Ms: report.latencyMs.p99,
+      status: report.status,
+      peakRssMb: peakRss,
+      seconds: report.seconds,
+    };
+    const ceiling = await kafkaCeiling(
+      bodies,
+      dir,
+      Math.max(200_000, Math.round((service.eventsPerSec * seconds) / batchSize) * 10),
+    );
+    return { service, ceiling, ratio: service.eventsPerSec / ceiling.eventsPerSec };
+  } finally {
+    clearInterval(sampler);
+    ingestion.kill('SIGTERM');
+  }
+}
+
+/** ProducerPerformance (kafka-tools) with ingestion's own record values for these bodies, to a fresh topic. */
+async function kafkaCeiling(bodies: Buffer[], dir: string, numRecords: number): Promise<BenchIngestResult['ceiling']> {
+  const now = Date.now();
+  const values: string[] = [];
+  let events = 0;
+  for (const body of bodies) {
+    const r = parseTelemetry(body, {
+      contentType: 'json',
+      receivedAt: now,
+      nowMs: now,
+      maxFutureMs: 3_600_000,
+      maxPastMs: 3_600_000,
+      maxEvents: 100_000,
+      groupByDevice: true,
+    });
+    let start = 0;
+    for (let i = 0; i < r.keys.length; i++) {
+      values.push(r.values.subarray(start, r.valueEnds[i]).toString());
+      start = r.valueEnds[i]!;
+    }
+    events += r.accepted;
+  }
+  const eventsPerRecord = events / values.length;
+  const payloadFile = join(dir, 'payloads.txt');
+  writeFileSync(payloadFile, values.join('\n'));
+  const config = loadStackConfig();
+  const topic = `bench.ceiling.${now}`;
+  const kafka = new Kafka({ clientId: 'bench', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [{ topic, numPartitions: config.topicPartitions, replicationFactor: 1 }],
+  });
+  const deps = [
+    ...kafkaDeps(config.kafka.version),
+    { groupId: 'org.apache.kafka', artifactId: 'kafka-tools', version: config.kafka.version },
+  ];
+  const classpath = await resolveClasspath(config, 'kafka-tools', deps, stderrLogger);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(
+      config.java,
+      [
+        '-Xmx512m',
+        '-cp',
+        classpath.join(':'),
+        'org.apache.kafka.tools.ProducerPerformance',
+        '--topic',
+        topic,
+        '--num-records',
+        String(numRecords),
+        '--throughput',
+        '-1',
+        '--payload-file',
+        payloadFile,
+        '--producer-props',
+        `bootstrap.servers=${kafkaBrokers().join(',')}`,
+        'acks=all',
+        'enable.idempotence=true',
+        'linger.ms=5',
+        'batch.size=262144',
+        'max.request.size=16777216',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`ProducerPerformance exited ${code}:\n${text.slice(-2000)}`)),
+    );
+  });
+  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin.disconnect();
+  // Last line: "N records sent, X records/sec (Y MB/sec), Z ms avg latency, ..."
+  const m = /(\d+) records sent, ([\d.]+) records\/sec \(([\d.]+) MB\/sec\), ([\d.]+) ms avg latency/.exec(out);
+  if (!m) throw new Error(`cannot read ProducerPerformance's summary:\n${out.slice(-2000)}`);
+  const recordsPerSec = Number(m[2]);
+  return {
+    recordsPerSec,
+    mbPerSec: Number(m[3]),
+    eventsPerRecord,
+    eventsPerSec: recordsPerSec * eventsPerRecord,
+    avgLatencyMs: Number(m[4]),
+  };
+}
