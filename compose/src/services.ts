@@ -31,7 +31,13 @@ const dashboardPort = Number(process.env.FLEETPULSE_DASHBOARD_PORT ?? DefaultPor
 
 /** Every service `start` knows, in start order. Services not built yet are skipped. */
 export const services: ServiceSpec[] = [
-  { name: 'stream-processor', workspace: 'stream-processor', args: [], env: common },
+  {
+    name: 'stream-processor',
+    workspace: 'stream-processor',
+    args: [],
+    env: common,
+    readyUrl: 'http://127.0.0.1:8081/healthz',
+  },
   { name: 'scoring', workspace: 'scoring', args: [], env: common },
   {
     name: 'ingestion',

@@ -144,13 +144,13 @@ export async function runStart(log: Logger = stderrLogger): Promise<number> {
     await stop;
     return 0;
   } finally {
-    await Promise.all(
-      running.reverse().map(async (r) => {
-        if (r.child.pid !== undefined) await stopPid(r.child.pid, 10_000);
-        await r.exited;
-        removeFile(r.pidFile);
-      }),
-    );
+    // One at a time, in reverse start order: the simulator hands its last events to a still-running ingestion,
+    // which drains into a still-running Kafka, before the processors stop.
+    for (const r of running.reverse()) {
+      if (r.child.pid !== undefined) await stopPid(r.child.pid, 10_000);
+      await r.exited;
+      removeFile(r.pidFile);
+    }
     if (started.length > 0) await stackDown({ config, log, only: started });
     else if (running.length > 0 || controller.signal.aborted)
       log('stack was reused; left running (`npm run stack -- down` stops it)');
