@@ -1,5 +1,13 @@
 import { Topics, type AggregateRow } from '@fleetpulse/contracts';
-import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import {
+  Partitioners,
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type Kafka,
+  type Message,
+  type Producer,
+} from 'kafkajs';
 import {
   InvalidRecordError,
   WindowAggregator,
@@ -64,7 +72,12 @@ export class StreamProcessor {
       heartbeatInterval: 3000,
       maxBytesPerPartition: 4 * 1024 * 1024,
     });
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     this.admin = kafka.admin();
   }
 
@@ -101,10 +114,12 @@ export class StreamProcessor {
   async stop(): Promise<void> {
     if (this.tick) clearInterval(this.tick);
     this.running = false;
-    await this.consumer.stop();
+    // Commit while the group is still joined (kafkajs cannot commit after stop): pause, flush, then leave.
+    this.consumer.pause([{ topic: this.config.sourceTopic }]);
     await this.flush(true).catch((e: unknown) =>
       this.log(`stream-processor: final flush failed (will re-read on restart): ${String(e)}`),
     );
+    await this.consumer.stop();
     await Promise.allSettled([this.consumer.disconnect(), this.producer.disconnect(), this.admin.disconnect()]);
   }
 

@@ -44,7 +44,8 @@ export async function startProcessor(
     clientId: `fleetpulse-stream-processor-${process.pid}`,
     brokers: config.kafkaBrokers,
     logLevel: logLevel.WARN,
-    logCreator: () => (entry) => log(`kafka ${logLevel[entry.level]}: ${entry.log.message}`),
+    logCreator: () => (entry) =>
+      log(`kafka ${entry.level === logLevel.ERROR ? 'error' : 'warning'}: ${entry.log.message}`),
   });
   const metrics = new ProcessorMetrics();
   const store = new AggregateStore(cassandra, {
