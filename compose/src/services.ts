@@ -38,7 +38,14 @@ export const services: ServiceSpec[] = [
     env: common,
     readyUrl: 'http://127.0.0.1:8081/healthz',
   },
-  { name: 'scoring', workspace: 'scoring', args: [], env: common },
+  {
+    name: 'scoring',
+    workspace: 'scoring',
+    args: [],
+    // The committed default model; drop another .onnx there (write, then rename) to swap it live.
+    env: (ctx) => ({ ...common(ctx), MODELS_DIR: join(repoRoot, 'scoring', 'models') }),
+    readyUrl: 'http://127.0.0.1:8082/healthz',
+  },
   {
     name: 'ingestion',
     workspace: 'ingestion',

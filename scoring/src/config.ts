@@ -1,0 +1,165 @@
+/** Scoring configuration: every environment variable and flag checked once, at start-up; one error lists all. */
+import { resolve } from 'node:path';
+import { DefaultPorts, Keyspace, Topics } from '@fleetpulse/contracts';
+import { z } from 'zod';
+
+export interface ScoringConfig {
+  modelsDir: string;
+  kafkaBrokers: string[];
+  cassandraContactPoints: string[];
+  cassandraDataCenter: string;
+  keyspace: string;
+  /** Write anomalous scores to Cassandra (fleetpulse.anomalies, anomalies_by_day). */
+  storeAnomalies: boolean;
+  groupId: string;
+  sourceTopic: string;
+  scoresTopic: string;
+  maxBatch: number;
+  /** Longest wait for a window's missing features, ms. */
+  maxWaitMs: number;
+  /** How often waiting windows are checked against maxWaitMs, ms. */
+  tickMs: number;
+  /** Watcher: two checks this far apart must agree before a file is loaded, ms. */
+  settleMs: number;
+  rescanMs: number;
+  intraOpThreads: number;
+  recycleAfterLoads: number;
+  recycleRssBytes: number;
+  sessionTimeoutMs: number;
+  httpHost: string;
+  httpPort: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid scoring configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+export const DefaultScoringPort = 8082;
+
+const int = (min: number, max: number) =>
+  z.coerce
+    .number()
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+
+const envSchema = z.object({
+  MODELS_DIR: z.string().min(1).default('models'),
+  FLEETPULSE_KAFKA_BROKERS: z.string().default(`127.0.0.1:${DefaultPorts.kafka}`),
+  FLEETPULSE_CASSANDRA_CONTACT_POINTS: z.string().default(`127.0.0.1:${DefaultPorts.cassandra}`),
+  FLEETPULSE_CASSANDRA_DC: z.string().min(1).default('datacenter1'),
+  FLEETPULSE_KEYSPACE: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,47}$/, 'must be a CQL identifier')
+    .default(Keyspace),
+  FLEETPULSE_SCORING_STORE: z.enum(['on', 'off']).default('on'),
+  FLEETPULSE_SCORING_GROUP: z.string().min(1).default('fleetpulse-scoring'),
+  FLEETPULSE_SCORING_SOURCE_TOPIC: z.string().min(1).default(Topics.aggregates),
+  FLEETPULSE_SCORING_SCORES_TOPIC: z.string().min(1).default(Topics.scores),
+  FLEETPULSE_SCORING_MAX_BATCH: int(1, 65_536).default(1024),
+  FLEETPULSE_SCORING_MAX_WAIT_MS: int(0, 3_600_000).default(10_000),
+  FLEETPULSE_SCORING_TICK_MS: int(10, 60_000).default(500),
+  FLEETPULSE_SCORING_SETTLE_MS: int(0, 60_000).default(100),
+  FLEETPULSE_SCORING_RESCAN_MS: int(100, 3_600_000).default(5000),
+  FLEETPULSE_SCORING_INTRA_OP_THREADS: int(1, 64).default(1),
+  FLEETPULSE_SCORING_RECYCLE_AFTER_LOADS: int(1, 100_000).default(50),
+  FLEETPULSE_SCORING_RECYCLE_RSS_MB: int(64, 1_048_576).default(1024),
+  FLEETPULSE_SCORING_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000),
+  FLEETPULSE_SCORING_HOST: z.string().min(1).default('0.0.0.0'),
+  FLEETPULSE_SCORING_PORT: int(0, 65535).default(DefaultScoringPort),
+});
+
+/** Flags override their variables: --models-dir DIR, --port N. */
+function applyArgs(env: Record<string, string | undefined>, argv: readonly string[], problems: string[]) {
+  const out = { ...env };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => inline ?? argv[++i];
+    if (flag === '--models-dir') out.MODELS_DIR = value();
+    else if (flag === '--port') out.FLEETPULSE_SCORING_PORT = value();
+    else problems.push(`unknown argument "${a}" (see --help)`);
+  }
+  return out;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): ScoringConfig {
+  const problems: string[] = [];
+  const merged = applyArgs(env, argv, problems);
+  const parsed = envSchema.safeParse(merged);
+  if (!parsed.success) {
+    problems.push(...parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const hostPorts = (name: string, value: string) => {
+    const items = list(value);
+    if (items.length === 0) problems.push(`${name}: give at least one host:port`);
+    for (const b of items) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`${name}: "${b}" is not host:port`);
+    return items;
+  };
+  const kafkaBrokers = hostPorts('FLEETPULSE_KAFKA_BROKERS', e.FLEETPULSE_KAFKA_BROKERS);
+  const cassandraContactPoints = hostPorts(
+    'FLEETPULSE_CASSANDRA_CONTACT_POINTS',
+    e.FLEETPULSE_CASSANDRA_CONTACT_POINTS,
+  );
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    modelsDir: resolve(e.MODELS_DIR),
+    kafkaBrokers,
+    cassandraContactPoints,
+    cassandraDataCenter: e.FLEETPULSE_CASSANDRA_DC,
+    keyspace: e.FLEETPULSE_KEYSPACE,
+    storeAnomalies: e.FLEETPULSE_SCORING_STORE === 'on',
+    groupId: e.FLEETPULSE_SCORING_GROUP,
+    sourceTopic: e.FLEETPULSE_SCORING_SOURCE_TOPIC,
+    scoresTopic: e.FLEETPULSE_SCORING_SCORES_TOPIC,
+    maxBatch: e.FLEETPULSE_SCORING_MAX_BATCH,
+    maxWaitMs: e.FLEETPULSE_SCORING_MAX_WAIT_MS,
+    tickMs: e.FLEETPULSE_SCORING_TICK_MS,
+    settleMs: e.FLEETPULSE_SCORING_SETTLE_MS,
+    rescanMs: e.FLEETPULSE_SCORING_RESCAN_MS,
+    intraOpThreads: e.FLEETPULSE_SCORING_INTRA_OP_THREADS,
+    recycleAfterLoads: e.FLEETPULSE_SCORING_RECYCLE_AFTER_LOADS,
+    recycleRssBytes: e.FLEETPULSE_SCORING_RECYCLE_RSS_MB * 1024 * 1024,
+    sessionTimeoutMs: e.FLEETPULSE_SCORING_SESSION_TIMEOUT_MS,
+    httpHost: e.FLEETPULSE_SCORING_HOST,
+    httpPort: e.FLEETPULSE_SCORING_PORT,
+  };
+}
+
+export const helpText = `fleetpulse scoring: scores metrics.aggregates with the ONNX models in MODELS_DIR and publishes
+anomaly.scores (+ anomalous ones to Cassandra). Models are loaded, swapped and unloaded by dropping, replacing
+(write, then rename into place) and deleting <name>.onnx files (+ optional <name>.json sidecars).
+
+Usage: node scoring/dist/main.js [--models-dir DIR] [--port N] [--help]
+
+Configuration is by environment variable (validated at start-up; flags override):
+  MODELS_DIR                             model folder, relative to cwd (default models)
+  FLEETPULSE_KAFKA_BROKERS               host:port,... (default 127.0.0.1:9092)
+  FLEETPULSE_CASSANDRA_CONTACT_POINTS    host:port,... (default 127.0.0.1:9042)
+  FLEETPULSE_CASSANDRA_DC                local data center (default datacenter1)
+  FLEETPULSE_KEYSPACE                    (default fleetpulse)
+  FLEETPULSE_SCORING_STORE               on|off: write anomalies to Cassandra (default on)
+  FLEETPULSE_SCORING_GROUP               consumer group (default fleetpulse-scoring)
+  FLEETPULSE_SCORING_SOURCE_TOPIC        (default metrics.aggregates)
+  FLEETPULSE_SCORING_SCORES_TOPIC        (default anomaly.scores)
+  FLEETPULSE_SCORING_MAX_BATCH           rows per onnxruntime run (default 1024)
+  FLEETPULSE_SCORING_MAX_WAIT_MS         longest wait for a window's missing features (default 10000)
+  FLEETPULSE_SCORING_TICK_MS             how often waiting windows are checked (default 500)
+  FLEETPULSE_SCORING_SETTLE_MS           a new file must look the same twice this far apart (default 100)
+  FLEETPULSE_SCORING_RESCAN_MS           full folder rescan besides fs.watch (default 5000)
+  FLEETPULSE_SCORING_INTRA_OP_THREADS    onnxruntime threads per session (default 1)
+  FLEETPULSE_SCORING_RECYCLE_AFTER_LOADS restart the session host after this many loads (default 50)
+  FLEETPULSE_SCORING_RECYCLE_RSS_MB      ...or once its RSS passes this (default 1024)
+  FLEETPULSE_SCORING_SESSION_TIMEOUT_MS  Kafka group session timeout (default 30000)
+  FLEETPULSE_SCORING_HOST / _PORT        /healthz /readyz /metrics /api/models (default 0.0.0.0:8082)
+`;

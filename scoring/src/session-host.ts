@@ -1,0 +1,174 @@
+/**
+ * The service's side of the session host (session-host-child.ts): sessions by key in a child process, with
+ * recycling. After `recycleAfterLoads` session creations (or when the child's RSS passes `recycleRssBytes`) a new
+ * child is started, every live session is loaded into it, and only then does it take over; the old child finishes
+ * what it has in flight and exits, taking whatever onnxruntime leaked with it. A child that dies is replaced the
+ * same way; requests it had in flight fail with a retriable {@link HostError}.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HostOptions, Request, Response, SessionInfo } from './session-protocol';
+
+export class HostError extends Error {
+  override readonly name = 'HostError';
+  constructor(
+    message: string,
+    readonly retriable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export interface SessionHostOptions extends HostOptions {
+  /** Start a fresh child after this many session creations in one. [50] */
+  recycleAfterLoads?: number;
+  /** ...or once the child's RSS passes this many bytes. [1 GiB] */
+  recycleRssBytes?: number;
+  log?: (line: string) => void;
+}
+
+type Pending = (r: Response) => void;
+
+/** The compiled child next to this file; from the TypeScript sources (jest), the built one in dist/. */
+function childScript(): string {
+  const here = join(__dirname, 'session-host-child.js');
+  return existsSync(here) ? here : join(__dirname, '..', 'dist', 'session-host-child.js');
+}
+type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+class Child {
+  readonly proc: ChildProcess;
+  readonly pending = new Map<number, Pending>();
+  loads = 0;
+  dead = false;
+  private nextId = 1;
+
+  constructor(opts: HostOptions, onExit: (c: Child, code: number | null) => void) {
+    this.proc = fork(childScript(), [JSON.stringify(opts)], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.proc.on('message', (r: Response) => {
+      const p = this.pending.get(r.id);
+      this.pending.delete(r.id);
+      p?.(r);
+    });
+    this.proc.on('exit', (code) => {
+      this.dead = true;
+      for (const p of this.pending.values()) p({ id: 0, ok: false, error: `session host exited (code ${code})` });
+      this.pending.clear();
+      onExit(this, code);
+    });
+  }
+
+  request(body: Body<Request>): Promise<Response> {
+    if (this.dead) return Promise.resolve({ id: 0, ok: false, error: 'session host is not running' });
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.proc.send({ ...body, id } as Request);
+    });
+  }
+
+  async drainAndExit(): Promise<void> {
+    while (this.pending.size > 0 && !this.dead) await new Promise((r) => setTimeout(r, 5));
+    if (!this.dead) this.proc.disconnect();
+  }
+}
+
+export class SessionHost {
+  private child: Child;
+  /** Live sessions' model bytes, to load them into a fresh child. */
+  private readonly live = new Map<string, Uint8Array>();
+  private mgmt: Promise<unknown> = Promise.resolve();
+  private closing = false;
+  private readonly recycleAfter: number;
+  private readonly recycleRss: number;
+  private readonly log: (line: string) => void;
+  /** Children started (the first included). */
+  generations = 1;
+
+  constructor(private readonly opts: SessionHostOptions) {
+    this.recycleAfter = opts.recycleAfterLoads ?? 50;
+    this.recycleRss = opts.recycleRssBytes ?? 1024 ** 3;
+    this.log = opts.log ?? (() => undefined);
+    this.child = this.spawn();
+  }
+
+  private spawn(): Child {
+    return new Child({ intraOpThreads: this.opts.intraOpThreads }, (c, code) => {
+      if (this.closing || c !== this.child) return;
+      this.log(
+        `session host exited unexpectedly (code ${code}); starting another and reloading ${this.live.size} session(s)`,
+      );
+      void this.serial(() => this.replaceChild('crash'));
+    });
+  }
+
+  /** Management operations (load, release, recycle) one at a time; runs do not wait for them. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.mgmt.then(fn, fn);
+    this.mgmt = p.catch(() => undefined);
+    return p;
+  }
+
+  private async replaceChild(why: string): Promise<void> {
+    const next = this.spawn();
+    for (const [key, bytes] of this.live) {
+      const r = await next.request({ op: 'load', key, bytes });
+      if (!r.ok) this.log(`session host: reloading ${key} into a fresh host failed: ${r.error}`);
+      next.loads++;
+    }
+    const old = this.child;
+    this.child = next;
+    this.generations++;
+    this.log(`session host replaced (${why}); ${this.live.size} session(s) carried over`);
+    void old.drainAndExit();
+  }
+
+  /** Creates a session; resolves with its inputs and outputs. The key must be new or released. */
+  load(key: string, bytes: Uint8Array): Promise<SessionInfo> {
+    return this.serial(async () => {
+      const r = await this.child.request({ op: 'load', key, bytes });
+      this.child.loads++;
+      if (!r.ok) throw new HostError(r.error, false);
+      this.live.set(key, bytes);
+      return r.info!;
+    });
+  }
+
+  async run(key: string, input: Float32Array, rows: number, cols: number, output: string): Promise<Float32Array> {
+    const r = await this.child.request({ op: 'run', key, input, rows, cols, output });
+    if (!r.ok) throw new HostError(r.error, this.child.dead || r.error.startsWith('session host'));
+    return r.scores!;
+  }
+
+  release(key: string): Promise<void> {
+    return this.serial(async () => {
+      if (!this.live.delete(key)) return;
+      await this.child.request({ op: 'release', key });
+      if (this.child.loads >= this.recycleAfter) await this.replaceChild(`${this.child.loads} loads`);
+      else {
+        const rss = await this.childRss();
+        if (rss > this.recycleRss) await this.replaceChild(`child RSS ${Math.round(rss / 1048576)} MiB`);
+      }
+    });
+  }
+
+  /** The current child's resident set size, bytes (0 if it is not answering). */
+  async childRss(): Promise<number> {
+    const r = await this.child.request({ op: 'stats' });
+    return r.ok ? (r.rss ?? 0) : 0;
+  }
+
+  get pid(): number | undefined {
+    return this.child.proc.pid;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.mgmt;
+    await this.child.drainAndExit();
+  }
+}
