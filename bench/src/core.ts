@@ -1,7 +1,10 @@
 /*
  * The aggregation core alone: events/s on one thread and bytes per open window. Events are prepared (and passed
- * through JSON, as the consumer would get them) outside the timed region; the timed region is ingest + drain, which
- * includes building every output row.
+ * through JSON, as the consumer would get them) outside the timed region. Each chunk of events is fed to two
+ * aggregators in turn, timed separately:
+ *   - lazy: ingest + drain, rows not read (or built as objects with `materializeRows`);
+ *   - serialised: ingest + drain + every row's JSON text (`ClosedWindow.rowsJson`), what the service publishes.
+ * Wall time and this process's CPU time are both reported: on a shared machine CPU time is the steadier figure.
  */
 import { performance } from 'node:perf_hooks';
 import type { TelemetryEvent } from '@fleetpulse/contracts';
@@ -27,24 +30,39 @@ export interface BenchCoreOptions {
   recordsPerDrain?: number;
   /** [measureMemory=true] - also measure bytes per open window (precise with node --expose-gc). */
   measureMemory?: boolean;
-  /** [materializeRows=false] - also build every AggregateRow object (what a consumer reading `rows` pays). */
+  /** [materializeRows=false] - in the lazy pass, also build every AggregateRow object (what reading `rows` pays). */
   materializeRows?: boolean;
+  /** [serializeRows=true] - also run the serialised pass (every row's JSON text). */
+  serializeRows?: boolean;
   /** [seed=1] */
   seed?: number;
 }
 
+export interface BenchPassResult {
+  seconds: number;
+  cpuSeconds: number;
+  eventsPerSec: number;
+  eventsPerCpuSec: number;
+  rowsPerSec: number;
+}
+
 export interface BenchCoreResult {
   events: number;
+  /** Lazy pass (rows not read, unless materializeRows). */
   seconds: number;
+  cpuSeconds: number;
   eventsPerSec: number;
+  eventsPerCpuSec: number;
   windowsClosed: number;
   rowsPerSec: number;
+  /** Serialised pass: every row's JSON text built. */
+  serialized?: BenchPassResult & { jsonBytesPerRow: number };
   late: number;
   retries: number;
   openWindowsAtEnd: number;
   memory?: {
     exactGc: boolean;
-    /** Heap + array buffers added per open window, devices' own state excluded. */
+    /** Heap + array buffers added per open window (all its metrics), devices' own state excluded. */
     bytesPerOpenWindow: number;
     /** Per device, with its first three windows. */
     bytesPerDeviceWithWindows: number;
@@ -109,6 +127,16 @@ function makeChunk(
   return out;
 }
 
+/** Adds fn's wall and CPU (user + system of this process) milliseconds to `into`. */
+function timed(into: { wall: number; cpu: number }, fn: () => void): void {
+  const cpu = process.cpuUsage();
+  const t = performance.now();
+  fn();
+  into.wall += performance.now() - t;
+  const u = process.cpuUsage(cpu);
+  into.cpu += (u.user + u.system) / 1000;
+}
+
 function gc(): boolean {
   const g = (globalThis as { gc?: () => void }).gc;
   if (g) {
@@ -168,46 +196,82 @@ export async function benchCore(opts: BenchCoreOptions = {}): Promise<BenchCoreR
     recordsPerDrain: 5000,
     measureMemory: true,
     materializeRows: false,
+    serializeRows: true,
     seed: 1,
     ...opts,
   };
-  const agg = new WindowAggregator({ resolutions: o.resolutions });
-  for (let p = 0; p < o.partitions; p++) agg.assignPartition(p);
+  const lazy = new WindowAggregator({ resolutions: o.resolutions });
+  const ser = new WindowAggregator({ resolutions: o.resolutions });
+  for (let p = 0; p < o.partitions; p++) {
+    lazy.assignPartition(p);
+    ser.assignPartition(p);
+  }
   const rand = rng(o.seed);
   const offsets = new Array<number>(o.partitions).fill(0);
-  let elapsed = 0;
+  const timeL = { wall: 0, cpu: 0 };
+  const timeS = { wall: 0, cpu: 0 };
   let events = 0;
+  let jsonBytes = 0;
+  let jsonRows = 0;
+  const every = o.recordsPerDrain;
   for (let s = 0; s < o.seconds; s += ChunkSeconds) {
     const chunk = makeChunk(o, s, Math.min(ChunkSeconds, o.seconds - s), rand, offsets);
     // Let the event loop breathe between chunks (the caller may be reporting progress).
     await new Promise<void>((resolve) => setImmediate(resolve));
     (globalThis as { gc?: () => void }).gc?.();
-    const t = performance.now();
-    const every = o.recordsPerDrain;
-    let rows = 0;
-    for (let i = 0; i < chunk.length; i++) {
-      const r = chunk[i]!;
-      agg.ingest(r.partition, r.offset, r.value);
-      if (i % every === every - 1 || i === chunk.length - 1) {
-        const out = agg.drain();
-        if (o.materializeRows) for (const w of out.windows) rows += w.rows.length;
+    timed(timeL, () => {
+      let rows = 0;
+      for (let i = 0; i < chunk.length; i++) {
+        const r = chunk[i]!;
+        lazy.ingest(r.partition, r.offset, r.value);
+        if (i % every === every - 1 || i === chunk.length - 1) {
+          const out = lazy.drain();
+          if (o.materializeRows) for (const w of out.windows) rows += w.rows.length;
+        }
       }
+      if (rows < 0) throw new Error('unreachable'); // keeps `rows` observable
+    });
+    if (o.serializeRows) {
+      (globalThis as { gc?: () => void }).gc?.();
+      timed(timeS, () => {
+        for (let i = 0; i < chunk.length; i++) {
+          const r = chunk[i]!;
+          ser.ingest(r.partition, r.offset, r.value);
+          if (i % every === every - 1 || i === chunk.length - 1) {
+            for (const w of ser.drain().windows) {
+              const texts = w.rowsJson();
+              jsonRows += texts.length;
+              // Length only: what a producer would hand to Kafka and Cassandra, without keeping it.
+              for (const t of texts) jsonBytes += t.length;
+            }
+          }
+        }
+      });
     }
-    if (rows < 0) throw new Error('unreachable'); // keeps `rows` observable
-    elapsed += performance.now() - t;
     events += chunk.length;
   }
-  const st = agg.stats();
+  const st = lazy.stats();
   const result: BenchCoreResult = {
     events,
-    seconds: elapsed / 1000,
-    eventsPerSec: Math.round(events / (elapsed / 1000)),
+    seconds: timeL.wall / 1000,
+    cpuSeconds: timeL.cpu / 1000,
+    eventsPerSec: Math.round(events / (timeL.wall / 1000)),
+    eventsPerCpuSec: Math.round(events / (timeL.cpu / 1000)),
     windowsClosed: st.windowsClosed,
-    rowsPerSec: Math.round(st.rowsEmitted / (elapsed / 1000)),
+    rowsPerSec: Math.round(st.rowsEmitted / (timeL.wall / 1000)),
     late: st.late,
     retries: st.retries,
     openWindowsAtEnd: st.openWindows,
   };
+  if (o.serializeRows)
+    result.serialized = {
+      seconds: timeS.wall / 1000,
+      cpuSeconds: timeS.cpu / 1000,
+      eventsPerSec: Math.round(events / (timeS.wall / 1000)),
+      eventsPerCpuSec: Math.round(events / (timeS.cpu / 1000)),
+      rowsPerSec: Math.round(jsonRows / (timeS.wall / 1000)),
+      jsonBytesPerRow: Math.round(jsonBytes / Math.max(1, jsonRows)),
+    };
   if (o.measureMemory) result.memory = measureMemory(o);
   return result;
 }

@@ -40,67 +40,92 @@ import type { AggregatorOutput, AggregatorStats, LateEvent, PartitionCheckpoint,
  * counted in `late`; it is still folded wherever its window is open. A seq seen in a window that has since closed is
  * simply late. Rows are therefore a function of each device's records (plus P) in partition order.
  *
- * Per-window state lives in a per-partition Float64Array slab (10 doubles per metric) and pooled Win objects, so the
- * steady-state hot path allocates only the output: per closed window one ClosedWindow and a copy of its numbers
- * (rows are built from it when read).
+ * State is flat, so that an event touches few cache lines: a device is an index into its partition's Float64Array of
+ * device rows (maxTs, lastReceivedAt, knownFrom, metric layout, open count, idle-queue stamp, and per resolution the
+ * frontier and the first and last of its open windows); an open window is a block of its partition's slab: a header
+ * (start, commit slot, seq run, next window) followed by 10 doubles per metric. Metric layouts (names in order of first
+ * appearance) are shared between devices that report the same metrics. The steady-state hot path allocates only the
+ * output: per closed window one ClosedWindow over a copy of its numbers in a shared chunk (rows are built from it when
+ * read, or serialised straight from it). Blocks a device is about to use are read up front (see `touch`) so that their
+ * cache misses overlap.
+ *
+ * Device state stays while the partition is assigned, even with no window open: its frontier decides whether a later
+ * event is late, and nothing bounds how old a device's next event may be (buffered uploads), so forgetting a device
+ * would let an event into an already-written window and write a partial row over the complete one.
  */
 
-/** One open window of one device and resolution; pooled per partition. */
-class Win {
-  start = 0;
-  /** Index of the first double of its block in the partition's slab. */
-  base = 0;
-  /** Metric capacity of its block (a power of two). */
-  cap = 0;
-  /** Absolute slot, in the partition's commit queue, of the record that opened it. */
-  slot = 0;
-  /** The seqs folded in: the contiguous run [seqLo, seqHi] plus, rarely, a set of the others. */
-  seqLo = 0;
-  seqHi = -1;
-  seqs: Set<number> | null = null;
-  next: Win | null = null;
+/** Block header, before the metric stats. */
+const B_START = 0;
+/** Absolute slot, in the partition's commit queue, of the record that opened it. */
+const B_SLOT = 1;
+/** The seqs folded in: the contiguous run [seqLo, seqHi] plus, rarely, a set of the others (flag B_SET). */
+const B_SEQLO = 2;
+const B_SEQHI = 3;
+/** Block of the next open window of the same device and resolution, or -1. */
+const B_NEXT = 4;
+const B_SET = 5;
+const H = 6;
+
+/** Device row. */
+const D_MAXTS = 0;
+const D_RECV = 1;
+/** Windows up to the one holding this event time may include records before the run's start (range mode). */
+const D_KNOWN = 2;
+const D_LAYOUT = 3;
+const D_OPEN = 4;
+/** Stamp of its live idle-queue entry, or -1 when it is not waiting to go idle. */
+const D_QSTAMP = 5;
+/** Index of its live entry in the idle FIFO, or -1 (in the heap, or not waiting). */
+const D_QPOS = 6;
+/**
+ * Per resolution r at D_RES + RS*r: frontier (windows ending at or before it are closed), head block, tail block, and
+ * the tail window's start (so that opening the next window reads no block).
+ */
+const D_RES = 7;
+const RS = 4;
+
+/** Metric names in order of first appearance; the index is the metric's place in every window block. Immutable. */
+interface Layout {
+  readonly names: readonly string[];
+  /** Metric capacity of blocks (a power of two, at least 4). */
+  readonly cap: number;
+  /** Layouts with one more name. */
+  readonly next: Map<string, number>;
 }
 
-class Device {
-  maxTs = -Infinity;
-  lastRecv = -Infinity;
-  /** Windows up to the one holding this event time may include records before the run's start (range mode). */
-  knownFrom: number;
-  /** Per resolution: windows ending at or before this are closed. */
-  readonly frontier: number[];
-  readonly heads: (Win | null)[];
-  readonly tails: (Win | null)[];
-  /** Metric names in order of first appearance; the index is the metric's place in every window block. */
-  readonly names: string[] = [];
-  cap = 4;
-  open = 0;
-  // Idle list (sorted by lastRecv) links.
-  prev: Device | null = null;
-  next: Device | null = null;
-  inList = false;
-
-  constructor(
-    readonly id: string,
-    nRes: number,
-    knownFrom: number,
-  ) {
-    this.knownFrom = knownFrom;
-    this.frontier = new Array<number>(nRes).fill(-Infinity);
-    this.heads = new Array<Win | null>(nRes).fill(null);
-    this.tails = new Array<Win | null>(nRes).fill(null);
-  }
-}
+/** Output numbers are copied into shared chunks of plain double arrays (young generation, not external memory). */
+const OutChunk = 4096;
+/** Sliced to make a chunk: copying a double array is cheaper than filling a new one. */
+const OutTemplate: readonly number[] = new Array<number>(OutChunk).fill(0.5);
 
 class Part {
-  readonly devices = new Map<string, Device>();
+  readonly devices = new Map<string, number>();
+  ids: string[] = [];
+  rows: Float64Array;
+  nDev = 0;
   proc = -Infinity;
-  head: Device | null = null;
-  tail: Device | null = null;
   slab = new Float64Array(1 << 14);
   slabTop = 0;
   /** Free blocks per size class (log2 of the metric capacity). */
   readonly free: number[][] = [];
-  readonly winPool: Win[] = [];
+  /** Extra seqs of blocks flagged B_SET. */
+  readonly seqSets = new Map<number, Set<number>>();
+  /**
+   * Devices waiting to go idle, ordered by (lastReceivedAt, stamp): a FIFO for keys that arrive in order (nearly all)
+   * and a min-heap for the others. A superseded FIFO entry is killed in place (stamp -1), so scanning the FIFO touches
+   * no device row; a heap entry whose stamp is not its device's D_QSTAMP is stale.
+   */
+  qDev = new Int32Array(1024);
+  qKey = new Float64Array(1024);
+  qStamp = new Float64Array(1024);
+  qHead = 0;
+  qTail = 0;
+  readonly hDev: number[] = [];
+  readonly hKey: number[] = [];
+  readonly hStamp: number[] = [];
+  stamp = 0;
+  /** Live entries (devices waiting), to bound the stale ones. */
+  waiting = 0;
   /** Commit queue: records that opened a window, oldest first, with how many open windows they opened. */
   slotOffsets: string[] = [];
   slotCounts: number[] = [];
@@ -122,7 +147,10 @@ class Part {
   constructor(
     readonly id: number,
     readonly range: boolean,
-  ) {}
+    readonly ds: number,
+  ) {
+    this.rows = new Float64Array(ds * 256);
+  }
 }
 
 /**
@@ -137,12 +165,17 @@ export class WindowAggregator {
   readonly config: ResolvedConfig;
   private readonly sizes: number[];
   private readonly nRes: number;
+  /** Doubles per device row. */
+  private readonly ds: number;
   private readonly lateness: number;
   private readonly idle: number;
   private readonly parts = new Map<number, Part>();
   private lastPart: Part | null = null;
+  private readonly layouts: Layout[] = [{ names: [], cap: 4, next: new Map() }];
   private windows: ClosedWindow[] = [];
   private lateEvents: LateEvent[] = [];
+  private out: number[] = [];
+  private outTop = OutChunk;
   private readonly missedLabels: (string | undefined)[];
   private mIdx = new Int32Array(64);
   private mVal = new Float64Array(64);
@@ -153,11 +186,14 @@ export class WindowAggregator {
   private nClosed = 0;
   private nRows = 0;
   private nOpen = 0;
+  /** Where {@link touch} puts what it read, so that the reads are not optimised away. */
+  private sink = 0;
 
   constructor(config: AggregatorConfig = {}) {
     this.config = resolveConfig(config);
     this.sizes = [...this.config.sizes];
     this.nRes = this.sizes.length;
+    this.ds = D_RES + RS * this.nRes;
     this.lateness = this.config.allowedLatenessMs;
     this.idle = this.config.idleTimeoutMs;
     this.missedLabels = new Array<string | undefined>(1 << this.nRes).fill(undefined);
@@ -170,7 +206,7 @@ export class WindowAggregator {
    */
   assignPartition(partition: number, start: PartitionStart = { kind: 'beginning' }): void {
     if (this.parts.has(partition)) throw new Error(`partition ${partition} is already assigned`);
-    const ps = new Part(partition, start.kind === 'range');
+    const ps = new Part(partition, start.kind === 'range', this.ds);
     if (start.kind === 'resume') this.restore(ps, start.checkpoint);
     this.parts.set(partition, ps);
   }
@@ -225,7 +261,8 @@ export class WindowAggregator {
   /** Closes every open window of the partition now (reason `flush`, `complete: false`), e.g. at a replay's end. */
   flush(partition: number): void {
     const ps = this.partOrThrow(partition);
-    for (const d of ps.devices.values()) if (d.open > 0) this.closeDevice(ps, d, 'flush');
+    const ds = this.ds;
+    for (let di = 0; di < ps.nDev; di++) if (ps.rows[di * ds + D_OPEN]! > 0) this.closeDevice(ps, di, 'flush');
   }
 
   /** Windows closed and late events since the last call, oldest first. */
@@ -252,8 +289,18 @@ export class WindowAggregator {
     const ps = this.partOrThrow(partition);
     const devices: (string | number | null)[][] = [];
     const fin = (x: number): number | null => (Number.isFinite(x) ? x : null);
-    for (const d of ps.devices.values())
-      devices.push([d.id, fin(d.maxTs), fin(d.lastRecv), fin(d.knownFrom), ...d.frontier.map(fin)]);
+    const rows = ps.rows;
+    for (let di = 0; di < ps.nDev; di++) {
+      const o = di * this.ds;
+      const row: (string | number | null)[] = [
+        ps.ids[di]!,
+        fin(rows[o + D_MAXTS]!),
+        fin(rows[o + D_RECV]!),
+        fin(rows[o + D_KNOWN]!),
+      ];
+      for (let r = 0; r < this.nRes; r++) row.push(fin(rows[o + D_RES + RS * r]!));
+      devices.push(row);
+    }
     let through = ps.lastOffset;
     if (ps.catchUp && ps.throughStr !== null) through = ps.throughStr;
     return {
@@ -270,7 +317,7 @@ export class WindowAggregator {
 
   stats(): AggregatorStats {
     let devices = 0;
-    for (const ps of this.parts.values()) devices += ps.devices.size;
+    for (const ps of this.parts.values()) devices += ps.nDev;
     const lateByResolution: Record<string, number> = {};
     this.config.labels.forEach((l, i) => (lateByResolution[l] = this.lateByRes[i]!));
     return {
@@ -313,13 +360,42 @@ export class WindowAggregator {
     }
     const rows = [...cp.devices].sort((a, b) => num(a[2]) - num(b[2]));
     for (const row of rows) {
-      const d = new Device(String(row[0]), this.nRes, num(row[3]));
-      d.maxTs = num(row[1]);
-      d.lastRecv = num(row[2]);
-      for (let r = 0; r < this.nRes; r++) d.frontier[r] = num(row[4 + r]);
-      ps.devices.set(d.id, d);
-      if (!(ps.proc > -Infinity && d.lastRecv + this.idle <= ps.proc)) this.listInsert(ps, d);
+      const di = this.newDevice(ps, String(row[0]), num(row[3]));
+      const o = di * this.ds;
+      const dr = ps.rows;
+      dr[o + D_MAXTS] = num(row[1]);
+      dr[o + D_RECV] = num(row[2]);
+      for (let r = 0; r < this.nRes; r++) dr[o + D_RES + RS * r] = num(row[4 + r]);
+      if (!(ps.proc > -Infinity && dr[o + D_RECV]! + this.idle <= ps.proc)) this.queuePush(ps, di, dr[o + D_RECV]!);
     }
+  }
+
+  private newDevice(ps: Part, id: string, knownFrom: number): number {
+    const di = ps.nDev++;
+    const ds = this.ds;
+    if ((di + 1) * ds > ps.rows.length) {
+      const bigger = new Float64Array(ps.rows.length * 2);
+      bigger.set(ps.rows);
+      ps.rows = bigger;
+    }
+    const dr = ps.rows;
+    const o = di * ds;
+    dr[o + D_MAXTS] = -Infinity;
+    dr[o + D_RECV] = -Infinity;
+    dr[o + D_KNOWN] = knownFrom;
+    dr[o + D_LAYOUT] = 0;
+    dr[o + D_OPEN] = 0;
+    dr[o + D_QSTAMP] = -1;
+    dr[o + D_QPOS] = -1;
+    for (let r = 0; r < this.nRes; r++) {
+      dr[o + D_RES + RS * r] = -Infinity;
+      dr[o + D_RES + RS * r + 1] = -1;
+      dr[o + D_RES + RS * r + 2] = -1;
+      dr[o + D_RES + RS * r + 3] = -Infinity;
+    }
+    ps.ids.push(id);
+    ps.devices.set(id, di);
+    return di;
   }
 
   private event(ps: Part, e: TelemetryEvent): void {
@@ -332,25 +408,29 @@ export class WindowAggregator {
       ps.proc = recv;
       this.closeIdle(ps);
     }
-    let d = ps.devices.get(e.deviceId);
-    if (d === undefined) {
-      d = new Device(e.deviceId, this.nRes, ps.range ? ts : -Infinity);
-      ps.devices.set(e.deviceId, d);
-    }
+    let di = ps.devices.get(e.deviceId);
+    if (di === undefined) di = this.newDevice(ps, e.deviceId, ps.range ? ts : -Infinity);
+    const ds = this.ds;
+    const o = di * ds;
+    this.touch(ps, o, ts);
     // Metric slots, once per event.
     const metrics = e.metrics;
     let nm = 0;
-    const names = d.names;
+    let li = ps.rows[o + D_LAYOUT]!;
+    let names = this.layouts[li]!.names;
     for (const name in metrics) {
-      let idx = 0;
-      const len = names.length;
-      while (idx < len && names[idx] !== name) idx++;
-      if (idx === len) {
-        names.push(name);
-        if (names.length > d.cap) this.growDevice(ps, d);
+      let idx: number;
+      if (names[nm] === name) idx = nm;
+      else {
+        idx = names.indexOf(name);
+        if (idx < 0) {
+          li = this.extendLayout(ps, di, li, name);
+          names = this.layouts[li]!.names;
+          idx = names.length - 1;
+        }
       }
       if (nm === this.mIdx.length) this.growScratch();
-      this.mIdx[nm] = idx * STRIDE;
+      this.mIdx[nm] = H + idx * STRIDE;
       this.mVal[nm] = metrics[name]!;
       nm++;
     }
@@ -358,72 +438,83 @@ export class WindowAggregator {
     const seq = e.seq;
     const hasSeq = seq !== undefined;
     const sizes = this.sizes;
-    const frontier = d.frontier;
     let lateMask = 0;
     let dup = false;
     for (let r = 0; r < sizes.length; r++) {
       const S = sizes[r]!;
       const ws = Math.floor(ts / S) * S;
-      if (ws + S <= frontier[r]!) {
+      const ro = o + D_RES + RS * r;
+      if (ws + S <= ps.rows[ro]!) {
         lateMask |= 1 << r;
         continue;
       }
-      const tail = d.tails[r] as Win | null;
-      let w: Win;
-      if (tail === null || tail.start < ws) w = this.openWin(ps, d, r, ws);
-      else if (tail.start === ws) w = tail;
+      const tail = ps.rows[ro + 2]!;
+      const tailStart = ps.rows[ro + 3]!;
+      let w: number;
+      if (tail < 0 || tailStart < ws) w = this.openWin(ps, di, ro, ws);
+      else if (tailStart === ws) w = tail;
       else {
-        let prev: Win | null = null;
-        let at = d.heads[r] as Win | null;
-        while (at !== null && at.start < ws) {
+        const slab = ps.slab;
+        let prev = -1;
+        let at = ps.rows[ro + 1]!;
+        while (at >= 0 && slab[at + B_START]! < ws) {
           prev = at;
-          at = at.next;
+          at = slab[at + B_NEXT]!;
         }
-        w = at === null || at.start !== ws ? this.insertWin(ps, d, r, ws, prev, at) : at;
+        w = at < 0 || slab[at + B_START] !== ws ? this.insertWin(ps, di, ro, ws, prev, at) : at;
       }
+      const slab = ps.slab;
       if (hasSeq) {
-        if ((seq >= w.seqLo && seq <= w.seqHi) || (w.seqs !== null && w.seqs.has(seq))) {
+        const lo = slab[w + B_SEQLO]!;
+        const hi = slab[w + B_SEQHI]!;
+        if ((seq >= lo && seq <= hi) || (slab[w + B_SET] !== 0 && ps.seqSets.get(w)!.has(seq))) {
           dup = true;
           continue;
         }
-        if (w.seqHi < w.seqLo) w.seqLo = w.seqHi = seq;
-        else if (seq === w.seqHi + 1) w.seqHi = seq;
-        else if (seq === w.seqLo - 1) w.seqLo = seq;
-        else (w.seqs ??= new Set()).add(seq);
+        if (hi < lo) slab[w + B_SEQLO] = slab[w + B_SEQHI] = seq;
+        else if (seq === hi + 1) slab[w + B_SEQHI] = seq;
+        else if (seq === lo - 1) slab[w + B_SEQLO] = seq;
+        else {
+          let set = ps.seqSets.get(w);
+          if (set === undefined) {
+            set = new Set();
+            ps.seqSets.set(w, set);
+            slab[w + B_SET] = 1;
+          }
+          set.add(seq);
+        }
       }
-      const slab = ps.slab;
-      const base = w.base;
       for (let k = 0; k < nm; k++) {
-        const o = base + this.mIdx[k]!;
+        const so = w + this.mIdx[k]!;
         const x = this.mVal[k]!;
-        const n = slab[o + N]! + 1;
-        slab[o + N] = n;
+        const n = slab[so + N]! + 1;
+        slab[so + N] = n;
         if (n === 1) {
-          slab[o + MEAN] = x;
-          slab[o + M2] = 0;
-          slab[o + SUM] = x;
-          slab[o + MIN] = x;
-          slab[o + MAX] = x;
-          slab[o + FIRST_TS] = ts;
-          slab[o + FIRST] = x;
-          slab[o + LAST_TS] = ts;
-          slab[o + LAST] = x;
+          slab[so + MEAN] = x;
+          slab[so + M2] = 0;
+          slab[so + SUM] = x;
+          slab[so + MIN] = x;
+          slab[so + MAX] = x;
+          slab[so + FIRST_TS] = ts;
+          slab[so + FIRST] = x;
+          slab[so + LAST_TS] = ts;
+          slab[so + LAST] = x;
         } else {
-          const mean = slab[o + MEAN]!;
+          const mean = slab[so + MEAN]!;
           const delta = x - mean;
           const mean2 = mean + delta / n;
-          slab[o + MEAN] = mean2;
-          slab[o + M2] = slab[o + M2]! + delta * (x - mean2);
-          slab[o + SUM] = slab[o + SUM]! + x;
-          if (x < slab[o + MIN]!) slab[o + MIN] = x;
-          if (x > slab[o + MAX]!) slab[o + MAX] = x;
-          if (ts < slab[o + FIRST_TS]!) {
-            slab[o + FIRST_TS] = ts;
-            slab[o + FIRST] = x;
+          slab[so + MEAN] = mean2;
+          slab[so + M2] = slab[so + M2]! + delta * (x - mean2);
+          slab[so + SUM] = slab[so + SUM]! + x;
+          if (x < slab[so + MIN]!) slab[so + MIN] = x;
+          if (x > slab[so + MAX]!) slab[so + MAX] = x;
+          if (ts < slab[so + FIRST_TS]!) {
+            slab[so + FIRST_TS] = ts;
+            slab[so + FIRST] = x;
           }
-          if (ts >= slab[o + LAST_TS]!) {
-            slab[o + LAST_TS] = ts;
-            slab[o + LAST] = x;
+          if (ts >= slab[so + LAST_TS]!) {
+            slab[so + LAST_TS] = ts;
+            slab[so + LAST] = x;
           }
         }
       }
@@ -431,38 +522,75 @@ export class WindowAggregator {
     if (dup) this.nRetries++;
     else if (lateMask !== 0 && !ps.catchUp) this.reportLate(ps, e, lateMask);
     // 3. watermark
-    if (ts > d.maxTs) {
-      d.maxTs = ts;
+    if (ts > ps.rows[o + D_MAXTS]!) {
+      ps.rows[o + D_MAXTS] = ts;
       const wm = ts - this.lateness;
       for (let r = 0; r < sizes.length; r++) {
         const S = sizes[r]!;
         const f = Math.floor(wm / S) * S;
-        if (f > frontier[r]!) {
-          frontier[r] = f;
-          let w = d.heads[r] as Win | null;
-          while (w !== null && w.start + S <= f) {
-            this.closeHead(ps, d, r, w, 'watermark');
-            w = d.heads[r] as Win | null;
+        const ro = o + D_RES + RS * r;
+        if (f > ps.rows[ro]!) {
+          ps.rows[ro] = f;
+          let w = ps.rows[ro + 1]!;
+          while (w >= 0 && ps.slab[w + B_START]! + S <= f) {
+            this.closeHead(ps, di, r, w, 'watermark');
+            w = ps.rows[ro + 1]!;
           }
         }
       }
     }
     // 4. idleness
-    const last = recv > d.lastRecv ? recv : d.lastRecv;
+    const dr = ps.rows;
+    const prevRecv = dr[o + D_RECV]!;
+    const last = recv > prevRecv ? recv : prevRecv;
     if (ps.proc > -Infinity && last + this.idle <= ps.proc) {
-      if (d.inList) this.listRemove(ps, d);
-      d.lastRecv = last;
-      this.closeDevice(ps, d, 'idle');
-    } else if (!d.inList) {
-      d.lastRecv = last;
-      this.listInsert(ps, d);
-    } else if (last > d.lastRecv) {
-      d.lastRecv = last;
-      if (ps.tail !== d) {
-        this.listRemove(ps, d);
-        this.listInsert(ps, d);
-      }
+      this.queueRemove(ps, o);
+      dr[o + D_RECV] = last;
+      this.closeDevice(ps, di, 'idle');
+    } else if (dr[o + D_QSTAMP]! < 0 || last > prevRecv) {
+      dr[o + D_RECV] = last;
+      this.queuePush(ps, di, last);
     }
+  }
+
+  /**
+   * Reads a line of every block this event will likely touch (each resolution's last and first open window) before
+   * any of them is needed, so that their cache misses overlap instead of following one another.
+   */
+  private touch(ps: Part, o: number, ts: number): void {
+    const rows = ps.rows;
+    const slab = ps.slab;
+    const cap = this.layouts[rows[o + D_LAYOUT]!]!.cap;
+    const size = H + cap * STRIDE;
+    let x = 0;
+    for (let r = 0, ro = o + D_RES; r < this.nRes; r++, ro += RS) {
+      const t = rows[ro + 2]!;
+      if (t < 0) continue;
+      const S = this.sizes[r]!;
+      // The window this event folds into, if it is the last one open.
+      if (rows[ro + 3] === Math.floor(ts / S) * S) for (let i = t; i < t + size; i += 8) x += slab[i]!;
+      // An older window, likely to close at this event's watermark.
+      const h = rows[ro + 1]!;
+      if (h !== t) for (let i = h; i < h + size; i += 8) x += slab[i]!;
+    }
+    this.sink = x;
+  }
+
+  /** A device reported a metric new to it: its layout gains the name (shared with devices of the same history). */
+  private extendLayout(ps: Part, di: number, li: number, name: string): number {
+    const from = this.layouts[li]!;
+    let to = from.next.get(name);
+    if (to === undefined) {
+      const names = [...from.names, name];
+      const cap = names.length > from.cap ? from.cap * 2 : from.cap;
+      to = this.layouts.length;
+      this.layouts.push({ names, cap, next: new Map() });
+      from.next.set(name, to);
+    }
+    const cap = this.layouts[to]!.cap;
+    if (cap !== from.cap) this.growDevice(ps, di, from.cap, cap);
+    ps.rows[di * this.ds + D_LAYOUT] = to;
+    return to;
   }
 
   private reportLate(ps: Part, e: TelemetryEvent, mask: number): void {
@@ -476,87 +604,216 @@ export class WindowAggregator {
     this.lateEvents.push({ partition: ps.id, offset: ps.curOffset, event: e, missed });
   }
 
-  private closeIdle(ps: Part): void {
-    let d = ps.head;
-    while (d !== null && d.lastRecv + this.idle <= ps.proc) {
-      this.listRemove(ps, d);
-      this.closeDevice(ps, d, 'idle');
-      d = ps.head;
+  // Idle queue ------------------------------------------------------------------------------------------------------
+
+  private queuePush(ps: Part, di: number, key: number): void {
+    const stamp = ps.stamp++;
+    const o = di * this.ds;
+    const rows = ps.rows;
+    if (rows[o + D_QSTAMP]! < 0) ps.waiting++;
+    else if (rows[o + D_QPOS]! >= 0) ps.qStamp[rows[o + D_QPOS]!] = -1;
+    rows[o + D_QSTAMP] = stamp;
+    if (ps.qTail === ps.qHead || ps.qKey[ps.qTail - 1]! <= key) {
+      if (ps.qTail === ps.qDev.length) this.queueRoom(ps);
+      const t = ps.qTail++;
+      ps.qDev[t] = di;
+      ps.qKey[t] = key;
+      ps.qStamp[t] = stamp;
+      rows[o + D_QPOS] = t;
+    } else {
+      rows[o + D_QPOS] = -1;
+      this.heapPush(ps, di, key, stamp);
     }
   }
 
+  /** Marks the device as not waiting; its entry goes stale. */
+  private queueRemove(ps: Part, o: number): void {
+    const rows = ps.rows;
+    if (rows[o + D_QSTAMP]! >= 0) {
+      if (rows[o + D_QPOS]! >= 0) ps.qStamp[rows[o + D_QPOS]!] = -1;
+      rows[o + D_QSTAMP] = -1;
+      rows[o + D_QPOS] = -1;
+      ps.waiting--;
+    }
+  }
+
+  /** Makes room at the FIFO's end: drops stale entries and consumed space, or grows. */
+  private queueRoom(ps: Part): void {
+    const live = ps.waiting;
+    let n = 0;
+    const dev = ps.qDev;
+    const key = ps.qKey;
+    const st = ps.qStamp;
+    const size = live * 2 + 1024 > dev.length ? dev.length * 2 : dev.length;
+    const nd = size === dev.length ? dev : new Int32Array(size);
+    const nk = size === dev.length ? key : new Float64Array(size);
+    const ns = size === dev.length ? st : new Float64Array(size);
+    for (let i = ps.qHead; i < ps.qTail; i++) {
+      if (st[i]! < 0) continue;
+      const di = dev[i]!;
+      ps.rows[di * this.ds + D_QPOS] = n;
+      nd[n] = di;
+      nk[n] = key[i]!;
+      ns[n] = st[i]!;
+      n++;
+    }
+    ps.qDev = nd;
+    ps.qKey = nk;
+    ps.qStamp = ns;
+    ps.qHead = 0;
+    ps.qTail = n;
+  }
+
+  private heapPush(ps: Part, di: number, key: number, stamp: number): void {
+    const hk = ps.hKey;
+    const hs = ps.hStamp;
+    const hd = ps.hDev;
+    let i = hk.length;
+    hk.push(key);
+    hs.push(stamp);
+    hd.push(di);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (hk[p]! < key || (hk[p] === key && hs[p]! < stamp)) break;
+      hk[i] = hk[p]!;
+      hs[i] = hs[p]!;
+      hd[i] = hd[p]!;
+      i = p;
+    }
+    hk[i] = key;
+    hs[i] = stamp;
+    hd[i] = di;
+    if (hk.length > ps.waiting * 2 + 1024) this.heapCompact(ps);
+  }
+
+  private heapPop(ps: Part): void {
+    const hk = ps.hKey;
+    const hs = ps.hStamp;
+    const hd = ps.hDev;
+    const key = hk.pop()!;
+    const stamp = hs.pop()!;
+    const di = hd.pop()!;
+    const n = hk.length;
+    if (n === 0) return;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && (hk[c + 1]! < hk[c]! || (hk[c + 1] === hk[c] && hs[c + 1]! < hs[c]!))) c++;
+      if (key < hk[c]! || (key === hk[c] && stamp < hs[c]!)) break;
+      hk[i] = hk[c]!;
+      hs[i] = hs[c]!;
+      hd[i] = hd[c]!;
+      i = c;
+    }
+    hk[i] = key;
+    hs[i] = stamp;
+    hd[i] = di;
+  }
+
+  /** Rebuilds the heap without its stale entries. */
+  private heapCompact(ps: Part): void {
+    const keep: [number, number, number][] = [];
+    for (let i = 0; i < ps.hKey.length; i++) {
+      const di = ps.hDev[i]!;
+      if (ps.rows[di * this.ds + D_QSTAMP] === ps.hStamp[i]) keep.push([ps.hKey[i]!, ps.hStamp[i]!, di]);
+    }
+    keep.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    ps.hKey.length = ps.hStamp.length = ps.hDev.length = 0;
+    for (const [k, st, di] of keep) {
+      ps.hKey.push(k);
+      ps.hStamp.push(st);
+      ps.hDev.push(di);
+    }
+  }
+
+  /** Closes, in order of lastReceivedAt (ties: who got there first), every waiting device idle at the processing time. */
+  private closeIdle(ps: Part): void {
+    const ds = this.ds;
+    for (;;) {
+      // Skip stale entries at both fronts.
+      while (ps.qHead < ps.qTail && ps.qStamp[ps.qHead]! < 0) ps.qHead++;
+      while (ps.hKey.length > 0 && ps.rows[ps.hDev[0]! * ds + D_QSTAMP] !== ps.hStamp[0]) this.heapPop(ps);
+      const fifo = ps.qHead < ps.qTail;
+      const heap = ps.hKey.length > 0;
+      let di: number;
+      if (fifo && (!heap || this.before(ps.qKey[ps.qHead]!, ps.qStamp[ps.qHead]!, ps.hKey[0]!, ps.hStamp[0]!))) {
+        if (!(ps.qKey[ps.qHead]! + this.idle <= ps.proc)) return;
+        di = ps.qDev[ps.qHead++]!;
+      } else if (heap) {
+        if (!(ps.hKey[0]! + this.idle <= ps.proc)) return;
+        di = ps.hDev[0]!;
+        this.heapPop(ps);
+      } else return;
+      this.queueRemove(ps, di * ds);
+      this.closeDevice(ps, di, 'idle');
+    }
+  }
+
+  private before(k1: number, s1: number, k2: number, s2: number): boolean {
+    return k1 < k2 || (k1 === k2 && s1 < s2);
+  }
+
   /** Idle or flush: every window up to the one holding maxTs closes. */
-  private closeDevice(ps: Part, d: Device, reason: CloseReason): void {
+  private closeDevice(ps: Part, di: number, reason: CloseReason): void {
+    const o = di * this.ds;
+    const maxTs = ps.rows[o + D_MAXTS]!;
     for (let r = 0; r < this.nRes; r++) {
       const S = this.sizes[r]!;
-      const f = Math.floor(d.maxTs / S) * S + S;
-      if (f > d.frontier[r]!) d.frontier[r] = f;
-      let w = d.heads[r] as Win | null;
-      while (w !== null) {
-        this.closeHead(ps, d, r, w, reason);
-        w = d.heads[r] as Win | null;
+      const ro = o + D_RES + RS * r;
+      const f = Math.floor(maxTs / S) * S + S;
+      if (f > ps.rows[ro]!) ps.rows[ro] = f;
+      let w = ps.rows[ro + 1]!;
+      while (w >= 0) {
+        this.closeHead(ps, di, r, w, reason);
+        w = ps.rows[ro + 1]!;
       }
     }
   }
 
-  private listInsert(ps: Part, d: Device): void {
-    let after = ps.tail;
-    while (after !== null && after.lastRecv > d.lastRecv) after = after.prev;
-    d.prev = after;
-    d.next = after === null ? ps.head : after.next;
-    if (d.next === null) ps.tail = d;
-    else d.next.prev = d;
-    if (after === null) ps.head = d;
-    else after.next = d;
-    d.inList = true;
-  }
+  // Windows ---------------------------------------------------------------------------------------------------------
 
-  private listRemove(ps: Part, d: Device): void {
-    if (d.prev === null) ps.head = d.next;
-    else d.prev.next = d.next;
-    if (d.next === null) ps.tail = d.prev;
-    else d.next.prev = d.prev;
-    d.prev = d.next = null;
-    d.inList = false;
-  }
-
-  /** Opens a window after the current tail of resolution r. */
-  private openWin(ps: Part, d: Device, r: number, ws: number): Win {
-    const w = this.newWin(ps, d, ws);
-    const tail = d.tails[r] as Win | null;
-    if (tail === null) d.heads[r] = w;
-    else tail.next = w;
-    d.tails[r] = w;
+  /** Opens a window after the current tail (row offset ro of the resolution's triple). */
+  private openWin(ps: Part, di: number, ro: number, ws: number): number {
+    const w = this.newWin(ps, di, ws);
+    const tail = ps.rows[ro + 2]!;
+    if (tail < 0) ps.rows[ro + 1] = w;
+    else ps.slab[tail + B_NEXT] = w;
+    ps.rows[ro + 2] = w;
+    ps.rows[ro + 3] = ws;
     return w;
   }
 
-  private insertWin(ps: Part, d: Device, r: number, ws: number, prev: Win | null, next: Win | null): Win {
-    const w = this.newWin(ps, d, ws);
-    w.next = next;
-    if (prev === null) d.heads[r] = w;
-    else prev.next = w;
-    if (next === null) d.tails[r] = w;
+  private insertWin(ps: Part, di: number, ro: number, ws: number, prev: number, next: number): number {
+    const w = this.newWin(ps, di, ws);
+    ps.slab[w + B_NEXT] = next;
+    if (prev < 0) ps.rows[ro + 1] = w;
+    else ps.slab[prev + B_NEXT] = w;
+    if (next < 0) {
+      ps.rows[ro + 2] = w;
+      ps.rows[ro + 3] = ws;
+    }
     return w;
   }
 
-  private newWin(ps: Part, d: Device, ws: number): Win {
-    const w = ps.winPool.pop() ?? new Win();
-    w.start = ws;
-    w.seqLo = 0;
-    w.seqHi = -1;
-    w.seqs = null;
-    w.next = null;
-    w.cap = d.cap;
-    w.base = this.allocBlock(ps, d.cap);
+  private newWin(ps: Part, di: number, ws: number): number {
+    const o = di * this.ds;
+    const w = this.allocBlock(ps, this.layouts[ps.rows[o + D_LAYOUT]!]!.cap);
+    const slab = ps.slab;
+    slab[w + B_START] = ws;
+    slab[w + B_SEQLO] = 0;
+    slab[w + B_SEQHI] = -1;
+    slab[w + B_NEXT] = -1;
+    slab[w + B_SET] = 0;
     // A new slot also when this record's slot has already been passed (its windows closed within the record).
     if (ps.recordSlot < ps.slotBase + ps.slotHead) {
       ps.recordSlot = ps.slotBase + ps.slotOffsets.length;
       ps.slotOffsets.push(ps.curOffset);
       ps.slotCounts.push(0);
     }
-    w.slot = ps.recordSlot;
+    slab[w + B_SLOT] = ps.recordSlot;
     ps.slotCounts[ps.recordSlot - ps.slotBase]!++;
-    d.open++;
+    ps.rows[o + D_OPEN]!++;
     ps.open++;
     this.nOpen++;
     return w;
@@ -564,7 +821,7 @@ export class WindowAggregator {
 
   private allocBlock(ps: Part, cap: number): number {
     const cls = 31 - Math.clz32(cap);
-    const size = cap * STRIDE;
+    const size = H + cap * STRIDE;
     const list = ps.free[cls];
     let base: number;
     if (list !== undefined && list.length > 0) base = list.pop()!;
@@ -578,7 +835,7 @@ export class WindowAggregator {
       ps.slabTop += size;
     }
     const slab = ps.slab;
-    for (let o = base; o < base + size; o += STRIDE) slab[o] = 0;
+    for (let o = base + H; o < base + size; o += STRIDE) slab[o] = 0;
     return base;
   }
 
@@ -588,18 +845,28 @@ export class WindowAggregator {
   }
 
   /** A device reported more metrics than its blocks hold: move its open windows to blocks twice as large. */
-  private growDevice(ps: Part, d: Device): void {
-    const cap = d.cap * 2;
+  private growDevice(ps: Part, di: number, from: number, cap: number): void {
+    const o = di * this.ds;
     for (let r = 0; r < this.nRes; r++) {
-      for (let w = d.heads[r] as Win | null; w !== null; w = w.next) {
+      const ro = o + D_RES + RS * r;
+      let prev = -1;
+      for (let w = ps.rows[ro + 1]!; w >= 0;) {
         const base = this.allocBlock(ps, cap);
-        ps.slab.copyWithin(base, w.base, w.base + w.cap * STRIDE);
-        this.freeBlock(ps, w.base, w.cap);
-        w.base = base;
-        w.cap = cap;
+        const slab = ps.slab;
+        slab.copyWithin(base, w, w + H + from * STRIDE);
+        const next = slab[w + B_NEXT]!;
+        if (slab[w + B_SET] !== 0) {
+          ps.seqSets.set(base, ps.seqSets.get(w)!);
+          ps.seqSets.delete(w);
+        }
+        this.freeBlock(ps, w, from);
+        if (prev < 0) ps.rows[ro + 1] = base;
+        else slab[prev + B_NEXT] = base;
+        if (next < 0) ps.rows[ro + 2] = base;
+        prev = base;
+        w = next;
       }
     }
-    d.cap = cap;
   }
 
   private growScratch(): void {
@@ -611,51 +878,56 @@ export class WindowAggregator {
     this.mVal = val;
   }
 
-  /** Emits and recycles the head window of resolution r. */
-  private closeHead(ps: Part, d: Device, r: number, w: Win, reason: CloseReason): void {
-    d.heads[r] = w.next;
-    if (w.next === null) d.tails[r] = null;
-    const S = this.sizes[r]!;
-    const ws = w.start;
-    // Copy the used part of the block; rows are built from it on demand. A plain array lives in the young
-    // generation and dies there; typed-array buffers would count as external memory and force full GCs.
-    const slots = d.names.length;
-    const size = slots * STRIDE;
-    const out = new Array<number>(size);
+  /** Emits and recycles the head window w of resolution r. */
+  private closeHead(ps: Part, di: number, r: number, w: number, reason: CloseReason): void {
+    const o = di * this.ds;
+    const ro = o + D_RES + RS * r;
     const slab = ps.slab;
-    const base = w.base;
-    let rows = 0;
-    for (let i = 0; i < size; i += STRIDE) {
-      const n = slab[base + i]!;
-      if (n > 0) rows++;
-      out[i] = n;
-      for (let j = 1; j < STRIDE; j++) out[i + j] = slab[base + i + j]!;
+    const next = slab[w + B_NEXT]!;
+    ps.rows[ro + 1] = next;
+    if (next < 0) ps.rows[ro + 2] = -1;
+    const S = this.sizes[r]!;
+    const ws = slab[w + B_START]!;
+    const layout = this.layouts[ps.rows[o + D_LAYOUT]!]!;
+    // Copy the used part of the block into the output chunk; rows are built from it on demand.
+    const slots = layout.names.length;
+    const size = slots * STRIDE;
+    if (this.outTop + size > this.out.length) {
+      this.out = size <= OutChunk ? OutTemplate.slice() : new Array<number>(size).fill(0.5);
+      this.outTop = 0;
     }
+    const out = this.out;
+    const at = this.outTop;
+    this.outTop = at + size;
+    const from = w + H;
+    for (let i = 0; i < size; i++) out[at + i] = slab[from + i]!;
+    let rows = 0;
+    for (let i = 0; i < size; i += STRIDE) if (out[at + i]! > 0) rows++;
+    const knownFrom = ps.rows[o + D_KNOWN]!;
     this.windows.push(
       new ClosedWindow(
         ps.id,
-        d.id,
+        ps.ids[di]!,
         this.config.labels[r]!,
         ws,
         ws + S,
         reason,
-        reason !== 'flush' && ws >= Math.floor(d.knownFrom / S) * S + S,
-        d.names,
+        reason !== 'flush' && ws >= Math.floor(knownFrom / S) * S + S,
+        layout.names,
         slots,
         out,
+        at,
       ),
     );
     this.nClosed++;
     this.nRows += rows;
     // recycle
-    this.freeBlock(ps, w.base, w.cap);
-    w.seqs = null;
-    w.next = null;
-    ps.winPool.push(w);
-    const i = w.slot - ps.slotBase;
+    if (slab[w + B_SET] !== 0) ps.seqSets.delete(w);
+    const i = slab[w + B_SLOT]! - ps.slotBase;
+    this.freeBlock(ps, w, layout.cap);
     ps.slotCounts[i]!--;
     if (i === ps.slotHead) this.advanceSlots(ps);
-    d.open--;
+    ps.rows[o + D_OPEN]!--;
     ps.open--;
     this.nOpen--;
   }

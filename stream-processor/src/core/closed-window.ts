@@ -16,10 +16,31 @@ export const FIRST = 7;
 export const LAST_TS = 8;
 export const LAST = 9;
 
+/** A statistic of a row, as named in the contract's AggregateRow. */
+export type RowStat = 'count' | 'sum' | 'min' | 'max' | 'mean' | 'stddev' | 'first' | 'last';
+
+/** A number as JSON.stringify writes it. */
+function num(x: number): string {
+  return Number.isFinite(x) ? '' + x : 'null';
+}
+
+/** Metric names are few and repeat in every row: their JSON text is kept. */
+const nameJsonCache = new Map<string, string>();
+
+function nameJson(name: string): string {
+  let j = nameJsonCache.get(name);
+  if (j === undefined) {
+    j = JSON.stringify(name);
+    if (nameJsonCache.size < 4096) nameJsonCache.set(name, j);
+  }
+  return j;
+}
+
 /**
  * One closed (deviceId, resolution, windowStart). Its rows (one per metric the window saw, in the order the device
- * first reported each metric) are built from a compact copy of the window's state on first access of `rows`, so a
- * consumer that serialises straight from `metricCount`/`stat` pays for no intermediate objects.
+ * first reported each metric) are built from a compact copy of the window's state on first access of `rows`; a consumer
+ * that serialises straight from the numbers (`rowsJson`, `writeJson`, or `metricCount`/`metricName`/`stat`) pays for
+ * no intermediate objects.
  */
 export class ClosedWindow {
   private built: AggregateRow[] | null = null;
@@ -39,9 +60,132 @@ export class ClosedWindow {
     private readonly names: readonly string[],
     /** Metric slots in the copy (some may be empty: count 0). */
     private readonly slots: number,
-    /** STRIDE numbers per metric slot, as in the aggregator's slab. */
-    private readonly stats: readonly number[],
+    /** STRIDE numbers per metric slot, as in the aggregator's slab, from `offset` on. */
+    private readonly stats: ArrayLike<number>,
+    private readonly offset = 0,
   ) {}
+
+  /** Slot of each row when some slot is empty (count 0); null while every slot holds a row. */
+  private slotOfRow: number[] | null | undefined = undefined;
+
+  private rowSlots(): number[] | null {
+    let map = this.slotOfRow;
+    if (map === undefined) {
+      const buf = this.stats;
+      const found: number[] = [];
+      for (let m = 0; m < this.slots; m++) if (buf[this.offset + m * STRIDE + N]! > 0) found.push(m);
+      map = this.slotOfRow = found.length === this.slots ? null : found;
+    }
+    return map;
+  }
+
+  private slot(row: number): number {
+    const map = this.rowSlots();
+    if (map === null) {
+      if (Number.isInteger(row) && row >= 0 && row < this.slots) return row;
+    } else {
+      const m = map[row];
+      if (m !== undefined) return m;
+    }
+    throw new RangeError(`row ${row} out of range`);
+  }
+
+  /** How many rows (metrics with at least one event) the window has: `rows.length`, without building them. */
+  get metricCount(): number {
+    const map = this.rowSlots();
+    return map === null ? this.slots : map.length;
+  }
+
+  /** `rows[i].metric`, without building the rows. */
+  metricName(i: number): string {
+    return this.names[this.slot(i)]!;
+  }
+
+  /** `rows[i][field]`, read straight from the stored numbers. */
+  stat(i: number, field: RowStat): number {
+    const o = this.offset + this.slot(i) * STRIDE;
+    const buf = this.stats;
+    switch (field) {
+      case 'count':
+        return buf[o + N]!;
+      case 'sum':
+        return buf[o + SUM]!;
+      case 'min':
+        return buf[o + MIN]!;
+      case 'max':
+        return buf[o + MAX]!;
+      case 'mean':
+        return buf[o + MEAN]!;
+      case 'stddev': {
+        const m2 = buf[o + M2]!;
+        return m2 > 0 ? Math.sqrt(m2 / buf[o + N]!) : 0;
+      }
+      case 'first':
+        return buf[o + FIRST]!;
+      case 'last':
+        return buf[o + LAST]!;
+    }
+  }
+
+  /** The text `JSON.stringify(rows[i])` gives, built from the stored numbers without intermediate objects. */
+  writeJson(i: number): string {
+    return this.json(this.slot(i), this.jsonHead(), this.jsonMid());
+  }
+
+  /** `rows.map((r) => JSON.stringify(r))`, without building the rows: what a producer publishes. */
+  rowsJson(): string[] {
+    const map = this.rowSlots();
+    const n = map === null ? this.slots : map.length;
+    const out = new Array<string>(n);
+    const head = this.jsonHead();
+    const mid = this.jsonMid();
+    for (let i = 0; i < n; i++) out[i] = this.json(map ? map[i]! : i, head, mid);
+    return out;
+  }
+
+  private jsonHead(): string {
+    return '{"deviceId":' + JSON.stringify(this.deviceId) + ',"metric":';
+  }
+
+  private jsonMid(): string {
+    return (
+      ',"resolution":' +
+      JSON.stringify(this.resolution) +
+      ',"windowStart":' +
+      num(this.windowStart) +
+      ',"windowEnd":' +
+      num(this.windowEnd) +
+      ',"count":'
+    );
+  }
+
+  private json(slot: number, head: string, mid: string): string {
+    const buf = this.stats;
+    const o = this.offset + slot * STRIDE;
+    const n = buf[o + N]!;
+    const m2 = buf[o + M2]!;
+    return (
+      head +
+      nameJson(this.names[slot]!) +
+      mid +
+      num(n) +
+      ',"sum":' +
+      num(buf[o + SUM]!) +
+      ',"min":' +
+      num(buf[o + MIN]!) +
+      ',"max":' +
+      num(buf[o + MAX]!) +
+      ',"mean":' +
+      num(buf[o + MEAN]!) +
+      ',"stddev":' +
+      num(m2 > 0 ? Math.sqrt(m2 / n) : 0) +
+      ',"first":' +
+      num(buf[o + FIRST]!) +
+      ',"last":' +
+      num(buf[o + LAST]!) +
+      '}'
+    );
+  }
 
   /** AggregateRow per metric (contract shape), built once. */
   get rows(): AggregateRow[] {
@@ -49,7 +193,7 @@ export class ClosedWindow {
     const rows: AggregateRow[] = [];
     const buf = this.stats;
     for (let m = 0; m < this.slots; m++) {
-      const o = m * STRIDE;
+      const o = this.offset + m * STRIDE;
       const n = buf[o + N]!;
       if (n === 0) continue;
       const m2 = buf[o + M2]!;

@@ -1,5 +1,5 @@
 export { WindowAggregator } from './aggregator';
-export { ClosedWindow, type CloseReason } from './closed-window';
+export { ClosedWindow, type CloseReason, type RowStat } from './closed-window';
 export {
   resolveConfig,
   AggregatorConfigError,
