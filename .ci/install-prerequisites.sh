@@ -7,6 +7,9 @@ need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v cc >/dev/null || need_apt+=(build-essential)
+command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
+# Browser tests drive Debian's Chromium through playwright-core (no browser download).
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing from Debian: ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -1,0 +1,264 @@
+/**
+ * Dashboard benchmark: one dashboard-api instance (its built dist/main.js, as its own process so its CPU and RSS
+ * are its own) on the real Kafka, `clients` socket.io clients subscribed to the fleet, and aggregate rows produced
+ * to metrics.aggregates at several rates.
+ *
+ * Latency is from a row's production to Kafka (the stand-in for its window's close: the stream processor publishes
+ * a row right after the window closes) to its arrival at a socket.io client, over every delivered (row, client).
+ * Each device sends one window a second (every metric), below the coalescing limit, so no row waits for a flush.
+ *
+ *   npx tsc -b dashboard-api bench && node bench/dist/dashboard.js [--clients 200] [--seconds 6] [--rates 250,500,1000,2000] [--batch]
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { io, type Socket } from 'socket.io-client';
+
+export interface BenchDashboardOptions {
+  /** socket.io clients subscribed to the fleet. [200] */
+  clients?: number;
+  /** Rows per second produced, one level after another. [250, 500, 1000, 2000] */
+  rates?: number[];
+  /** Seconds per level (after 1 s of warm-up). [6] */
+  seconds?: number;
+  brokers?: string[];
+  /** Clients subscribe with `batch: true` (one `aggregates` array per flush) instead of one event per row. [false] */
+  batch?: boolean;
+  /** Metrics per device window. [4] */
+  metrics?: number;
+  log?: (line: string) => void;
+}
+
+export interface DashboardLevel {
+  producedPerSec: number;
+  /** Rows delivered to clients per second, summed over clients. */
+  deliveredPerSec: number;
+  /** delivered / (produced x clients). */
+  deliveredShare: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  /** API process CPU over the level, % of one core. */
+  apiCpuPercent: number;
+  apiRssMiB: number;
+}
+
+export interface BenchDashboardResult {
+  clients: number;
+  batch: boolean;
+  levels: DashboardLevel[];
+}
+
+interface Row {
+  deviceId: string;
+  metric: string;
+  windowStart: number;
+}
+
+const root = resolve(__dirname, '..', '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** utime + stime of a process, ms (Linux /proc). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<BenchDashboardResult> {
+  const clients = opts.clients ?? 200;
+  const rates = opts.rates ?? [250, 500, 1000, 2000];
+  const seconds = opts.seconds ?? 6;
+  const metricCount = opts.metrics ?? 4;
+  const batch = opts.batch ?? false;
+  const brokers = opts.brokers ?? (process.env.FLEETPULSE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const port = await freePort();
+  const api = spawn(process.execPath, [resolve(root, 'dashboard-api', 'dist', 'main.js')], {
+    env: {
+      ...process.env,
+      FLEETPULSE_DASHBOARD_PORT: String(port),
+      FLEETPULSE_DASHBOARD_HOST: '127.0.0.1',
+      FLEETPULSE_KAFKA_BROKERS: brokers.join(','),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  api.stdout.on('data', (d: Buffer) => output.push(d.toString()));
+  api.stderr.on('data', (d: Buffer) => output.push(d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const kafka = new Kafka({ clientId: `bench-dashboard-${process.pid}`, brokers, logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; ; i++) {
+      if (api.exitCode !== null) throw new Error(`dashboard-api exited: ${output.join('')}`);
+      const ok = await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (i > 120) throw new Error(`dashboard-api not ready after 60 s: ${output.join('')}`);
+      await sleep(500);
+    }
+    await producer.connect();
+    const run = Math.random().toString(36).slice(2, 8);
+    // key -> production time, for every row in flight; a client looks its arrivals up here.
+    const sentAt = new Map<string, number>();
+    let latencies: number[] = [];
+    let delivered = 0;
+    for (let i = 0; i < clients; i++) {
+      const s = io(`${url}/live`, { transports: ['websocket'], forceNew: true });
+      const arrived = (r: { deviceId: string; metric: string; windowStart: number }, now: number) => {
+        const t = sentAt.get(`${r.deviceId}|${r.metric}|${r.windowStart}`);
+        if (t === undefined) return;
+        delivered++;
+        latencies.push(now - t);
+      };
+      s.on('aggregate', (r: Row) => arrived(r, Date.now()));
+      s.on('aggregates', (rs: Row[]) => {
+        const now = Date.now();
+        for (const r of rs) arrived(r, now);
+      });
+      sockets.push(s);
+    }
+    await Promise.all(
+      sockets.map(
+        (s) =>
+          new Promise<void>((res, rej) => {
+            if (s.connected) return res();
+            s.once('connect', () => res());
+            s.once('connect_error', rej);
+          }),
+      ),
+    );
+    await Promise.all(sockets.map((s) => s.emitWithAck('subscribe', { fleet: true, batch })));
+    log(`dashboard bench: ${clients} clients on ${url}/live (fleet${batch ? ', batch' : ''}), API pid ${api.pid}`);
+
+    const levels: DashboardLevel[] = [];
+    const metrics = Array.from({ length: metricCount }, (_, i) => `m${i}`);
+    for (const rate of rates) {
+      const devices = Math.max(1, Math.round(rate / metricCount));
+      const tickMs = 50;
+      const deviceIds = Array.from({ length: devices }, (_, i) => `bench-${run}-${rate}-${i}`);
+      let stop = false;
+      // Each device sends one window a second; devices are spread over the ticks of the second.
+      const producing = (async () => {
+        let window = Math.floor(Date.now() / 1000) * 1000;
+        let next = Date.now();
+        let tickInSec = 0;
+        const ticksPerSec = 1000 / tickMs;
+        while (!stop) {
+          const from = Math.floor((tickInSec * devices) / ticksPerSec);
+          const to = Math.floor(((tickInSec + 1) * devices) / ticksPerSec);
+          const messages: { key: string; value: string }[] = [];
+          const now = Date.now();
+          for (let d = from; d < to; d++)
+            for (const metric of metrics) {
+              const deviceId = deviceIds[d]!;
+              const v = Math.random();
+              sentAt.set(`${deviceId}|${metric}|${window}`, now);
+              messages.push({
+                key: deviceId,
+                value: JSON.stringify({
+                  deviceId,
+                  metric,
+                  resolution: '1s',
+                  windowStart: window,
+                  windowEnd: window + 1000,
+                  count: 4,
+                  sum: v * 4,
+                  min: v,
+                  max: v,
+                  mean: v,
+                  stddev: 0,
+                  first: v,
+                  last: v,
+                }),
+              });
+            }
+          if (messages.length > 0) await producer.send({ topic: 'metrics.aggregates', messages });
+          tickInSec = (tickInSec + 1) % ticksPerSec;
+          if (tickInSec === 0) window += 1000;
+          next += tickMs;
+          await sleep(Math.max(0, next - Date.now()));
+        }
+      })();
+      await sleep(1000);
+      delivered = 0;
+      latencies = [];
+      const cpu0 = cpuMs(api.pid!);
+      const t0 = Date.now();
+      await sleep(seconds * 1000);
+      const elapsed = (Date.now() - t0) / 1000;
+      const cpu1 = cpuMs(api.pid!);
+      const got = delivered;
+      const lat = [...latencies].sort((a, b) => a - b);
+      stop = true;
+      await producing;
+      await sleep(500);
+      sentAt.clear();
+      const level: DashboardLevel = {
+        producedPerSec: devices * metricCount,
+        deliveredPerSec: Math.round(got / elapsed),
+        deliveredShare: Math.round((got / elapsed / (devices * metricCount * clients)) * 1000) / 1000,
+        latencyMs: { p50: pct(lat, 50), p99: pct(lat, 99), max: lat.at(-1) ?? NaN },
+        apiCpuPercent: Math.round(((cpu1 - cpu0) / (elapsed * 1000)) * 100),
+        apiRssMiB: rssMiB(api.pid!),
+      };
+      levels.push(level);
+      log(
+        `  ${level.producedPerSec} rows/s in -> ${level.deliveredPerSec} updates/s out (${(level.deliveredShare * 100).toFixed(1)}% of ${clients}x); latency p50 ${level.latencyMs.p50} ms, p99 ${level.latencyMs.p99} ms, max ${level.latencyMs.max} ms; API CPU ${level.apiCpuPercent}% RSS ${level.apiRssMiB} MiB`,
+      );
+    }
+    return { clients, batch, levels };
+  } finally {
+    for (const s of sockets) s.disconnect();
+    await producer.disconnect().catch(() => undefined);
+    api.kill('SIGTERM');
+    await new Promise((r) => (api.exitCode !== null ? r(null) : api.once('exit', r)));
+  }
+}
+
+if (require.main === module) {
+  const { values } = parseArgs({
+    options: {
+      clients: { type: 'string' },
+      seconds: { type: 'string' },
+      rates: { type: 'string' },
+      batch: { type: 'boolean' },
+    },
+  });
+  benchDashboard({
+    ...(values.clients ? { clients: Number(values.clients) } : {}),
+    ...(values.seconds ? { seconds: Number(values.seconds) } : {}),
+    ...(values.rates ? { rates: values.rates.split(',').map(Number) } : {}),
+    batch: values.batch === true,
+  }).then(
+    (r) => console.log(JSON.stringify(r, null, 2)),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,32 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { CassandraService } from './cassandra.service';
+import type { DashboardConfig } from './config';
+import { HealthController } from './health.controller';
+import { HistoryController } from './history.controller';
+import { HistoryService } from './history.service';
+import { KafkaHealth } from './kafka-health.service';
+import { LiveConsumer } from './live.consumer';
+import { LiveGateway } from './live.gateway';
+import { DashboardMetrics } from './metrics.service';
+import { ModelsController } from './models.controller';
+import { UiController } from './ui.controller';
+import { DashboardConfigToken } from './tokens';
+
+@Module({})
+// eslint-disable-next-line @typescript-eslint/no-extraneous-class -- a Nest module is a decorated class with a static factory
+export class AppModule {
+  static forRoot(config: DashboardConfig): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [HistoryController, ModelsController, HealthController, LiveConsumer, UiController],
+      providers: [
+        { provide: DashboardConfigToken, useValue: config },
+        CassandraService,
+        HistoryService,
+        KafkaHealth,
+        DashboardMetrics,
+        LiveGateway,
+      ],
+    };
+  }
+}

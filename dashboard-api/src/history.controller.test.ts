@@ -1,0 +1,155 @@
+import { Test } from '@nestjs/testing';
+import type { INestApplication } from '@nestjs/common';
+import type { AddressInfo } from 'node:net';
+import { HistoryController } from './history.controller';
+import { HistoryService } from './history.service';
+import { HttpErrorsFilter } from './http-errors.filter';
+import { StorageUnavailable } from './cassandra.service';
+import type { AnomalyQuery, SeriesQuery } from './query';
+
+// The REST validation in a TestingModule with the storage faked: which parameters reach the queries, which get 400
+// with the reason, and the 404 of an unknown device.
+let app: INestApplication;
+let base: string;
+const calls: { series: SeriesQuery[]; anomalies: AnomalyQuery[] } = { series: [], anomalies: [] };
+let storageDown = false;
+
+const fakeHistory = {
+  deviceExists: (id: string) => {
+    if (storageDown) return Promise.reject(new StorageUnavailable('Cassandra unavailable: test'));
+    return Promise.resolve(id.startsWith('known'));
+  },
+  devices: () => Promise.resolve({ devices: [], truncated: false }),
+  series: (q: SeriesQuery) => {
+    calls.series.push(q);
+    return Promise.resolve({
+      deviceId: q.deviceId,
+      metric: q.metric,
+      resolution: q.resolution,
+      points: [],
+      next: null,
+    });
+  },
+  anomalies: (q: AnomalyQuery) => {
+    calls.anomalies.push(q);
+    return Promise.resolve({ scores: [], next: q.limit === 1 ? 123 : null });
+  },
+};
+
+beforeAll(async () => {
+  const moduleRef = await Test.createTestingModule({
+    controllers: [HistoryController],
+    providers: [{ provide: HistoryService, useValue: fakeHistory }],
+  }).compile();
+  app = moduleRef.createNestApplication({ logger: false });
+  app.useGlobalFilters(new HttpErrorsFilter());
+  await app.listen(0, '127.0.0.1');
+  base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+beforeEach(() => {
+  calls.series.length = 0;
+  calls.anomalies.length = 0;
+  storageDown = false;
+});
+
+async function get(path: string): Promise<{ status: number; body: unknown; headers: Headers }> {
+  const res = await fetch(`${base}${path}`);
+  return { status: res.status, body: await res.json(), headers: res.headers };
+}
+
+describe('GET /api/devices/:id/metrics/:metric', () => {
+  it('takes ISO and epoch-ms times, a resolution and a limit', async () => {
+    const r = await get(
+      '/api/devices/known-1/metrics/temp?resolution=60s&from=2026-01-01T00:00:00Z&to=1767229200000&limit=7',
+    );
+    expect(r.status).toBe(200);
+    expect(calls.series[0]).toMatchObject({
+      deviceId: 'known-1',
+      metric: 'temp',
+      resolution: '60s',
+      sizeMs: 60_000,
+      from: Date.UTC(2026, 0, 1),
+      to: 1767229200000,
+      limit: 7,
+    });
+  });
+
+  it('defaults to 10s over the last hour, 1000 points', async () => {
+    const before = Date.now();
+    await get('/api/devices/known-1/metrics/temp');
+    const q = calls.series[0]!;
+    expect(q).toMatchObject({ resolution: '10s', limit: 1000 });
+    expect(q.to - q.from).toBe(3_600_000);
+    expect(q.to).toBeGreaterThanOrEqual(before);
+  });
+
+  it.each([
+    ['resolution=10', 'resolution: "10" is not of the form <seconds>s, e.g. 10s'],
+    ['resolution=0s', 'resolution: "0s" is not of the form <seconds>s, e.g. 10s'],
+    ['from=yesterday', 'from: "yesterday" is neither epoch milliseconds nor an ISO 8601 time'],
+    ['to=2026-13-45T00:00:00Z', 'to: "2026-13-45T00:00:00Z" is neither epoch milliseconds nor an ISO 8601 time'],
+    ['from=2000&to=1000', 'from (2000) must be before to (1000)'],
+    ['limit=0', 'limit: "0" is not a whole number from 1 to 10000'],
+    ['limit=10001', 'limit: "10001" is not a whole number from 1 to 10000'],
+    ['limit=abc', 'limit: "abc" is not a whole number from 1 to 10000'],
+    ['from=1&from=2', 'from: give it once, as a single value'],
+    [
+      'resolution=1s&from=0&to=1767229200000',
+      'range too wide for resolution 1s: it spans 490898 storage buckets, at most 1000 (narrow from/to or use a coarser resolution)',
+    ],
+  ])('400 for %s', async (query, error) => {
+    const r = await get(`/api/devices/known-1/metrics/temp?${query}`);
+    expect(r).toMatchObject({ status: 400, body: { error } });
+    expect(calls.series).toHaveLength(0);
+  });
+
+  it('400 for a malformed metric or device id, 404 for an unknown device', async () => {
+    expect(await get('/api/devices/known-1/metrics/te%20mp')).toMatchObject({
+      status: 400,
+      body: { error: 'metric "te mp" is not 1-64 chars of [A-Za-z0-9._-]' },
+    });
+    expect(await get(`/api/devices/${'x'.repeat(129)}/metrics/temp`)).toMatchObject({ status: 400 });
+    expect(await get('/api/devices/nobody/metrics/temp')).toMatchObject({
+      status: 404,
+      body: { error: 'unknown device "nobody"' },
+    });
+  });
+
+  it('503 with Retry-After while Cassandra is unreachable', async () => {
+    storageDown = true;
+    const r = await get('/api/devices/known-1/metrics/temp');
+    expect(r).toMatchObject({ status: 503, body: { error: 'Cassandra unavailable: test' } });
+    expect(r.headers.get('retry-after')).toBe('5');
+  });
+});
+
+describe('GET /api/anomalies', () => {
+  it('takes an optional device, a range and a limit; says where the next page starts', async () => {
+    const r = await get('/api/anomalies?from=1000&to=5000&limit=1');
+    expect(r).toMatchObject({ status: 200, body: [] });
+    expect(r.headers.get('x-next-to')).toBe('124');
+    expect(calls.anomalies[0]).toEqual({ deviceId: undefined, from: 1000, to: 5000, limit: 1 });
+    await get('/api/anomalies?deviceId=known-2');
+    expect(calls.anomalies[1]).toMatchObject({ deviceId: 'known-2', limit: 500 });
+    expect(calls.anomalies[1]!.to - calls.anomalies[1]!.from).toBe(86_400_000);
+  });
+
+  it('400 for bad parameters, 404 for an unknown device', async () => {
+    expect(await get('/api/anomalies?from=0&to=86400000000')).toMatchObject({
+      status: 400,
+      body: { error: 'range too wide: it spans 1000 days, at most 31' },
+    });
+    expect(await get('/api/anomalies?limit=5001')).toMatchObject({ status: 400 });
+    expect(await get('/api/anomalies?deviceId=a%20b')).toMatchObject({ status: 400 });
+    expect(await get('/api/anomalies?deviceId=ghost')).toMatchObject({ status: 404 });
+  });
+});
+
+it('unknown routes answer 404 {"error"}', async () => {
+  expect(await get('/api/nothing')).toMatchObject({ status: 404, body: { error: 'Cannot GET /api/nothing' } });
+});

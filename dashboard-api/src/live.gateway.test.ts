@@ -1,0 +1,132 @@
+import { Test } from '@nestjs/testing';
+import type { INestApplication } from '@nestjs/common';
+import { IoAdapter } from '@nestjs/platform-socket.io';
+import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { AddressInfo } from 'node:net';
+import { io, type Socket } from 'socket.io-client';
+import { LiveGateway } from './live.gateway';
+import { DashboardMetrics } from './metrics.service';
+import { aggregateRow, anomalyScore, collect, testConfig } from './testing';
+import { DashboardConfigToken } from './tokens';
+
+// The gateway in a TestingModule on a real socket.io server, fed directly (no Kafka): rooms, the coalescing rate
+// limit as a browser sees it, and anomalies that are never coalesced away.
+let app: INestApplication;
+let gateway: LiveGateway;
+let url: string;
+const sockets: Socket[] = [];
+
+const MaxPerSec = 5;
+
+beforeAll(async () => {
+  const moduleRef = await Test.createTestingModule({
+    providers: [
+      { provide: DashboardConfigToken, useValue: testConfig({ liveMaxUpdatesPerSec: MaxPerSec }) },
+      DashboardMetrics,
+      LiveGateway,
+    ],
+  }).compile();
+  app = moduleRef.createNestApplication({ logger: false });
+  app.useWebSocketAdapter(new IoAdapter(app));
+  await app.listen(0, '127.0.0.1');
+  url = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  gateway = app.get(LiveGateway);
+});
+
+afterEach(() => {
+  for (const s of sockets.splice(0)) s.disconnect();
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+async function client(...subs: object[]): Promise<Socket> {
+  const s = io(`${url}/live`, { transports: ['websocket'], forceNew: true });
+  sockets.push(s);
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
+    s.once('connect_error', reject);
+  });
+  for (const sub of subs) expect(await s.emitWithAck('subscribe', sub)).toEqual({ ok: true });
+  return s;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('LiveGateway', () => {
+  it('sends a device room its rows and nothing of other devices', async () => {
+    const s = await client({ deviceId: 'gw-a' });
+    const got = collect<AggregateRow>(s, 'aggregate', 2);
+    gateway.publishAggregate(aggregateRow('gw-b', 'temp', 0, 1));
+    gateway.publishAggregate(aggregateRow('gw-a', 'temp', 0, 2));
+    gateway.publishAggregate(aggregateRow('gw-a', 'vib', 0, 3));
+    expect((await got).map((r) => [r.deviceId, r.metric, r.last])).toEqual([
+      ['gw-a', 'temp', 2],
+      ['gw-a', 'vib', 3],
+    ]);
+  });
+
+  it(`limits a fast device to ${MaxPerSec} updates a second and ends on the latest values`, async () => {
+    const s = await client({ deviceId: 'gw-fast' });
+    const received: { at: number; row: AggregateRow }[] = [];
+    s.on('aggregate', (row: AggregateRow) => received.push({ at: Date.now(), row }));
+    // ~2000 rows a second for 2 s: far faster than the limit.
+    const started = Date.now();
+    let i = 0;
+    while (Date.now() - started < 2000) {
+      for (let k = 0; k < 20; k++, i++) gateway.publishAggregate(aggregateRow('gw-fast', 'temp', i * 1000, i));
+      await sleep(10);
+    }
+    await sleep(500);
+    const seconds = (received.at(-1)!.at - received[0]!.at) / 1000;
+    // Every update is one row of the only series; count them per second of receiving.
+    expect(received.length).toBeLessThanOrEqual(Math.ceil(seconds * MaxPerSec) + 2);
+    expect(received.length).toBeGreaterThanOrEqual(Math.floor(2 * MaxPerSec) - 2);
+    expect(received.at(-1)!.row.last).toBe(i - 1);
+    const windows = received.map((r) => r.row.windowStart);
+    expect([...windows].sort((a, b) => a - b)).toEqual(windows);
+  });
+
+  it('sends the fleet room every device, and a batch subscription arrays of one resolution', async () => {
+    const single = await client({ fleet: true });
+    const batch = await client({ fleet: true, batch: true, resolution: '10s' });
+    const singles = collect<AggregateRow>(single, 'aggregate', 3);
+    const batches = collect<AggregateRow[]>(batch, 'aggregates', 1);
+    gateway.publishAggregate(aggregateRow('gw-f1', 'temp', 0, 1, '1s'));
+    gateway.publishAggregate(aggregateRow('gw-f1', 'temp', 0, 2, '10s'));
+    gateway.publishAggregate(aggregateRow('gw-f2', 'temp', 0, 3, '10s'));
+    expect((await singles).map((r) => r.last)).toEqual([1, 2, 3]);
+    expect((await batches)[0]!.map((r) => [r.deviceId, r.resolution])).toEqual([
+      ['gw-f1', '10s'],
+      ['gw-f2', '10s'],
+    ]);
+  });
+
+  it('never coalesces anomalies away, and unsubscribe stops the stream', async () => {
+    const s = await client({ deviceId: 'gw-anom' });
+    const got = collect<AnomalyScore>(s, 'anomaly', 50);
+    for (let i = 0; i < 50; i++) gateway.publishAnomaly(anomalyScore('gw-anom', i * 10_000));
+    expect((await got).map((a) => a.windowStart)).toEqual(Array.from({ length: 50 }, (_, i) => i * 10_000));
+    expect(await s.emitWithAck('unsubscribe', { deviceId: 'gw-anom' })).toEqual({ ok: true });
+    let after = 0;
+    s.on('anomaly', () => after++);
+    s.on('aggregate', () => after++);
+    gateway.publishAnomaly(anomalyScore('gw-anom', 1e9));
+    gateway.publishAggregate(aggregateRow('gw-anom', 'temp', 1e9, 1));
+    await sleep(300);
+    expect(after).toBe(0);
+  });
+
+  it('answers a bad subscription with the reason', async () => {
+    const s = await client();
+    expect(await s.emitWithAck('subscribe', { deviceId: 'bad id!' })).toEqual({
+      ok: false,
+      error: 'deviceId "bad id!" is not 1-128 chars of [A-Za-z0-9._:-]',
+    });
+    expect(await s.emitWithAck('subscribe', 'fleet')).toEqual({
+      ok: false,
+      error: 'expected {"deviceId": "..."} or {"fleet": true}',
+    });
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * Validation of the REST API's path and query parameters. Every function returns the parsed value or throws
+ * `QueryError`, whose message is the `error` of the 400 answer.
+ */
+import { bucketsBetween, resolutionMs } from '@fleetpulse/contracts';
+
+export class QueryError extends Error {
+  override name = 'QueryError';
+}
+
+export const DeviceIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+export const MetricPattern = /^[A-Za-z0-9._-]{1,64}$/;
+
+export const Limits = {
+  /** Points per page of a metric series. */
+  pointsDefault: 1000,
+  pointsMax: 10_000,
+  /** A series query may touch at most this many Cassandra partitions (buckets of 3600 windows). */
+  maxBuckets: 1000,
+  anomaliesDefault: 500,
+  anomaliesMax: 5000,
+  /** An anomaly query reads one partition per UTC day: at most this many. */
+  anomalyMaxDays: 31,
+  /** Default history window when `from` is absent: the hour (series) or day (anomalies) before `to`. */
+  seriesDefaultSpanMs: 3_600_000,
+  anomaliesDefaultSpanMs: 86_400_000,
+} as const;
+
+const Iso = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/** A single query value: absent, or one string (`?a=1&a=2` is an error, not a silent pick). */
+function single(query: Record<string, unknown>, name: string): string | undefined {
+  const v = query[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new QueryError(`${name}: give it once, as a single value`);
+  return v;
+}
+
+/** `<ISO|ms>`: epoch milliseconds (digits) or an ISO 8601 date-time. */
+export function parseTime(name: string, raw: string): number {
+  if (/^-?\d{1,16}$/.test(raw)) return Number(raw);
+  if (Iso.test(raw)) {
+    const t = Date.parse(raw);
+    if (Number.isFinite(t)) return t;
+  }
+  throw new QueryError(`${name}: "${raw}" is neither epoch milliseconds nor an ISO 8601 time`);
+}
+
+function parseLimit(raw: string | undefined, def: number, max: number): number {
+  if (raw === undefined) return def;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1 || Number(raw) > max)
+    throw new QueryError(`limit: "${raw}" is not a whole number from 1 to ${max}`);
+  return Number(raw);
+}
+
+function parseRange(query: Record<string, unknown>, now: number, defaultSpanMs: number): { from: number; to: number } {
+  const toRaw = single(query, 'to');
+  const fromRaw = single(query, 'from');
+  const to = toRaw === undefined ? now : parseTime('to', toRaw);
+  const from = fromRaw === undefined ? to - defaultSpanMs : parseTime('from', fromRaw);
+  if (from >= to) throw new QueryError(`from (${from}) must be before to (${to})`);
+  return { from, to };
+}
+
+export function parseDeviceId(raw: string): string {
+  if (!DeviceIdPattern.test(raw)) throw new QueryError(`device id "${raw}" is not 1-128 chars of [A-Za-z0-9._:-]`);
+  return raw;
+}
+
+export interface SeriesQuery {
+  deviceId: string;
+  metric: string;
+  resolution: string;
+  sizeMs: number;
+  /** Inclusive, ms: windows starting at or after this. */
+  from: number;
+  /** Exclusive, ms: windows starting before this. */
+  to: number;
+  limit: number;
+}
+
+/** `GET /api/devices/:id/metrics/:metric?resolution=10s&from=&to=&limit=`. */
+export function parseSeriesQuery(
+  deviceId: string,
+  metric: string,
+  query: Record<string, unknown>,
+  now = Date.now(),
+): SeriesQuery {
+  parseDeviceId(deviceId);
+  if (!MetricPattern.test(metric)) throw new QueryError(`metric "${metric}" is not 1-64 chars of [A-Za-z0-9._-]`);
+  const resolution = single(query, 'resolution') ?? '10s';
+  let sizeMs: number;
+  try {
+    sizeMs = resolutionMs(resolution);
+  } catch {
+    throw new QueryError(`resolution: "${resolution}" is not of the form <seconds>s, e.g. 10s`);
+  }
+  const { from, to } = parseRange(query, now, Limits.seriesDefaultSpanMs);
+  const limit = parseLimit(single(query, 'limit'), Limits.pointsDefault, Limits.pointsMax);
+  // Counted without building the list: a range from 1970 at 1s would otherwise allocate ~500k numbers.
+  const bucketMs = sizeMs * 3600;
+  const buckets = Math.floor(to / bucketMs) - Math.floor(from / bucketMs) + 1;
+  if (buckets > Limits.maxBuckets)
+    throw new QueryError(
+      `range too wide for resolution ${resolution}: it spans ${buckets} storage buckets, at most ${Limits.maxBuckets} (narrow from/to or use a coarser resolution)`,
+    );
+  return { deviceId, metric, resolution, sizeMs, from, to, limit };
+}
+
+/** The bucket starts a series query reads, oldest first. */
+export const seriesBuckets = (q: SeriesQuery): number[] => bucketsBetween(q.from, q.to, q.sizeMs);
+
+export interface AnomalyQuery {
+  deviceId: string | undefined;
+  from: number;
+  to: number;
+  limit: number;
+}
+
+export const DayMs = 86_400_000;
+
+/** `GET /api/anomalies?deviceId=&from=&to=&limit=`. */
+export function parseAnomalyQuery(query: Record<string, unknown>, now = Date.now()): AnomalyQuery {
+  const rawDevice = single(query, 'deviceId');
+  const deviceId = rawDevice === undefined || rawDevice === '' ? undefined : parseDeviceId(rawDevice);
+  const { from, to } = parseRange(query, now, Limits.anomaliesDefaultSpanMs);
+  const days = Math.floor((to - 1) / DayMs) - Math.floor(from / DayMs) + 1;
+  if (days > Limits.anomalyMaxDays)
+    throw new QueryError(`range too wide: it spans ${days} days, at most ${Limits.anomalyMaxDays}`);
+  const limit = parseLimit(single(query, 'limit'), Limits.anomaliesDefault, Limits.anomaliesMax);
+  return { deviceId, from, to, limit };
+}

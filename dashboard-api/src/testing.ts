@@ -1,0 +1,73 @@
+import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import { loadConfig, type DashboardConfig } from './config';
+
+/** A configuration for tests: port 0, everything else from the environment as the launcher sets it. */
+export function testConfig(overrides: Partial<DashboardConfig> = {}): DashboardConfig {
+  return {
+    ...loadConfig({ ...process.env, FLEETPULSE_DASHBOARD_PORT: '0', FLEETPULSE_DASHBOARD_HOST: '127.0.0.1' }),
+    ...overrides,
+  };
+}
+
+export function aggregateRow(
+  deviceId: string,
+  metric: string,
+  windowStart: number,
+  value: number,
+  resolution = '1s',
+): AggregateRow {
+  const size = Number(resolution.slice(0, -1)) * 1000;
+  return {
+    deviceId,
+    metric,
+    resolution,
+    windowStart,
+    windowEnd: windowStart + size,
+    count: 4,
+    sum: value * 4,
+    min: value - 1,
+    max: value + 1,
+    mean: value,
+    stddev: 0.5,
+    first: value - 0.5,
+    last: value,
+  };
+}
+
+export function anomalyScore(deviceId: string, windowStart: number, score = 0.9): AnomalyScore {
+  return {
+    deviceId,
+    resolution: '10s',
+    windowStart,
+    model: 'iforest',
+    modelVersion: '3',
+    score,
+    anomalous: true,
+    features: { 'temp.mean': 99.5 },
+  };
+}
+
+/** Resolves with the first `n` events `name` on `socket` (rejects after `timeoutMs`). */
+export function collect<T>(
+  socket: { on(ev: string, fn: (v: T) => void): unknown; off(ev: string, fn: (v: T) => void): unknown },
+  name: string,
+  n: number,
+  timeoutMs = 10_000,
+): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const got: T[] = [];
+    const timer = setTimeout(() => {
+      socket.off(name, on);
+      reject(new Error(`got ${got.length} of ${n} "${name}" events in ${timeoutMs} ms`));
+    }, timeoutMs);
+    const on = (v: T) => {
+      got.push(v);
+      if (got.length >= n) {
+        clearTimeout(timer);
+        socket.off(name, on);
+        resolve(got);
+      }
+    };
+    socket.on(name, on);
+  });
+}

@@ -1,0 +1,2 @@
+/** Injection token of the validated DashboardConfig. */
+export const DashboardConfigToken = Symbol('DashboardConfig');

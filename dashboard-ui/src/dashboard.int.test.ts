@@ -1,0 +1,278 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import { bucketOf, Topics, type AggregateRow, type AnomalyScore } from '@fleetpulse/contracts';
+import { loadConfig, startDashboard, type RunningDashboard } from '@fleetpulse/dashboard-api';
+import type { Client } from 'cassandra-driver';
+import type { Producer } from 'kafkajs';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+// The browser dashboard end to end: the API in-process on the real Kafka and Cassandra, Debian's chromium driven by
+// playwright-core (no downloaded browser), data produced to the real topics by the test. Screenshots go to
+// artifacts/dashboard-ui/; FLEETPULSE_UPDATE_DOCS=1 also refreshes docs/dashboard.png.
+const root = resolve(__dirname, '..', '..');
+const uiDist = join(root, 'dashboard-ui', 'dist');
+const artifacts = join(root, 'artifacts', 'dashboard-ui');
+const run = randomBytes(3).toString('hex');
+const devices = Array.from({ length: 24 }, (_, i) => `ui-${run}-${String(i).padStart(2, '0')}`);
+const chosen = devices[3]!;
+const metrics = ['humidity', 'temp', 'vib', 'volt'];
+const base: Record<string, number> = { temp: 22, humidity: 45, vib: 0.3, volt: 3.3 };
+
+let dashboard: RunningDashboard;
+let scoring: Server;
+let cassandra: Client;
+let producer: Producer;
+let browser: BrowserContext;
+let page: Page;
+let profile: string;
+let feeding: NodeJS.Timeout | undefined;
+let tick = 0;
+
+const value = (m: string, i: number, t: number) =>
+  base[m]! * (1 + 0.05 * Math.sin(t / 7000 + i)) + (m === 'temp' ? tick * 0.01 : 0);
+
+function row(deviceId: string, metric: string, resolution: string, windowStart: number, v: number): AggregateRow {
+  const size = Number(resolution.slice(0, -1)) * 1000;
+  const spread = Math.abs(v) * 0.02;
+  return {
+    deviceId,
+    metric,
+    resolution,
+    windowStart,
+    windowEnd: windowStart + size,
+    count: size / 250,
+    sum: (v * size) / 250,
+    min: v - spread,
+    max: v + spread,
+    mean: v,
+    stddev: spread / 2,
+    first: v - spread / 2,
+    last: v,
+  };
+}
+
+/** What a running fleet would publish each second: 1s windows of every device, 10s ones every tenth second. */
+async function publishSecond(): Promise<void> {
+  tick++;
+  const now = Math.floor(Date.now() / 1000) * 1000 - 1000;
+  const messages = [];
+  for (const [i, d] of devices.entries())
+    for (const m of metrics) {
+      messages.push(row(d, m, '1s', now, value(m, i, now)));
+      if (now % 10_000 === 0 || tick === 1)
+        messages.push(row(d, m, '10s', Math.floor(now / 10_000) * 10_000, value(m, i, now)));
+    }
+  await producer.send({
+    topic: Topics.aggregates,
+    messages: messages.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
+  });
+}
+
+async function seedHistory(): Promise<void> {
+  const insert =
+    'INSERT INTO fleetpulse.aggregates (device_id, metric, resolution, bucket, window_start, window_end, count, sum, min, max, mean, stddev, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  const end = Math.floor(Date.now() / 10_000) * 10_000;
+  const rows: AggregateRow[] = [];
+  for (let t = end - 3_600_000; t < end; t += 10_000)
+    rows.push(row(chosen, 'temp', '10s', t, 22 + 3 * Math.sin(t / 600_000) + Math.random() * 0.4));
+  for (let i = 0; i < rows.length; i += 50)
+    await Promise.all(
+      rows
+        .slice(i, i + 50)
+        .map((r) =>
+          cassandra.execute(
+            insert,
+            [
+              r.deviceId,
+              r.metric,
+              r.resolution,
+              bucketOf(r.windowStart, 10_000),
+              r.windowStart,
+              r.windowEnd,
+              r.count,
+              r.sum,
+              r.min,
+              r.max,
+              r.mean,
+              r.stddev,
+              r.first,
+              r.last,
+            ],
+            { prepare: true },
+          ),
+        ),
+    );
+  for (const d of devices)
+    await cassandra.execute(
+      'UPDATE fleetpulse.devices SET last_seen = ?, metrics = metrics + ? WHERE device_id = ?',
+      [end, metrics, d],
+      { prepare: true },
+    );
+}
+
+/** A stand-in for the scoring service's model status, so the models panel has something to show. */
+function fakeScoring(): Promise<Server> {
+  const models = [
+    {
+      name: 'iforest',
+      file: 'iforest.onnx',
+      active: {
+        version: '3',
+        features: ['temp.mean', 'temp.max', 'humidity.stddev'],
+        resolution: '10s',
+        loadedAt: new Date().toISOString(),
+      },
+      lastError: null,
+    },
+    {
+      name: 'vib-ae',
+      file: 'vib-ae.onnx',
+      active: null,
+      lastError: {
+        at: new Date().toISOString(),
+        file: 'vib-ae.onnx',
+        reason: 'input shape [1,5] does not match 3 features',
+      },
+    },
+  ];
+  const server = createServer((_, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(models)),
+  );
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
+}
+
+const shot = async (name: string) => {
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, `${name}.png`) });
+};
+
+beforeAll(async () => {
+  if (!existsSync(join(uiDist, 'index.html')))
+    execFileSync('npx', ['vite', 'build'], { cwd: join(root, 'dashboard-ui'), stdio: 'inherit' });
+  cassandra = await connectedCassandra();
+  producer = kafkaClient().producer();
+  await producer.connect();
+  await seedHistory();
+  scoring = await fakeScoring();
+  const config = loadConfig({
+    ...process.env,
+    FLEETPULSE_DASHBOARD_PORT: '0',
+    FLEETPULSE_DASHBOARD_HOST: '127.0.0.1',
+    FLEETPULSE_SCORING_URL: `http://127.0.0.1:${(scoring.address() as AddressInfo).port}`,
+    FLEETPULSE_SCORING_MODELS_PATH: '/api/models',
+    FLEETPULSE_DASHBOARD_UI_DIR: uiDist,
+  });
+  dashboard = await startDashboard(config, { logLevels: ['warn', 'error'] });
+  feeding = setInterval(() => void publishSecond().catch(() => undefined), 1000);
+  profile = mkdtempSync(join(tmpdir(), 'fleetpulse-chromium-'));
+  // A fresh profile each run (playwright takes it as userDataDir, not as --user-data-dir).
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1440, height: 860 },
+  });
+  page = browser.pages()[0] ?? (await browser.newPage());
+  await page.goto(dashboard.url);
+});
+
+afterAll(async () => {
+  clearInterval(feeding);
+  await browser?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  await dashboard?.close();
+  scoring?.close();
+  await producer?.disconnect();
+  await cassandra?.shutdown();
+});
+
+describe('dashboard in a browser', () => {
+  it('loads, connects and lists the fleet', async () => {
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 30_000 });
+    await page.fill('#filter', `ui-${run}`);
+    await page.waitForSelector(`.fleet-row[data-device="${chosen}"]`);
+    // Virtualised: the rows in the DOM are a window of the list, never every device.
+    expect(await page.locator('.fleet-row').count()).toBeLessThan(100);
+    await page.waitForSelector('#models tbody tr:has-text("iforest")');
+    await shot('01-loaded');
+  });
+
+  it('shows live values changing', async () => {
+    const cell = page.locator(`.fleet-row[data-device="${chosen}"] span:nth-child(4)`);
+    await page.waitForFunction(
+      (id) => document.querySelector(`.fleet-row[data-device="${id}"] span:nth-child(4)`)?.textContent !== '',
+      chosen,
+      { timeout: 60_000 },
+    );
+    const first = await cell.textContent();
+    await page.waitForFunction(
+      ([id, v]) => {
+        const t = document.querySelector(`.fleet-row[data-device="${id}"] span:nth-child(4)`)?.textContent;
+        return t !== '' && t !== v;
+      },
+      [chosen, first] as const,
+      { timeout: 60_000 },
+    );
+  });
+
+  it('opens a device chart on click, with live points and history', async () => {
+    await page.click(`.fleet-row[data-device="${chosen}"]`);
+    await expect(page.locator('#device-title').textContent()).resolves.toBe(chosen);
+    await page.waitForSelector('#live-charts .chart[data-metric="temp"] canvas', { timeout: 30_000 });
+    // A few live seconds on the chart, and the hour of history from Cassandra.
+    await page.waitForFunction(
+      () => (document.getElementById('device-values')?.textContent ?? '').includes('temp'),
+      undefined,
+      { timeout: 30_000 },
+    );
+    await page.selectOption('#hist-metric', 'temp');
+    await page.waitForFunction(
+      () => /^\d[\d,]* points/.test(document.getElementById('hist-status')?.textContent ?? ''),
+      undefined,
+      { timeout: 30_000 },
+    );
+    expect(Number((await page.textContent('#hist-status'))!.split(' ')[0]!.replace(/,/g, ''))).toBeGreaterThanOrEqual(
+      350,
+    );
+    await page.waitForTimeout(4000);
+    await shot('02-device');
+  });
+
+  it('shows an injected anomaly in the feed', async () => {
+    const score: AnomalyScore = {
+      deviceId: chosen,
+      resolution: '10s',
+      windowStart: Math.floor(Date.now() / 10_000) * 10_000,
+      model: 'iforest',
+      modelVersion: '3',
+      score: 0.97,
+      anomalous: true,
+      features: { 'temp.mean': 31.2, 'temp.max': 33.9, 'humidity.stddev': 4.1 },
+    };
+    await producer.send({ topic: Topics.scores, messages: [{ key: chosen, value: JSON.stringify(score) }] });
+    await page.waitForSelector(`#anomalies li[data-device="${chosen}"]`, { timeout: 30_000 });
+    await expect(page.locator(`.fleet-row[data-device="${chosen}"]`).getAttribute('data-status')).resolves.toBe(
+      'anomaly',
+    );
+    await page.waitForTimeout(2500);
+    await shot('03-anomaly');
+    if (process.env.FLEETPULSE_UPDATE_DOCS === '1') {
+      mkdirSync(join(root, 'docs'), { recursive: true });
+      copyFileSync(join(artifacts, '03-anomaly.png'), join(root, 'docs', 'dashboard.png'));
+    }
+  });
+});

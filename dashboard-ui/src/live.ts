@@ -1,0 +1,62 @@
+import { io, type Socket } from 'socket.io-client';
+import type { AggregateRow, AnomalyScore } from './api';
+
+export type ConnState = 'connecting' | 'live' | 'reconnecting' | 'offline';
+
+export interface LiveHandlers {
+  aggregate(row: AggregateRow): void;
+  aggregates(rows: AggregateRow[]): void;
+  anomaly(score: AnomalyScore): void;
+  state(s: ConnState, detail?: string): void;
+  /** After a reconnect: what was missed while away is in the REST API. */
+  reconnected(): void;
+}
+
+interface Sub {
+  deviceId?: string;
+  fleet?: boolean;
+  resolution?: string;
+  batch?: boolean;
+}
+
+/**
+ * The `/live` socket. socket.io reconnects by itself (with backoff) after the API restarts; the server forgets a
+ * socket's rooms with it, so every subscription is sent again on each connect.
+ */
+export class Live {
+  private readonly socket: Socket;
+  private readonly subs = new Map<string, Sub>();
+  private everConnected = false;
+
+  constructor(private readonly h: LiveHandlers) {
+    this.socket = io('/live', {
+      transports: ['websocket', 'polling'],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 3000,
+    });
+    this.socket.on('connect', () => {
+      for (const s of this.subs.values()) this.socket.emit('subscribe', s);
+      this.h.state('live');
+      if (this.everConnected) this.h.reconnected();
+      this.everConnected = true;
+    });
+    this.socket.on('disconnect', (reason) => this.h.state('reconnecting', reason));
+    this.socket.on('connect_error', (e) => this.h.state(this.everConnected ? 'reconnecting' : 'offline', e.message));
+    this.socket.on('aggregate', (r: AggregateRow) => this.h.aggregate(r));
+    this.socket.on('aggregates', (rs: AggregateRow[]) => this.h.aggregates(rs));
+    this.socket.on('anomaly', (s: AnomalyScore) => this.h.anomaly(s));
+  }
+
+  subscribe(key: string, sub: Sub): void {
+    this.subs.set(key, sub);
+    if (this.socket.connected) this.socket.emit('subscribe', sub);
+  }
+
+  unsubscribe(key: string): void {
+    const sub = this.subs.get(key);
+    if (!sub) return;
+    this.subs.delete(key);
+    if (this.socket.connected)
+      this.socket.emit('unsubscribe', sub.fleet ? { fleet: true } : { deviceId: sub.deviceId });
+  }
+}

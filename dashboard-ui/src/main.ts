@@ -1,0 +1,240 @@
+import './style.css';
+import {
+  fetchAnomalies,
+  fetchDevices,
+  fetchModels,
+  fetchSeries,
+  type AggregateRow,
+  type AnomalyScore,
+  type ModelStatus,
+} from './api';
+import { historyChart, LiveChart } from './charts';
+import { FleetList } from './fleet';
+import { Live, type ConnState } from './live';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+/** The overview shows this metric's last value; the fleet stream carries this resolution only (10,000 devices). */
+const OverviewMetric = 'temp';
+const FleetResolution = '10s';
+const FeedMax = 200;
+
+const fleet = new FleetList($('fleet-scroll'), $('fleet-spacer'), $('fleet-rows'), (id) => selectDevice(id));
+$<HTMLInputElement>('filter').addEventListener('input', (e) => fleet.setFilter((e.target as HTMLInputElement).value));
+
+// ---- connection indicator
+const conn = $('conn');
+function setConn(state: ConnState, detail?: string): void {
+  conn.dataset.state = state;
+  conn.title = detail ?? '';
+  conn.querySelector('span')!.textContent =
+    state === 'live'
+      ? 'live'
+      : state === 'reconnecting'
+        ? 'reconnecting…'
+        : state === 'offline'
+          ? 'offline'
+          : 'connecting…';
+}
+
+// ---- live data
+function seen(r: AggregateRow): void {
+  const d = fleet.upsert(r.deviceId);
+  if (d.lastSeen === null || r.windowEnd > d.lastSeen) d.lastSeen = r.windowEnd;
+  d.metrics.add(r.metric);
+  if (r.metric === OverviewMetric) d.value = r.last;
+}
+
+function onAggregate(r: AggregateRow): void {
+  seen(r);
+  if (r.deviceId === selected) liveRow(r);
+}
+
+const live = new Live({
+  aggregate: onAggregate,
+  aggregates: (rows) => {
+    for (const r of rows) onAggregate(r);
+  },
+  anomaly: (s) => addAnomaly(s, true),
+  state: setConn,
+  reconnected: () => void loadFleet(),
+});
+live.subscribe('fleet', { fleet: true, batch: true, resolution: FleetResolution });
+
+// ---- fleet overview
+async function loadFleet(): Promise<void> {
+  try {
+    const devices = await fetchDevices();
+    for (const dev of devices) {
+      const d = fleet.upsert(dev.deviceId);
+      if (dev.lastSeen !== null && (d.lastSeen === null || dev.lastSeen > d.lastSeen)) d.lastSeen = dev.lastSeen;
+      for (const m of dev.metrics) d.metrics.add(m);
+    }
+    const anomalies = await fetchAnomalies({ limit: 5000 });
+    const counted = new Map<string, { n: number; last: number }>();
+    for (const a of anomalies) {
+      const c = counted.get(a.deviceId) ?? { n: 0, last: 0 };
+      c.n++;
+      c.last = Math.max(c.last, a.windowStart);
+      counted.set(a.deviceId, c);
+    }
+    for (const [id, c] of counted) {
+      const d = fleet.upsert(id);
+      d.anomalies = Math.max(d.anomalies, c.n);
+      d.lastAnomalyAt = Math.max(d.lastAnomalyAt ?? 0, c.last);
+    }
+    if (feed.childElementCount === 0) for (const a of anomalies.slice(0, FeedMax).reverse()) addAnomaly(a, false);
+    updateCounts();
+  } catch (e) {
+    setConn('offline', String(e));
+  }
+}
+
+function updateCounts(): void {
+  $('counts').textContent = `${fleet.size.toLocaleString()} devices`;
+}
+setInterval(updateCounts, 1000);
+
+// ---- anomaly feed
+const feed = $<HTMLOListElement>('anomalies');
+const feedKeys = new Set<string>();
+function addAnomaly(s: AnomalyScore, live: boolean): void {
+  const key = `${s.deviceId}|${s.windowStart}|${s.resolution}|${s.model}`;
+  if (feedKeys.has(key)) return;
+  feedKeys.add(key);
+  if (live) {
+    const d = fleet.upsert(s.deviceId);
+    d.anomalies++;
+    d.lastAnomalyAt = Math.max(d.lastAnomalyAt ?? 0, s.windowStart);
+  }
+  const li = document.createElement('li');
+  li.dataset.device = s.deviceId;
+  li.dataset.key = key;
+  li.className = live ? 'new' : '';
+  const t = new Date(s.windowStart).toLocaleTimeString();
+  li.innerHTML = `<time></time> <b></b> <span></span>`;
+  li.children[0]!.textContent = t;
+  li.children[1]!.textContent = s.deviceId;
+  li.children[2]!.textContent = `${s.model} v${s.modelVersion} · ${s.resolution} · score ${s.score.toFixed(3)}`;
+  li.addEventListener('click', () => selectDevice(s.deviceId));
+  feed.prepend(li);
+  while (feed.childElementCount > FeedMax) {
+    const old = feed.lastElementChild as HTMLElement;
+    feedKeys.delete(old.dataset.key ?? '');
+    old.remove();
+  }
+}
+
+// ---- device detail
+let selected: string | null = null;
+const charts = new Map<string, LiveChart>();
+const liveCharts = $('live-charts');
+
+function selectDevice(id: string): void {
+  if (selected === id) return;
+  if (selected) live.unsubscribe(`device:${selected}`);
+  selected = id;
+  fleet.select(id);
+  $('device-title').textContent = id;
+  for (const c of charts.values()) c.destroy();
+  charts.clear();
+  $('device-values').textContent = '';
+  live.subscribe(`device:${id}`, { deviceId: id });
+  const metrics = [...(fleet.get(id)?.metrics ?? [])].sort();
+  const sel = $<HTMLSelectElement>('hist-metric');
+  sel.replaceChildren(...metrics.map((m) => new Option(m, m)));
+  void loadHistory();
+}
+
+function liveRow(r: AggregateRow): void {
+  let c = charts.get(r.metric);
+  if (!c) {
+    c = new LiveChart(liveCharts, r.metric);
+    charts.set(r.metric, c);
+    const sel = $<HTMLSelectElement>('hist-metric');
+    if (![...sel.options].some((o) => o.value === r.metric)) sel.add(new Option(r.metric, r.metric));
+  }
+  c.add(r);
+  scheduleValues();
+}
+
+let valuesPending = false;
+function scheduleValues(): void {
+  if (valuesPending) return;
+  valuesPending = true;
+  requestAnimationFrame(() => {
+    valuesPending = false;
+    $('device-values').textContent = [...charts.values()]
+      .sort((a, b) => a.metric.localeCompare(b.metric))
+      .map((c) => `${c.metric} ${c.lastValue?.toFixed(2) ?? '—'}`)
+      .join('  ·  ');
+  });
+}
+
+// ---- history
+const rangeSel = $<HTMLSelectElement>('hist-range');
+rangeSel.addEventListener('change', () => {
+  const custom = rangeSel.value === 'custom';
+  $('hist-from').hidden = !custom;
+  $('hist-to').hidden = !custom;
+  if (!custom) void loadHistory();
+});
+$('hist-load').addEventListener('click', () => void loadHistory());
+$('hist-metric').addEventListener('change', () => void loadHistory());
+$('hist-res').addEventListener('change', () => void loadHistory());
+
+async function loadHistory(): Promise<void> {
+  const status = $('hist-status');
+  const metric = $<HTMLSelectElement>('hist-metric').value;
+  if (!selected || !metric) return void (status.textContent = '');
+  const resolution = $<HTMLSelectElement>('hist-res').value;
+  let from: number;
+  let to: number;
+  if (rangeSel.value === 'custom') {
+    from = Date.parse($<HTMLInputElement>('hist-from').value);
+    to = Date.parse($<HTMLInputElement>('hist-to').value);
+    if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to)
+      return void (status.textContent = 'pick a from before a to');
+  } else {
+    to = Date.now();
+    from = to - Number(rangeSel.value);
+  }
+  status.textContent = 'loading…';
+  try {
+    const { points, cut } = await fetchSeries(selected, metric, resolution, from, to);
+    historyChart($('history-chart'), `${metric} (${resolution})`, points);
+    status.textContent = `${points.length.toLocaleString()} points${cut ? ' (cut)' : ''}`;
+  } catch (e) {
+    status.textContent = `error: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+// ---- models
+async function loadModels(): Promise<void> {
+  const body = $('models').querySelector('tbody')!;
+  try {
+    const { models, error } = await fetchModels();
+    $('models-error').textContent = error ?? '';
+    body.replaceChildren(...models.map(modelRow));
+  } catch (e) {
+    $('models-error').textContent = String(e);
+  }
+}
+
+function modelRow(m: ModelStatus): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  const cells = [
+    m.name,
+    m.active?.version ?? '—',
+    m.active?.resolution ?? '',
+    m.active?.features.join(', ') ?? '',
+    m.lastError ? `${m.lastError.reason} (${m.lastError.at})` : '',
+  ];
+  for (const c of cells) tr.insertCell().textContent = c;
+  if (m.lastError) tr.className = 'has-error';
+  return tr;
+}
+
+void loadFleet();
+void loadModels();
+setInterval(() => void loadModels(), 10_000);

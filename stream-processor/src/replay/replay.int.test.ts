@@ -1,0 +1,124 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { bucketsBetween, resolutionMs, type TelemetryEvent } from '@fleetpulse/contracts';
+import { connectedCassandra, createTestTopic, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import type { Client } from 'cassandra-driver';
+import type { Kafka } from 'kafkajs';
+import { diffRows, expectedRows, indexRows, readRows, readTopic, spawnProcessor, waitFor, type ProcessorProcess } from '../testing/harness';
+import { fleetStream } from '../testing/stream';
+
+const resolutions = ['1s', '10s', '60s'];
+const metrics = ['temp', 'vib'];
+// Two days ago, on a minute boundary: Kafka refuses record times in the future, and every window of this stream
+// closes (idle) once the live processor has read it all and the wall clock stands in for processing time.
+const startTs = Math.floor((Date.now() - 2 * 86_400_000) / 60_000) * 60_000;
+let kafka: Kafka;
+let cassandra: Client;
+let live: ProcessorProcess | undefined;
+
+beforeAll(async () => {
+  kafka = kafkaClient();
+  cassandra = await connectedCassandra();
+});
+
+afterAll(async () => {
+  live?.child.kill('SIGKILL');
+  await cassandra.shutdown();
+});
+
+function runReplay(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', 'replay', 'main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+async function newTopic(partitions: number): Promise<string> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await createTestTopic(admin, { partitions });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+describe('replay against the real Kafka and Cassandra', () => {
+  const prefix = `replay-${randomUUID().slice(0, 8)}`;
+  const devices = 10;
+  const readings = 400;
+  let topic: string;
+  const query = () => ({ devices: Array.from({ length: devices }, (_, d) => `${prefix}-${d}`), metrics, resolutions, fromMs: startTs - 60_000, toMs: startTs + readings * 100 + 120_000 });
+
+  beforeAll(async () => {
+    topic = await newTopic(3);
+    const arrivals = fleetStream({ seed: 3, devicePrefix: prefix, devices, readings, intervalMs: 100, startTs, stampReceivedAt: true });
+    // Record time = receivedAt, so a replay's --from/--to times address the stream's own clock.
+    const messages = arrivals.flatMap((a) => a.events.map((e: TelemetryEvent) => ({ key: e.deviceId, value: JSON.stringify(e), timestamp: String(e.receivedAt) })));
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    for (let i = 0; i < messages.length; i += 500) await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
+    await producer.disconnect();
+    live = spawnProcessor({ FLEETPULSE_PROCESSOR_TOPIC: topic, FLEETPULSE_PROCESSOR_GROUP: `replay-live-${randomUUID()}`, FLEETPULSE_COMMIT_INTERVAL_MS: '200' });
+    const expected = indexRows(expectedRows(await readTopic(kafka, topic), { resolutions, latenessMs: 2000, idleMs: 5000, closeAll: true }).rows);
+    await waitFor('the live processor to write every row', async () => (await readRows(cassandra, query())).length >= expected.size, 120_000, 1000);
+  });
+
+  it('--dry-run prints the range, partitions and record counts and writes nothing', async () => {
+    const { code, output } = await runReplay(['--topic', topic, '--from', new Date(startTs + 10_000).toISOString(), '--dry-run']);
+    expect(code).toBe(0);
+    expect(output).toMatch(/partition 0: offsets \d+\.\.\d+ \(\d+ records\)/);
+    expect(output).toMatch(/partition 2: /);
+  });
+
+  it('rebuilds deleted rows of a time range value for value, leaving the windows at its edges alone', async () => {
+    const before = indexRows(await readRows(cassandra, query()));
+    expect(before.size).toBeGreaterThan(500);
+    // Delete the 1 s and 10 s rows of [10 s, 25 s) of every device and metric.
+    const from = startTs + 10_000;
+    const to = startTs + 25_000;
+    let deleted = 0;
+    for (const d of query().devices)
+      for (const metric of metrics)
+        for (const resolution of ['1s', '10s'])
+          for (const bucket of bucketsBetween(from, to, resolutionMs(resolution))) {
+            await cassandra.execute(
+              'DELETE FROM fleetpulse.aggregates WHERE device_id = ? AND metric = ? AND resolution = ? AND bucket = ? AND window_start >= ? AND window_start < ?',
+              [d, metric, resolution, bucket, from, to],
+              { prepare: true },
+            );
+            deleted++;
+          }
+    expect(deleted).toBeGreaterThan(0);
+    const gone = indexRows(await readRows(cassandra, query()));
+    expect(before.size - gone.size).toBeGreaterThan(100);
+
+    // The range reaches past the deleted windows by more than the allowed lateness, so the replay closes them all.
+    const { code, output } = await runReplay(['--topic', topic, '--from', new Date(startTs + 5_000).toISOString(), '--to', new Date(startTs + 38_000).toISOString()]);
+    expect({ code, output }).toMatchObject({ code: 0 });
+    expect(output).toMatch(/done in .* rows written/);
+    const after = indexRows(await readRows(cassandra, query()));
+    expect(diffRows(before, after)).toEqual([]);
+  });
+
+  it('says clearly when the topic does not exist or the range is older than what it holds', async () => {
+    const missing = await runReplay(['--topic', 'no.such.topic', '--from', '0']);
+    expect(missing.code).toBe(1);
+    expect(missing.output).toMatch(/topic "no\.such\.topic" does not exist/);
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topic] }); // deleteTopicRecords needs it loaded
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '10' }] });
+    await admin.disconnect();
+    const old = await runReplay(['--topic', topic, '--from', '0']);
+    expect(old.code).toBe(1);
+    expect(old.output).toMatch(/older than what partition 0 .* still holds \(its first offset is 10\)/);
+    const bad = await runReplay(['--topic', topic, '--from', 'yesterday']);
+    expect(bad.code).toBe(1);
+    expect(bad.output).toMatch(/neither an ISO 8601 time .* nor an offset/);
+  });
+});
