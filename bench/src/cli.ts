@@ -8,9 +8,11 @@ import { dirname, join } from 'node:path';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchCore } from './core';
+import { benchDashboard } from './dashboard';
 import { benchIngest } from './ingest';
 import { benchParse } from './parse';
 import { benchProcessor } from './processor';
+import { benchScoring } from './scoring';
 
 const help = `Usage: npm run bench -- [suite ...] [--quick] [--out <file.json>]
 
@@ -19,14 +21,17 @@ Suites (default: all):
   core       stream-processor aggregation core alone: events/s, bytes per open window (one core)
   ingest     ingestion service -> Kafka (acks=all) events/s, p50/p99, peak RSS; next to Kafka's ProducerPerformance
   processor  Kafka -> stream-processor -> Cassandra events/s and rows/s, peak RSS; next to a plain insert loop
+             and to \`npm run replay\` of the same records
+  scoring    onnxruntime-node scores/s at batch 1/64/1024 vs Python onnxruntime; swap-to-first-score; loop lag; RSS
+  dashboard  window close -> socket.io client p50/p99; updates/s fanned out to 200 clients with API CPU and RSS
 Options:
   --quick    shorter runs (for a smoke test; figures are noisier)
   --out      where to write the JSON results (default bench/results/latest.json)
   --help     this text
 The machine is shared and has 2 cores: run on a quiet machine and compare figures of one run side by side.`;
 
-type Suite = 'parse' | 'core' | 'ingest' | 'processor';
-const allSuites: Suite[] = ['parse', 'core', 'ingest', 'processor'];
+type Suite = 'parse' | 'core' | 'ingest' | 'processor' | 'scoring' | 'dashboard';
+const allSuites: Suite[] = ['parse', 'core', 'ingest', 'processor', 'scoring', 'dashboard'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -122,6 +127,48 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
         },
       });
       return r;
+    }
+    case 'scoring': {
+      const r = await benchScoring({
+        ...(quick ? { seconds: 0.5, rounds: 1, swaps: 20 } : {}),
+        log: (l) => console.error(l),
+      });
+      console.table(
+        r.throughput.map((t) => ({
+          batch: t.batch,
+          'node scores/s': fmt(t.nodeInProcess),
+          'node (service child) scores/s': fmt(t.nodeSessionHost),
+          'python scores/s': t.python === null ? 'n/a' : fmt(t.python),
+          'node/python': t.ratio === null ? 'n/a' : fmt(t.ratio, 2),
+        })),
+      );
+      console.error(
+        `rename -> first score ms: ${r.swapToFirstScoreMs.map((x) => x.toFixed(0)).join(', ')}; loop lag p99 ms: in-process ${r.loopLag.inProcess.p99.toFixed(1)}, service ${r.loopLag.sessionHost.p99.toFixed(1)}; RSS after ${r.rss.swaps} swaps: in-process ${r.rss.inProcess.before.toFixed(0)} -> ${r.rss.inProcess.after.toFixed(0)} MiB, service ${r.rss.sessionHost.parentBefore.toFixed(0)} -> ${r.rss.sessionHost.parentAfter.toFixed(0)} MiB (child ${r.rss.sessionHost.childAfter.toFixed(0)} MiB)`,
+      );
+      return r;
+    }
+    case 'dashboard': {
+      const out = [];
+      for (const batch of [false, true]) {
+        const r = await benchDashboard({
+          batch,
+          ...(quick ? { seconds: 3, rates: [250] } : {}),
+          log: (l) => console.error(l),
+        });
+        console.table(
+          r.levels.map((l) => ({
+            mode: batch ? 'batch' : 'per row',
+            'rows/s in': l.producedPerSec,
+            'updates/s out': fmt(l.deliveredPerSec),
+            'p50 ms': fmt(l.latencyMs.p50),
+            'p99 ms': fmt(l.latencyMs.p99),
+            'API CPU %': fmt(l.apiCpuPercent),
+            'API RSS MiB': fmt(l.apiRssMiB),
+          })),
+        );
+        out.push(r);
+      }
+      return out;
     }
   }
 }

@@ -26,6 +26,8 @@ export interface BenchProcessorResult {
   records: number;
   processor: { seconds: number; eventsPerSec: number; rows: number; rowsPerSec: number; peakRssMb: number };
   ceiling: { rows: number; seconds: number; rowsPerSec: number; concurrency: number };
+  /** `npm run replay` over the same topic, from its first offset: the same core, no commits, no live I/O pacing. */
+  replay: { seconds: number; eventsPerSec: number };
 }
 
 function hwmMb(pid: number): number {
@@ -134,6 +136,27 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
   } finally {
     clearInterval(sampler);
     child.kill('SIGTERM');
+  }
+  let replaySeconds = 0;
+  try {
+    const replayStarted = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const r = spawn(
+        process.execPath,
+        [join(repo, 'stream-processor', 'dist', 'replay', 'main.js'), '--topic', topic, '--from', '0'],
+        {
+          env: {
+            ...process.env,
+            FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
+            FLEETPULSE_CASSANDRA_CONTACT_POINTS: cassandraContactPoint(),
+          },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+      r.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`replay exited with ${code}`))));
+    });
+    replaySeconds = (performance.now() - replayStarted) / 1000;
+  } finally {
     await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
     await admin.disconnect();
   }
@@ -149,6 +172,7 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
       peakRssMb: peakRss,
     },
     ceiling,
+    replay: { seconds: replaySeconds, eventsPerSec: total / replaySeconds },
   };
 }
 

@@ -1,0 +1,227 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import * as http from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { kafkaBrokers, stackUp, stderrLogger } from '@fleetpulse/compose';
+import { createTransport, type Transport } from '@fleetpulse/simulator';
+import { connectAsync, type MqttClient } from 'mqtt';
+import { benchPayloads } from './parse';
+
+const repo = join(__dirname, '..', '..');
+
+export interface BenchMqttOptions {
+  /** [seconds=10] - measured time of each door and batch shape. */
+  seconds?: number;
+  /** [connections=16] - HTTP keep-alive connections, MQTT connections: one batch in flight on each. */
+  connections?: number;
+  /** [batchSize=500] - events per batch (4 metrics each). */
+  batchSize?: number;
+}
+
+export interface DoorResult {
+  door: 'http' | 'mqtt';
+  /** `device`: every batch one device's (one PUBLISH); `mixed`: 50 devices per batch (MQTT: one PUBLISH each). */
+  batches: 'device' | 'mixed';
+  eventsPerSec: number;
+  batchesPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  failures: number;
+}
+
+export interface BenchMqttResult {
+  rows: DoorResult[];
+  peakRssMb: number;
+  connections: number;
+  batchSize: number;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** 64 batches of `size` events of one device each (devices bench-mqtt-<run>-0..63), 4 metrics per event. */
+function deviceBatches(size: number, run: string): { device: string; body: Buffer }[] {
+  const now = Date.now() - 60_000;
+  return Array.from({ length: 64 }, (_, b) => {
+    const device = `bench-mqtt-${run}-${b}`;
+    const events = Array.from({ length: size }, (_, i) =>
+      JSON.stringify({
+        deviceId: device,
+        ts: now + i,
+        metrics: { temp: 20 + (i % 10) / 10, humidity: 40 + (i % 7), vib: 0.01 * (i % 30), volt: 3.3 },
+        seq: i,
+      }),
+    );
+    return { device, body: Buffer.from(`[${events.join(',')}]`) };
+  });
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** `connections` loops, each sending its next batch when the last was acknowledged, for `seconds`. */
+async function drive(
+  connections: number,
+  seconds: number,
+  sendOne: (lane: number, n: number) => Promise<number>,
+): Promise<{ events: number; batches: number; failures: number; latencies: number[]; seconds: number }> {
+  const deadline = performance.now() + seconds * 1000;
+  const latencies: number[] = [];
+  let events = 0;
+  let failures = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async (_, lane) => {
+      for (let n = 0; performance.now() < deadline; n++) {
+        const started = performance.now();
+        try {
+          events += await sendOne(lane, n);
+          latencies.push(performance.now() - started);
+        } catch {
+          failures++;
+        }
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  return { events, batches: latencies.length, failures, latencies, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Events/s into Kafka over MQTT next to HTTP, in one run, against one ingestion process (ingestion/dist, with
+ * Kafka from the launcher): the same batch bytes through both doors, each acknowledged only after Kafka's acks
+ * from all in-sync replicas (HTTP 202, MQTT PUBACK at QoS 1). `device` batches hold one device's events (MQTT:
+ * one PUBLISH to its topic); `mixed` batches hold 50 devices' (MQTT: split per device by the simulator's gateway
+ * transport, about 50 PUBLISHes of 10 events).
+ */
+export async function benchMqtt(opts: BenchMqttOptions = {}): Promise<BenchMqttResult> {
+  const seconds = opts.seconds ?? 10;
+  const connections = opts.connections ?? 16;
+  const batchSize = opts.batchSize ?? 500;
+  await stackUp({ log: stderrLogger });
+  const [httpPort, mqttPort] = [await freePort(), await freePort()];
+  const ingestion = spawn(process.execPath, [join(repo, 'ingestion', 'dist', 'main.js')], {
+    env: {
+      ...process.env,
+      FLEETPULSE_ENV: 'development',
+      FLEETPULSE_INGESTION_HOST: '127.0.0.1',
+      FLEETPULSE_INGESTION_PORT: String(httpPort),
+      FLEETPULSE_MQTT_PORT: String(mqttPort),
+      FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  let peakRss = 0;
+  const sampler = setInterval(() => {
+    try {
+      const kb = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${ingestion.pid!}/status`, 'utf8'))?.[1];
+      peakRss = Math.max(peakRss, Number(kb ?? 0) / 1024);
+    } catch {
+      /* exited */
+    }
+  }, 200);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const mqttClients: MqttClient[] = [];
+  let gateway: Transport | undefined;
+  try {
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (i > 150) throw new Error('ingestion did not get ready within 30 s');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const post = (body: Buffer, events: number) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: httpPort, path: '/v1/telemetry', method: 'POST', agent },
+          (res) => {
+            res.resume();
+            res.on('end', () => (res.statusCode === 202 ? resolve(events) : reject(new Error(`${res.statusCode}`))));
+          },
+        );
+        req.setHeader('content-type', 'application/json');
+        req.setHeader('authorization', 'Bearer dev-token');
+        req.on('error', reject);
+        req.end(body);
+      });
+    for (let i = 0; i < connections; i++)
+      mqttClients.push(
+        await connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+          username: `bench-gw-${i}`,
+          password: 'dev-token',
+          clientId: `bench-gw-${i}-${Date.now()}`,
+          reconnectPeriod: 0,
+        }),
+      );
+    gateway = createTransport({
+      kind: 'mqtt',
+      url: `http://127.0.0.1:${httpPort}`,
+      mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+      token: 'dev-token',
+      maxSockets: connections,
+    });
+    const gw = gateway;
+
+    const run = String(Date.now() % 1_000_000);
+    const single = deviceBatches(batchSize, run);
+    const mixed = benchPayloads(batchSize, 64, 'json', Date.now());
+    const shapes: {
+      door: DoorResult['door'];
+      batches: DoorResult['batches'];
+      send: (lane: number, n: number) => Promise<number>;
+    }[] = [
+      { door: 'http', batches: 'device', send: (l, n) => post(single[(l * 7 + n) % 64]!.body, batchSize) },
+      {
+        door: 'mqtt',
+        batches: 'device',
+        send: async (l, n) => {
+          const b = single[(l * 7 + n) % 64]!;
+          await mqttClients[l]!.publishAsync(`telemetry/${b.device}`, b.body, { qos: 1 });
+          return batchSize;
+        },
+      },
+      { door: 'http', batches: 'mixed', send: (l, n) => post(mixed[(l * 7 + n) % 64]!, batchSize) },
+      {
+        door: 'mqtt',
+        batches: 'mixed',
+        send: async (l, n) => {
+          const res = await gw.send(mixed[(l * 7 + n) % 64]!, 'application/json');
+          if (res.status !== 202) throw new Error(`${res.status}`);
+          return (JSON.parse(res.body) as { accepted: number }).accepted;
+        },
+      },
+    ];
+    const rows: DoorResult[] = [];
+    for (const shape of shapes) {
+      await drive(connections, 2, shape.send); // warm-up
+      const r = await drive(connections, seconds, shape.send);
+      rows.push({
+        door: shape.door,
+        batches: shape.batches,
+        eventsPerSec: Math.round(r.events / r.seconds),
+        batchesPerSec: Math.round(r.batches / r.seconds),
+        p50Ms: Math.round(quantile(r.latencies, 0.5) * 10) / 10,
+        p99Ms: Math.round(quantile(r.latencies, 0.99) * 10) / 10,
+        failures: r.failures,
+      });
+    }
+    return { rows, peakRssMb: Math.round(peakRss), connections, batchSize };
+  } finally {
+    clearInterval(sampler);
+    agent.destroy();
+    await Promise.all(mqttClients.map((c) => c.endAsync(true)));
+    await gateway?.close();
+    ingestion.kill('SIGTERM');
+  }
+}
