@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { benchCore } from './core';
 import { benchDashboard } from './dashboard';
 import { benchIngest } from './ingest';
+import { benchMqtt } from './mqtt';
 import { benchParse } from './parse';
 import { benchProcessor } from './processor';
 import { benchScoring } from './scoring';
@@ -23,6 +24,7 @@ Suites (default: all):
   processor  Kafka -> stream-processor -> Cassandra events/s and rows/s, peak RSS; next to a plain insert loop
              and to \`npm run replay\` of the same records
   scoring    onnxruntime-node scores/s at batch 1/64/1024 vs Python onnxruntime; swap-to-first-score; loop lag; RSS
+  mqtt       events/s over MQTT (QoS 1, PUBACK after Kafka) next to HTTP, same batches
   dashboard  window close -> socket.io client p50/p99; updates/s fanned out to 200 clients with API CPU and RSS
 Options:
   --quick    shorter runs (for a smoke test; figures are noisier)
@@ -30,8 +32,8 @@ Options:
   --help     this text
 The machine is shared and has 2 cores: run on a quiet machine and compare figures of one run side by side.`;
 
-type Suite = 'parse' | 'core' | 'ingest' | 'processor' | 'scoring' | 'dashboard';
-const allSuites: Suite[] = ['parse', 'core', 'ingest', 'processor', 'scoring', 'dashboard'];
+type Suite = 'parse' | 'core' | 'ingest' | 'mqtt' | 'processor' | 'scoring' | 'dashboard';
+const allSuites: Suite[] = ['parse', 'core', 'ingest', 'mqtt', 'processor', 'scoring', 'dashboard'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -126,6 +128,21 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
           'peak RSS MB': '',
         },
       });
+      return r;
+    }
+    case 'mqtt': {
+      const r = await benchMqtt(quick ? { seconds: 3 } : {});
+      console.table(
+        r.rows.map((d) => ({
+          door: d.door,
+          batches: d.batches,
+          'events/s': fmt(d.eventsPerSec),
+          'p50 ms': fmt(d.p50Ms, 1),
+          'p99 ms': fmt(d.p99Ms, 1),
+          failures: d.failures,
+        })),
+      );
+      console.error(`ingestion peak RSS ${fmt(r.peakRssMb)} MB`);
       return r;
     }
     case 'scoring': {

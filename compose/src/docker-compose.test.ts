@@ -41,7 +41,7 @@ describe('compose/docker-compose.yml', () => {
       cassandra: { condition: 'service_healthy' },
     });
     expect(ingestion?.depends_on?.init?.condition).toBe('service_completed_successfully');
-    expect(ingestion?.ports).toEqual(['${FLEETPULSE_INGESTION_PORT:-8080}:8080']);
+    expect(ingestion?.ports).toEqual(['${FLEETPULSE_INGESTION_PORT:-8080}:8080', '${FLEETPULSE_MQTT_PORT:-1883}:1883']);
     expect(simulator?.command).toEqual(['node', 'simulator/dist/main.js', '--devices', '50']);
   });
 

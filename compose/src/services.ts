@@ -28,6 +28,7 @@ const common = (ctx: ServiceContext): Record<string, string> => ({
 
 const ingestionPort = Number(process.env.FLEETPULSE_INGESTION_PORT ?? DefaultPorts.ingestionHttp);
 const dashboardPort = Number(process.env.FLEETPULSE_DASHBOARD_PORT ?? DefaultPorts.dashboard);
+const mqttPort = process.env.FLEETPULSE_MQTT_PORT ?? String(DefaultPorts.mqtt);
 
 /** Every service `start` knows, in start order. Services not built yet are skipped. */
 export const services: ServiceSpec[] = [
@@ -50,7 +51,11 @@ export const services: ServiceSpec[] = [
     name: 'ingestion',
     workspace: 'ingestion',
     args: [],
-    env: (ctx) => ({ ...common(ctx), FLEETPULSE_INGESTION_PORT: String(ingestionPort) }),
+    env: (ctx) => ({
+      ...common(ctx),
+      FLEETPULSE_INGESTION_PORT: String(ingestionPort),
+      FLEETPULSE_MQTT_PORT: mqttPort,
+    }),
     readyUrl: `http://127.0.0.1:${ingestionPort}/healthz`,
   },
   {

@@ -30,6 +30,9 @@ export interface IngestionConfig {
   retryAfterSeconds: number;
   /** How long a graceful shutdown waits for in-flight requests, ms. */
   shutdownGraceMs: number;
+  /** MQTT door (shared/design.md, "Telemetry in"): listen port (0: any free one), or null when switched off. */
+  mqttPort: number | null;
+  mqttHost: string;
 }
 
 const tokenPattern = /^[A-Za-z0-9._~+/-]{8,256}$/;
@@ -57,6 +60,10 @@ const envSchema = z.object({
   FLEETPULSE_PRODUCE_TIMEOUT_MS: intFromEnv(100, 600_000).default(10_000),
   FLEETPULSE_RETRY_AFTER_SECONDS: intFromEnv(1, 3600).default(2),
   FLEETPULSE_SHUTDOWN_GRACE_MS: intFromEnv(0, 600_000).default(15_000),
+  FLEETPULSE_MQTT_PORT: z
+    .union([z.literal('off'), intFromEnv(0, 65535)], { error: 'a port 0-65535 (0: any free one), or "off"' })
+    .default(DefaultPorts.mqtt),
+  FLEETPULSE_MQTT_HOST: z.string().min(1).optional(),
 });
 
 export class ConfigError extends Error {
@@ -127,5 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
     produceTimeoutMs: e.FLEETPULSE_PRODUCE_TIMEOUT_MS,
     retryAfterSeconds: e.FLEETPULSE_RETRY_AFTER_SECONDS,
     shutdownGraceMs: e.FLEETPULSE_SHUTDOWN_GRACE_MS,
+    mqttPort: e.FLEETPULSE_MQTT_PORT === 'off' ? null : e.FLEETPULSE_MQTT_PORT,
+    mqttHost: e.FLEETPULSE_MQTT_HOST ?? e.FLEETPULSE_INGESTION_HOST,
   };
 }

@@ -10,3 +10,5 @@ export {
 export { GroupCommitProducer, type OutgoingRecord } from './producer';
 export { TokenTable } from './auth';
 export { IngestionError, KafkaUnavailableError, OverloadedError } from './errors';
+export { MqttDoor, type MqttDoorDeps } from './mqtt/door';
+export { telemetryTopicDevice, payloadFormat, globMatch, authenticateConnect } from './mqtt/topic';

@@ -17,6 +17,7 @@ beforeAll(async () => {
     FLEETPULSE_TOKENS: 'pump-only-token=pump-*',
     FLEETPULSE_INGESTION_PORT: '0',
     FLEETPULSE_INGESTION_HOST: '127.0.0.1',
+    FLEETPULSE_MQTT_PORT: '0',
     FLEETPULSE_KAFKA_BROKERS: brokers.join(','),
     FLEETPULSE_REQUEST_TIMEOUT_MS: '3000',
   });

@@ -2,7 +2,7 @@
 import { ConfigError, loadConfig } from './config';
 import { startIngestion } from './service';
 
-const help = `fleetpulse ingestion: telemetry over HTTP into Kafka (shared/design.md, "Telemetry in").
+const help = `fleetpulse ingestion: telemetry over HTTP and MQTT into Kafka (shared/design.md, "Telemetry in").
 
 Usage: node ingestion/dist/main.js [--help]
 
@@ -20,6 +20,12 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_PRODUCE_TIMEOUT_MS      wait for Kafka before answering 503 (default 10000)
   FLEETPULSE_RETRY_AFTER_SECONDS     Retry-After of a 503 (default 2)
   FLEETPULSE_SHUTDOWN_GRACE_MS       drain time on SIGTERM (default 15000)
+  FLEETPULSE_MQTT_PORT               MQTT 3.1.1 port (default 1883; 0: any free port; off: no MQTT)
+  FLEETPULSE_MQTT_HOST               MQTT listen address (default: FLEETPULSE_INGESTION_HOST)
+
+MQTT: publish to telemetry/<deviceId> (QoS 0 or 1) the payloads of POST /v1/telemetry: a JSON object or array,
+or NDJSON (told apart by the bytes). Username: the device id; password: its token. The PUBACK goes out once
+Kafka acknowledged; while Kafka is unavailable the connection is closed instead and the client resends.
 `;
 
 async function main(): Promise<void> {

@@ -19,7 +19,7 @@ export class IngestionMetrics implements IngestCounters, ProducerObserver {
   });
   readonly requests = new Counter({
     name: 'fleetpulse_ingestion_requests_total',
-    help: 'Requests by answer status',
+    help: 'Requests (HTTP) and PUBLISH packets (MQTT) by answer: the HTTP status, or for MQTT acked, refused, unavailable, error',
     labelNames: ['source', 'status'],
     registers: [this.registry],
   });
@@ -46,6 +46,18 @@ export class IngestionMetrics implements IngestCounters, ProducerObserver {
   private readonly inFlight = new Gauge({
     name: 'fleetpulse_ingestion_events_in_flight',
     help: 'Events waiting for Kafka acknowledgement',
+    registers: [this.registry],
+  });
+
+  readonly mqttConnections = new Counter({
+    name: 'fleetpulse_ingestion_mqtt_connections_total',
+    help: 'MQTT CONNECTs by CONNACK: accepted, bad-credentials, not-authorized',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly mqttClients = new Gauge({
+    name: 'fleetpulse_ingestion_mqtt_clients',
+    help: 'MQTT clients connected now',
     registers: [this.registry],
   });
 

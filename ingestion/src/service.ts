@@ -6,12 +6,15 @@ import { TokenTable } from './auth';
 import type { IngestionConfig } from './config';
 import { createIngestionServer } from './http-server';
 import { IngestionMetrics } from './metrics';
+import { MqttDoor } from './mqtt/door';
 import { IngestPipeline } from './pipeline';
 import { GroupCommitProducer } from './producer';
 
 export interface RunningIngestion {
   /** The bound port (useful with port 0 in tests). */
   port: number;
+  /** The bound MQTT port; null when MQTT is off (FLEETPULSE_MQTT_PORT=off). */
+  mqttPort: number | null;
   pipeline: IngestPipeline;
   producer: GroupCommitProducer;
   metrics: IngestionMetrics;
@@ -21,7 +24,7 @@ export interface RunningIngestion {
 
 export type Log = (line: string) => void;
 
-/** Starts the ingestion service: producer connected first, then the HTTP door. */
+/** Starts the ingestion service: producer connected first, then the HTTP door and the MQTT door. */
 export async function startIngestion(
   config: IngestionConfig,
   log: Log = (l) => console.log(l),
@@ -55,6 +58,19 @@ export async function startIngestion(
   log(
     `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')}`,
   );
+  let mqtt: MqttDoor | undefined;
+  let mqttPort: number | null = null;
+  if (config.mqttPort !== null) {
+    mqtt = new MqttDoor({ config, tokens: new TokenTable(config.tokens), pipeline, producer, metrics, log });
+    try {
+      mqttPort = await mqtt.listen(config.mqttPort, config.mqttHost);
+    } catch (e) {
+      server.close();
+      await producer.close();
+      throw e;
+    }
+    log(`ingestion: MQTT on mqtt://${config.mqttHost}:${mqttPort}, topic telemetry/<deviceId>, QoS 0/1`);
+  }
   if (config.env === 'development')
     log('ingestion: development mode: the token "dev-token" is accepted for every device');
 
@@ -63,10 +79,12 @@ export async function startIngestion(
     (closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      const mqttClosed = mqtt?.close(config.shutdownGraceMs);
       const grace = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownGraceMs).unref());
       await Promise.race([closed, grace]);
       server.closeAllConnections();
+      await mqttClosed;
       await producer.close();
     })());
-  return { port, pipeline, producer, metrics, close };
+  return { port, mqttPort, pipeline, producer, metrics, close };
 }

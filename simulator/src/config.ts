@@ -128,7 +128,7 @@ const Options: OptionSpec[] = [
     type: 'string',
     arg: TransportKinds.join('|'),
     default: 'http',
-    help: 'only http is implemented',
+    help: 'http: POST /v1/telemetry; mqtt: publish to telemetry/<deviceId> at QoS 1 (FLEETPULSE_MQTT_URL, default the ingestion host on 1883)',
   },
   {
     name: 'http-client',

@@ -11,8 +11,9 @@ export interface ReadRecord {
 }
 
 /**
- * Reads `topic` from the beginning in a fresh consumer group until `done(records)` holds or `timeoutMs` passes,
- * keeping only records that `keep` accepts (tests give their events unique device ids and filter on them).
+ * Reads `topic` in a fresh consumer group until `done(records)` holds or `timeoutMs` passes, keeping only records
+ * that `keep` accepts (tests give their events unique device ids and filter on them). Starts at the records written
+ * since `sinceMs` (default: 3 minutes ago), not at the beginning: the shared topics grow large under benchmarks.
  */
 export async function readUntil(
   brokers: string[],
@@ -20,8 +21,12 @@ export async function readUntil(
   keep: (r: ReadRecord) => boolean,
   done: (records: ReadRecord[]) => boolean,
   timeoutMs = 30_000,
+  sinceMs = Date.now() - 3 * 60_000,
 ): Promise<ReadRecord[]> {
   const kafka = new Kafka({ clientId: 'fleetpulse-test-reader', brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const starts = await admin.fetchTopicOffsetsByTimestamp(topic, sinceMs).finally(() => admin.disconnect());
   const consumer = kafka.consumer({ groupId: `test-reader-${randomUUID()}` });
   const records: ReadRecord[] = [];
   await consumer.connect();
@@ -45,6 +50,7 @@ export async function readUntil(
         if (done(records)) finish();
       },
     });
+    for (const { partition, offset } of starts) consumer.seek({ topic, partition, offset });
     const timer = setTimeout(finish, timeoutMs);
     await finished;
     clearTimeout(timer);

@@ -1,0 +1,88 @@
+import type { TokenGrant } from '../config';
+import type { TokenTable } from '../auth';
+import type { PayloadFormat } from '../pipeline';
+
+/** The contract's device id (shared/design.md, "Telemetry in"): 1-128 chars of [A-Za-z0-9._:-]. */
+const deviceIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** `telemetry/<deviceId>` -> the device id; undefined for any other topic (no levels beyond it, no wildcards). */
+export function telemetryTopicDevice(topic: string): string | undefined {
+  if (!topic.startsWith('telemetry/')) return undefined;
+  const device = topic.slice('telemetry/'.length);
+  return deviceIdPattern.test(device) ? device : undefined;
+}
+
+/** A token's device glob: `*` any run of characters, `?` one; everything else literal. */
+export function globMatch(glob: string, text: string): boolean {
+  let g = 0;
+  let t = 0;
+  let star = -1;
+  let mark = 0;
+  while (t < text.length) {
+    if (g < glob.length && (glob[g] === '?' || glob[g] === text[t])) {
+      g++;
+      t++;
+    } else if (g < glob.length && glob[g] === '*') {
+      star = g++;
+      mark = t;
+    } else if (star >= 0) {
+      g = star + 1;
+      t = ++mark;
+    } else return false;
+  }
+  while (g < glob.length && glob[g] === '*') g++;
+  return g === glob.length;
+}
+
+/** May this grant write for this device? (A grant without a glob writes for any device, as over HTTP.) */
+export function grantAllows(grant: TokenGrant, deviceId: string): boolean {
+  return grant.allowedDevices === undefined || globMatch(grant.allowedDevices, deviceId);
+}
+
+/** CONNACK return codes of MQTT 3.1.1 that authentication answers with. */
+export const ConnackCode = { badUsernameOrPassword: 4, notAuthorized: 5 } as const;
+
+export type ConnectVerdict =
+  { ok: true; grant: TokenGrant } | { ok: false; code: (typeof ConnackCode)[keyof typeof ConnackCode]; reason: string };
+
+/**
+ * MQTT CONNECT: the username is a device id (or, for a gateway, any id its token's glob allows), the password
+ * that device's token, the same tokens as `Authorization: Bearer` over HTTP.
+ */
+export function authenticateConnect(
+  tokens: TokenTable,
+  username: string | undefined,
+  password: Buffer | undefined,
+): ConnectVerdict {
+  if (username === undefined || password === undefined || password.length === 0)
+    return { ok: false, code: ConnackCode.badUsernameOrPassword, reason: 'no username or password' };
+  const grant = tokens.lookup(password.toString('utf8'));
+  if (grant === undefined) return { ok: false, code: ConnackCode.badUsernameOrPassword, reason: 'unknown token' };
+  if (!deviceIdPattern.test(username))
+    return { ok: false, code: ConnackCode.notAuthorized, reason: `username "${username}" is not a device id` };
+  if (!grantAllows(grant, username))
+    return { ok: false, code: ConnackCode.notAuthorized, reason: `the token may not write for "${username}"` };
+  return { ok: true, grant };
+}
+
+const isSpace = (b: number | undefined) => b === 0x20 || b === 0x09 || b === 0x0d || b === 0x0a;
+
+/**
+ * JSON (one object or an array) or NDJSON, told apart by the bytes: MQTT 3.1.1 has no content type. A payload that
+ * starts with `[` is JSON. Otherwise it is NDJSON when some `}` is followed, across a line break and blanks only,
+ * by `{`: that never occurs in one JSON value (raw line breaks cannot be inside strings, and objects need a comma
+ * between them), and it is how every NDJSON body of two or more events looks. A one-line NDJSON body parses the
+ * same either way.
+ */
+export function payloadFormat(payload: Buffer): PayloadFormat {
+  let i = 0;
+  while (isSpace(payload[i])) i++;
+  if (payload[i] === 0x5b /* [ */) return 'json';
+  for (let p = payload.indexOf(0x7d /* } */, i); p >= 0; p = payload.indexOf(0x7d, p + 1)) {
+    let q = p + 1;
+    let newline = false;
+    for (; isSpace(payload[q]); q++) if (payload[q] === 0x0a) newline = true;
+    if (newline && payload[q] === 0x7b /* { */) return 'ndjson';
+  }
+  return 'json';
+}
