@@ -212,9 +212,10 @@ describe('native addon vs TypeScript fallback', () => {
         }),
         { numRuns: runs },
       );
-      // The generator must exercise the accepting path, not only the error paths.
-      expect(accepted).toBeGreaterThan(runs / 4);
-      expect(rejected).toBeGreaterThan(runs / 4);
+      // The generator must exercise the accepting path, not only the error paths. Each count averages about
+      // runs / 4 over fast-check's random seeds; a tenth leaves room for the seed without losing the point.
+      expect(accepted).toBeGreaterThan(runs / 10);
+      expect(rejected).toBeGreaterThan(runs / 10);
     });
 
     it('on damaged bodies', () => {
