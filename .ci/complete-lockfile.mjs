@@ -30,4 +30,5 @@ for (const [path, entry] of Object.entries(packages)) {
 }
 writeFileSync(lockPath, JSON.stringify(lock, null, 2) + '\n');
 console.log(`package-lock.json: added ${added} optional platform package(s) the registry does not serve here`);
-if (process.argv.includes('--check')) execFileSync('npm', ['ci', '--dry-run', '--ignore-scripts'], { stdio: 'inherit' });
+if (process.argv.includes('--check'))
+  execFileSync('npm', ['ci', '--dry-run', '--ignore-scripts'], { stdio: 'inherit' });

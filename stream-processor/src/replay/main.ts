@@ -56,7 +56,10 @@ async function main(): Promise<number> {
   const from = parseBound('--from', values.from);
   const to: RangeBound | undefined = values.to ? parseBound('--to', values.to) : undefined;
   if (values.topic === 'metrics.aggregates' || values.topic === 'anomaly.scores')
-    throw new ReplayError(`--topic ${values.topic} holds derived rows, not events`, 'replay the telemetry.raw range; add --rescore to re-score it');
+    throw new ReplayError(
+      `--topic ${values.topic} holds derived rows, not events`,
+      'replay the telemetry.raw range; add --rescore to re-score it',
+    );
   const config = loadConfig();
   const kafka = new Kafka({ clientId: 'fleetpulse-replay', brokers: config.kafkaBrokers, logLevel: logLevel.ERROR });
   const admin = kafka.admin();
@@ -68,13 +71,29 @@ async function main(): Promise<number> {
     await admin.disconnect();
   }
   const total = ranges.reduce((n, r) => n + (r.end - r.start), 0n);
-  console.error(`replay ${values.topic} from ${values.from}${values.to ? ` to ${values.to}` : ' to its end'}: ${total} records`);
-  for (const r of ranges) console.error(`  partition ${r.partition}: offsets ${r.start}..${r.end - 1n} (${r.end - r.start} records)${r.start <= r.low ? ', from the partition start' : ''}`);
+  console.error(
+    `replay ${values.topic} from ${values.from}${values.to ? ` to ${values.to}` : ' to its end'}: ${total} records`,
+  );
+  for (const r of ranges)
+    console.error(
+      `  partition ${r.partition}: offsets ${r.start}..${r.end - 1n} (${r.end - r.start} records)${r.start <= r.low ? ', from the partition start' : ''}`,
+    );
   if (values['dry-run']) return 0;
 
-  const cassandra = new Client({ contactPoints: config.cassandraContactPoints, localDataCenter: config.cassandraDataCenter, keyspace: config.keyspace });
+  const cassandra = new Client({
+    contactPoints: config.cassandraContactPoints,
+    localDataCenter: config.cassandraDataCenter,
+    keyspace: config.keyspace,
+  });
   await cassandra.connect();
-  const store = new AggregateStore(cassandra, { keyspace: config.keyspace, ttlSeconds: config.ttlSeconds, concurrency: config.writeConcurrency, initialBackoffMs: 100, maxBackoffMs: 5000, log: (l) => console.error(l) });
+  const store = new AggregateStore(cassandra, {
+    keyspace: config.keyspace,
+    ttlSeconds: config.ttlSeconds,
+    concurrency: config.writeConcurrency,
+    initialBackoffMs: 100,
+    maxBackoffMs: 5000,
+    log: (l) => console.error(l),
+  });
   let lastPrint = 0;
   try {
     const result = await replay(kafka, store, {

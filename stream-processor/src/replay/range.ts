@@ -17,7 +17,9 @@ export function parseBound(flag: string, text: string): RangeBound {
   if (/^[0-9]+$/.test(text)) return { kind: 'offset', offset: BigInt(text) };
   const ms = Date.parse(text);
   if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(ms))
-    throw new ReplayError(`${flag} "${text}" is neither an ISO 8601 time (2026-11-23T10:00:00Z) nor an offset (a whole number)`);
+    throw new ReplayError(
+      `${flag} "${text}" is neither an ISO 8601 time (2026-11-23T10:00:00Z) nor an offset (a whole number)`,
+    );
   return { kind: 'time', ms, text };
 }
 
@@ -35,11 +37,24 @@ export interface PartitionRange {
  * Resolves the bounds to offsets per partition (times through Kafka's offset-by-timestamp index), and refuses a range
  * the topic no longer holds or a topic that does not exist, saying which and why.
  */
-export async function resolveRange(admin: Admin, topic: string, from: RangeBound, to: RangeBound | undefined): Promise<PartitionRange[]> {
+export async function resolveRange(
+  admin: Admin,
+  topic: string,
+  from: RangeBound,
+  to: RangeBound | undefined,
+): Promise<PartitionRange[]> {
   const topics = await admin.listTopics();
-  if (!topics.includes(topic)) throw new ReplayError(`topic "${topic}" does not exist`, `topics here: ${topics.filter((t) => !t.startsWith('__')).sort().join(', ')}`);
+  if (!topics.includes(topic))
+    throw new ReplayError(
+      `topic "${topic}" does not exist`,
+      `topics here: ${topics
+        .filter((t) => !t.startsWith('__'))
+        .sort()
+        .join(', ')}`,
+    );
   const watermarks = await admin.fetchTopicOffsets(topic);
-  const atTime = async (ms: number) => new Map((await admin.fetchTopicOffsetsByTimestamp(topic, ms)).map((o) => [o.partition, BigInt(o.offset)]));
+  const atTime = async (ms: number) =>
+    new Map((await admin.fetchTopicOffsetsByTimestamp(topic, ms)).map((o) => [o.partition, BigInt(o.offset)]));
   const starts = from.kind === 'time' ? await atTime(from.ms) : undefined;
   const ends = to?.kind === 'time' ? await atTime(to.ms) : undefined;
   const ranges: PartitionRange[] = [];

@@ -5,7 +5,16 @@ import { bucketsBetween, resolutionMs, type TelemetryEvent } from '@fleetpulse/c
 import { connectedCassandra, createTestTopic, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
-import { diffRows, expectedRows, indexRows, readRows, readTopic, spawnProcessor, waitFor, type ProcessorProcess } from '../testing/harness';
+import {
+  diffRows,
+  expectedRows,
+  indexRows,
+  readRows,
+  readTopic,
+  spawnProcessor,
+  waitFor,
+  type ProcessorProcess,
+} from '../testing/harness';
 import { fleetStream } from '../testing/stream';
 
 const resolutions = ['1s', '10s', '60s'];
@@ -29,7 +38,9 @@ afterAll(async () => {
 
 function runReplay(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', 'replay', 'main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', 'replay', 'main.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -52,24 +63,62 @@ describe('replay against the real Kafka and Cassandra', () => {
   const devices = 10;
   const readings = 400;
   let topic: string;
-  const query = () => ({ devices: Array.from({ length: devices }, (_, d) => `${prefix}-${d}`), metrics, resolutions, fromMs: startTs - 60_000, toMs: startTs + readings * 100 + 120_000 });
+  const query = () => ({
+    devices: Array.from({ length: devices }, (_, d) => `${prefix}-${d}`),
+    metrics,
+    resolutions,
+    fromMs: startTs - 60_000,
+    toMs: startTs + readings * 100 + 120_000,
+  });
 
   beforeAll(async () => {
     topic = await newTopic(3);
-    const arrivals = fleetStream({ seed: 3, devicePrefix: prefix, devices, readings, intervalMs: 100, startTs, stampReceivedAt: true });
+    const arrivals = fleetStream({
+      seed: 3,
+      devicePrefix: prefix,
+      devices,
+      readings,
+      intervalMs: 100,
+      startTs,
+      stampReceivedAt: true,
+    });
     // Record time = receivedAt, so a replay's --from/--to times address the stream's own clock.
-    const messages = arrivals.flatMap((a) => a.events.map((e: TelemetryEvent) => ({ key: e.deviceId, value: JSON.stringify(e), timestamp: String(e.receivedAt) })));
+    const messages = arrivals.flatMap((a) =>
+      a.events.map((e: TelemetryEvent) => ({
+        key: e.deviceId,
+        value: JSON.stringify(e),
+        timestamp: String(e.receivedAt),
+      })),
+    );
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
-    for (let i = 0; i < messages.length; i += 500) await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
+    for (let i = 0; i < messages.length; i += 500)
+      await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
     await producer.disconnect();
-    live = spawnProcessor({ FLEETPULSE_PROCESSOR_TOPIC: topic, FLEETPULSE_PROCESSOR_GROUP: `replay-live-${randomUUID()}`, FLEETPULSE_COMMIT_INTERVAL_MS: '200' });
-    const expected = indexRows(expectedRows(await readTopic(kafka, topic), { resolutions, latenessMs: 2000, idleMs: 5000, closeAll: true }).rows);
-    await waitFor('the live processor to write every row', async () => (await readRows(cassandra, query())).length >= expected.size, 120_000, 1000);
+    live = spawnProcessor({
+      FLEETPULSE_PROCESSOR_TOPIC: topic,
+      FLEETPULSE_PROCESSOR_GROUP: `replay-live-${randomUUID()}`,
+      FLEETPULSE_COMMIT_INTERVAL_MS: '200',
+    });
+    const expected = indexRows(
+      expectedRows(await readTopic(kafka, topic), { resolutions, latenessMs: 2000, idleMs: 5000, closeAll: true }).rows,
+    );
+    await waitFor(
+      'the live processor to write every row',
+      async () => (await readRows(cassandra, query())).length >= expected.size,
+      120_000,
+      1000,
+    );
   });
 
   it('--dry-run prints the range, partitions and record counts and writes nothing', async () => {
-    const { code, output } = await runReplay(['--topic', topic, '--from', new Date(startTs + 10_000).toISOString(), '--dry-run']);
+    const { code, output } = await runReplay([
+      '--topic',
+      topic,
+      '--from',
+      new Date(startTs + 10_000).toISOString(),
+      '--dry-run',
+    ]);
     expect(code).toBe(0);
     expect(output).toMatch(/partition 0: offsets \d+\.\.\d+ \(\d+ records\)/);
     expect(output).toMatch(/partition 2: /);
@@ -98,7 +147,14 @@ describe('replay against the real Kafka and Cassandra', () => {
     expect(before.size - gone.size).toBeGreaterThan(100);
 
     // The range reaches past the deleted windows by more than the allowed lateness, so the replay closes them all.
-    const { code, output } = await runReplay(['--topic', topic, '--from', new Date(startTs + 5_000).toISOString(), '--to', new Date(startTs + 38_000).toISOString()]);
+    const { code, output } = await runReplay([
+      '--topic',
+      topic,
+      '--from',
+      new Date(startTs + 5_000).toISOString(),
+      '--to',
+      new Date(startTs + 38_000).toISOString(),
+    ]);
     expect({ code, output }).toMatchObject({ code: 0 });
     expect(output).toMatch(/done in .* rows written/);
     const after = indexRows(await readRows(cassandra, query()));

@@ -34,14 +34,32 @@ export interface ReplayProgress {
  * group is its own and throwaway, so live consumers are untouched.
  */
 export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOptions): Promise<ReplayProgress> {
-  const aggregator = new WindowAggregator({ resolutions: opts.aggregator.labels, allowedLatenessMs: opts.aggregator.allowedLatenessMs, idleTimeoutMs: opts.aggregator.idleTimeoutMs });
+  const aggregator = new WindowAggregator({
+    resolutions: opts.aggregator.labels,
+    allowedLatenessMs: opts.aggregator.allowedLatenessMs,
+    idleTimeoutMs: opts.aggregator.idleTimeoutMs,
+  });
   const pending = new Map(opts.ranges.filter((r) => r.end > r.start).map((r) => [r.partition, r]));
-  const progress: ReplayProgress = { records: 0, totalRecords: opts.ranges.reduce((n, r) => n + Number(r.end - r.start), 0), events: 0, rowsWritten: 0, partialRowsOffered: 0, invalid: 0, seconds: 0 };
+  const progress: ReplayProgress = {
+    records: 0,
+    totalRecords: opts.ranges.reduce((n, r) => n + Number(r.end - r.start), 0),
+    events: 0,
+    rowsWritten: 0,
+    partialRowsOffered: 0,
+    invalid: 0,
+    seconds: 0,
+  };
   if (pending.size === 0) return progress;
-  for (const r of pending.values()) aggregator.assignPartition(r.partition, r.start <= r.low ? { kind: 'beginning' } : { kind: 'range' });
+  for (const r of pending.values())
+    aggregator.assignPartition(r.partition, r.start <= r.low ? { kind: 'beginning' } : { kind: 'range' });
   const started = performance.now();
-  const consumer = kafka.consumer({ groupId: `fleetpulse-replay-${randomUUID()}`, maxBytesPerPartition: 8 * 1024 * 1024 });
-  const producer = opts.rescore ? kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner }) : undefined;
+  const consumer = kafka.consumer({
+    groupId: `fleetpulse-replay-${randomUUID()}`,
+    maxBytesPerPartition: 8 * 1024 * 1024,
+  });
+  const producer = opts.rescore
+    ? kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+    : undefined;
   const checkedHead = new Set<number>();
   await consumer.connect();
   await producer?.connect();
@@ -54,7 +72,8 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
     consumer.on(consumer.events.GROUP_JOIN, () => {
       if (seeked) return;
       seeked = true;
-      for (const r of pending.values()) consumer.seek({ topic: opts.topic, partition: r.partition, offset: r.start.toString() });
+      for (const r of pending.values())
+        consumer.seek({ topic: opts.topic, partition: r.partition, offset: r.start.toString() });
     });
     await consumer.run({
       autoCommit: false,
@@ -66,7 +85,13 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
           const offset = BigInt(m.offset);
           if (offset < range.start) continue;
           if (offset >= range.end) break;
-          if (!checkedHead.has(range.partition) && opts.from.kind === 'time' && range.start === range.low && range.low > 0n && Number(m.timestamp) > opts.from.ms) {
+          if (
+            !checkedHead.has(range.partition) &&
+            opts.from.kind === 'time' &&
+            range.start === range.low &&
+            range.low > 0n &&
+            Number(m.timestamp) > opts.from.ms
+          ) {
             failure = new ReplayError(
               `--from ${opts.from.text} is older than what partition ${range.partition} of ${opts.topic} still holds: its oldest record is from ${new Date(Number(m.timestamp)).toISOString()} (older ones were deleted by retention)`,
               `replay from ${new Date(Number(m.timestamp)).toISOString()} or later`,
@@ -88,7 +113,8 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
         }
         await writeDrained();
         const last = BigInt(batch.lastOffset());
-        if (last + 1n >= range.end || batch.messages.some((m) => BigInt(m.offset) + 1n >= range.end)) pending.delete(range.partition);
+        if (last + 1n >= range.end || batch.messages.some((m) => BigInt(m.offset) + 1n >= range.end))
+          pending.delete(range.partition);
         progress.seconds = (performance.now() - started) / 1000;
         opts.onProgress?.(progress);
         if (pending.size === 0) finish();
@@ -112,6 +138,10 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
     progress.rowsWritten += complete.length;
     progress.partialRowsOffered += partial.length;
     if (producer && complete.length > 0)
-      await producer.send({ topic: Topics.aggregates, acks: -1, messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })) });
+      await producer.send({
+        topic: Topics.aggregates,
+        acks: -1,
+        messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
+      });
   }
 }
