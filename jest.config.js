@@ -1,3 +1,5 @@
+// --forceExit (package.json): kafkajs and cassandra-driver clients of some suites keep sockets past their tests;
+// the suites' own assertions are complete by then, and a hung runner would hide a green result.
 // Unit tests (*.test.ts) run in parallel with no infrastructure; integration tests (*.int.test.ts) run in band
 // against the real Kafka and Cassandra that the launcher in compose/ brings up (globalSetup) and leaves as found.
 const swc = [
