@@ -9,6 +9,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchCore } from './core';
 import { benchDashboard } from './dashboard';
+import { benchE2e } from './e2e';
 import { benchIngest } from './ingest';
 import { benchMqtt } from './mqtt';
 import { benchParse } from './parse';
@@ -26,13 +27,15 @@ Suites (default: all):
   scoring    onnxruntime-node scores/s at batch 1/64/1024 vs Python onnxruntime; swap-to-first-score; loop lag; RSS
   mqtt       events/s over MQTT (QoS 1, PUBACK after Kafka) next to HTTP, same batches
   dashboard  window close -> socket.io client p50/p99; updates/s fanned out to 200 clients with API CPU and RSS
+  e2e        event ingestion -> its 1 s aggregate at a socket.io client, through a running stack (npm start);
+             not in the default set
 Options:
   --quick    shorter runs (for a smoke test; figures are noisier)
   --out      where to write the JSON results (default bench/results/latest.json)
   --help     this text
 The machine is shared and has 2 cores: run on a quiet machine and compare figures of one run side by side.`;
 
-type Suite = 'parse' | 'core' | 'ingest' | 'mqtt' | 'processor' | 'scoring' | 'dashboard';
+type Suite = 'parse' | 'core' | 'ingest' | 'mqtt' | 'processor' | 'scoring' | 'dashboard' | 'e2e';
 const allSuites: Suite[] = ['parse', 'core', 'ingest', 'mqtt', 'processor', 'scoring', 'dashboard'];
 
 async function main(): Promise<void> {
@@ -41,7 +44,7 @@ async function main(): Promise<void> {
     options: { quick: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) return void console.log(help);
-  const unknown = positionals.filter((p) => !allSuites.includes(p as Suite));
+  const unknown = positionals.filter((p) => !allSuites.includes(p as Suite) && p !== 'e2e');
   if (unknown.length > 0)
     throw new Error(`unknown suite(s) ${unknown.join(', ')}; choose from ${allSuites.join(', ')}`);
   const suites = positionals.length > 0 ? (positionals as Suite[]) : allSuites;
@@ -143,6 +146,18 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
         })),
       );
       console.error(`ingestion peak RSS ${fmt(r.peakRssMb)} MB`);
+      return r;
+    }
+    case 'e2e': {
+      const r = await benchE2e(quick ? { seconds: 15 } : {});
+      console.table({
+        'event -> 1 s aggregate at a socket.io client': {
+          windows: r.windows,
+          'p50 ms': fmt(r.p50Ms),
+          'p99 ms': fmt(r.p99Ms),
+          'max ms': fmt(r.maxMs),
+        },
+      });
       return r;
     }
     case 'scoring': {
