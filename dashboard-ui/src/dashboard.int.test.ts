@@ -265,9 +265,8 @@ describe('dashboard in a browser', () => {
     };
     await producer.send({ topic: Topics.scores, messages: [{ key: chosen, value: JSON.stringify(score) }] });
     await page.waitForSelector(`#anomalies li[data-device="${chosen}"]`, { timeout: 30_000 });
-    await expect(page.locator(`.fleet-row[data-device="${chosen}"]`).getAttribute('data-status')).resolves.toBe(
-      'anomaly',
-    );
+    // The fleet list re-renders on its next frame, a moment after the feed: wait for the row to say so.
+    await page.waitForSelector(`.fleet-row[data-device="${chosen}"][data-status="anomaly"]`, { timeout: 10_000 });
     await page.waitForTimeout(2500);
     await shot('03-anomaly');
     if (process.env.FLEETPULSE_UPDATE_DOCS === '1') {
