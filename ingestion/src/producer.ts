@@ -1,4 +1,4 @@
-import type { Kafka, Message, Producer, TopicMessages } from 'kafkajs';
+import { Partitioners, type Kafka, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import { KafkaUnavailableError, OverloadedError } from './errors';
 
 export interface OutgoingRecord {
@@ -46,7 +46,12 @@ export class GroupCommitProducer {
     kafka: Kafka,
     private readonly opts: { maxInFlightEvents: number; produceTimeoutMs: number; observer?: ProducerObserver },
   ) {
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
   }
 
   async connect(): Promise<void> {

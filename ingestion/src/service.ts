@@ -35,7 +35,9 @@ export async function startIngestion(
     brokers: config.kafkaBrokers,
     logLevel: logLevel.WARN,
     logCreator: () => (entry) =>
-      log(`kafka ${logLevel[entry.level]}: ${entry.log.message} ${entry.log.error ?? ''}`.trimEnd()),
+      log(
+        `kafka ${entry.level === logLevel.ERROR ? 'error' : 'warning'}: ${entry.log.message} ${entry.log.error ?? ''}`.trimEnd(),
+      ),
     retry: { initialRetryTime: 100, retries: 8 },
   });
   const producer = new GroupCommitProducer(kafka, {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger, stackDown, stackUp } from '@fleetpulse/compose';
-import { connectedCassandra, createTestTopic, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
 import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka, Producer } from 'kafkajs';
@@ -13,6 +13,7 @@ import {
   readRows,
   readTopic,
   spawnProcessor,
+  newTopic,
   waitFor,
   type ProcessorProcess,
 } from './testing/harness';
@@ -66,16 +67,6 @@ async function produce(topic: string, arrivals: Arrival[]): Promise<void> {
   });
   for (let i = 0; i < messages.length; i += 500)
     await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 500) });
-}
-
-async function newTopic(partitions: number): Promise<string> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await createTestTopic(admin, { partitions });
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 function processorEnv(topic: string, group: string): Record<string, string> {
@@ -200,7 +191,7 @@ describe('stream-processor against the real Kafka and Cassandra', () => {
   });
 
   it('after SIGKILL mid-stream and a restart, holds the rows of an uninterrupted run: none missing, none double-counted', async () => {
-    const topic = await newTopic(3);
+    const topic = await newTopic(kafka, 3);
     const prefix = `crash-${randomUUID().slice(0, 8)}`;
     const arrivals = stream(prefix);
     const group = `crash-${randomUUID()}`;
@@ -219,7 +210,7 @@ describe('stream-processor against the real Kafka and Cassandra', () => {
   });
 
   it('rides out Cassandra stopped for 30 s mid-stream with the same rows', async () => {
-    const topic = await newTopic(3);
+    const topic = await newTopic(kafka, 3);
     const prefix = `cass-${randomUUID().slice(0, 8)}`;
     const arrivals = stream(prefix);
     const processor = start(processorEnv(topic, `cass-${randomUUID()}`));
@@ -236,7 +227,7 @@ describe('stream-processor against the real Kafka and Cassandra', () => {
   }, 300_000);
 
   it('splits partitions over two instances and, when one is killed, the other writes the same rows', async () => {
-    const topic = await newTopic(4);
+    const topic = await newTopic(kafka, 4);
     const prefix = `pair-${randomUUID().slice(0, 8)}`;
     const arrivals = stream(prefix);
     const group = `pair-${randomUUID()}`;

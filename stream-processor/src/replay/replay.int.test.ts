@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { bucketsBetween, resolutionMs, type TelemetryEvent } from '@fleetpulse/contracts';
-import { connectedCassandra, createTestTopic, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
 import {
@@ -12,6 +12,7 @@ import {
   readRows,
   readTopic,
   spawnProcessor,
+  newTopic,
   waitFor,
   type ProcessorProcess,
 } from '../testing/harness';
@@ -48,16 +49,6 @@ function runReplay(args: string[]): Promise<{ code: number | null; output: strin
   });
 }
 
-async function newTopic(partitions: number): Promise<string> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await createTestTopic(admin, { partitions });
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 describe('replay against the real Kafka and Cassandra', () => {
   const prefix = `replay-${randomUUID().slice(0, 8)}`;
   const devices = 10;
@@ -72,7 +63,7 @@ describe('replay against the real Kafka and Cassandra', () => {
   });
 
   beforeAll(async () => {
-    topic = await newTopic(3);
+    topic = await newTopic(kafka, 3);
     const arrivals = fleetStream({
       seed: 3,
       devicePrefix: prefix,

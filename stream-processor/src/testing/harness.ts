@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { bucketsBetween, resolutionMs, type AggregateRow, type TelemetryEvent } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
+import { createTestTopic } from '@fleetpulse/compose/dist/testing/helpers';
 import { ReferenceAggregator } from '../core/reference.test-util';
 
 export interface TopicRecord {
@@ -152,4 +153,15 @@ export function diffRows(expected: Map<string, AggregateRow>, actual: Map<string
   }
   for (const k of actual.keys()) if (!expected.has(k)) problems.push(`unexpected ${k}`);
   return problems;
+}
+
+/** A topic of its own for one test, with `partitions` partitions. */
+export async function newTopic(kafka: Kafka, partitions: number): Promise<string> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await createTestTopic(admin, { partitions });
+  } finally {
+    await admin.disconnect();
+  }
 }
