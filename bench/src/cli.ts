@@ -130,6 +130,16 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
           'rows/s': fmt(r.ceiling.rowsPerSec),
           'peak RSS MB': '',
         },
+        'unlogged single-partition batches of 20, same rows': {
+          'events/s': '',
+          'rows/s': fmt(r.batchedCeiling.rowsPerSec),
+          'peak RSS MB': '',
+        },
+        'replay of the same topic (npm run replay)': {
+          'events/s': fmt(r.replay.eventsPerSec),
+          'rows/s': '',
+          'peak RSS MB': '',
+        },
       });
       return r;
     }

@@ -21,11 +21,22 @@ export interface BenchProcessorOptions {
   ceilingConcurrency?: number;
 }
 
+export interface InsertCeiling {
+  rows: number;
+  seconds: number;
+  rowsPerSec: number;
+  concurrency: number;
+  rowsPerBatch: number;
+}
+
 export interface BenchProcessorResult {
   events: number;
   records: number;
   processor: { seconds: number; eventsPerSec: number; rows: number; rowsPerSec: number; peakRssMb: number };
-  ceiling: { rows: number; seconds: number; rowsPerSec: number; concurrency: number };
+  /** The named baseline: one prepared INSERT per row. */
+  ceiling: InsertCeiling;
+  /** The same rows as the processor sends them: single-partition unlogged batches of 20 (a window run per partition). */
+  batchedCeiling: InsertCeiling;
   /** `npm run replay` over the same topic, from its first offset: the same core, no commits, no live I/O pacing. */
   replay: { seconds: number; eventsPerSec: number };
 }
@@ -160,7 +171,8 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
     await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
     await admin.disconnect();
   }
-  const ceiling = await insertCeiling(opts.ceilingRows ?? 200_000, opts.ceilingConcurrency ?? 512);
+  const ceiling = await insertCeiling(opts.ceilingRows ?? 200_000, opts.ceilingConcurrency ?? 512, 1);
+  const batchedCeiling = await insertCeiling(opts.ceilingRows ?? 200_000, 128, 20);
   return {
     events: total,
     records,
@@ -172,12 +184,16 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
       peakRssMb: peakRss,
     },
     ceiling,
+    batchedCeiling,
     replay: { seconds: replaySeconds, eventsPerSec: total / replaySeconds },
   };
 }
 
-/** The node's own ceiling for aggregate rows: prepared inserts, `concurrency` in flight, nothing else. */
-async function insertCeiling(rows: number, concurrency: number): Promise<BenchProcessorResult['ceiling']> {
+/**
+ * The node's own ceiling for aggregate rows: prepared inserts, `concurrency` requests in flight, nothing else. With
+ * `rowsPerBatch` > 1, each request is an unlogged batch of that many windows of one partition.
+ */
+async function insertCeiling(rows: number, concurrency: number, rowsPerBatch: number): Promise<InsertCeiling> {
   const client = new Client({
     contactPoints: [cassandraContactPoint()],
     localDataCenter: 'datacenter1',
@@ -190,36 +206,37 @@ async function insertCeiling(rows: number, concurrency: number): Promise<BenchPr
   const prefix = `ceiling-${Date.now().toString(36)}`;
   const size = resolutionMs('1s');
   const t0 = Date.now() - 3_600_000;
+  const metrics = ['temp', 'humidity', 'vib', 'volt'];
+  // Row i: request q = i / rowsPerBatch goes to device q % 10,000, metric (q / 10,000) % 4; its rows are consecutive
+  // windows of that partition. With rowsPerBatch 1 this is 10,000 devices x 4 metrics, one window after the other.
+  const params = (i: number): unknown[] => {
+    const q = Math.floor(i / rowsPerBatch);
+    const ws = t0 + (Math.floor(q / 40_000) * rowsPerBatch + (i % rowsPerBatch)) * size;
+    return [
+      `${prefix}-${q % 10_000}`,
+      metrics[Math.floor(q / 10_000) % 4],
+      '1s',
+      bucketOf(ws, size),
+      ws,
+      ws + size,
+    ].concat([1, 21.5, 21.5, 21.5, 21.5, 0, 21.5, 21.5]);
+  };
   let next = 0;
   const started = performance.now();
   const worker = async () => {
     while (next < rows) {
-      const i = next++;
-      const ws = t0 + Math.floor(i / 40_000) * size;
-      await client.execute(
-        cql,
-        [
-          `${prefix}-${i % 10_000}`,
-          ['temp', 'humidity', 'vib', 'volt'][i % 4],
-          '1s',
-          bucketOf(ws, size),
-          ws,
-          ws + size,
-          1,
-          21.5,
-          21.5,
-          21.5,
-          21.5,
-          0,
-          21.5,
-          21.5,
-        ],
-        { prepare: true },
-      );
+      const i = next;
+      next += rowsPerBatch;
+      if (rowsPerBatch === 1) await client.execute(cql, params(i), { prepare: true });
+      else
+        await client.batch(
+          Array.from({ length: rowsPerBatch }, (_, j) => ({ query: cql, params: params(i + j) })),
+          { prepare: true, logged: false },
+        );
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const seconds = (performance.now() - started) / 1000;
   await client.shutdown();
-  return { rows, seconds, rowsPerSec: rows / seconds, concurrency };
+  return { rows, seconds, rowsPerSec: rows / seconds, concurrency, rowsPerBatch };
 }

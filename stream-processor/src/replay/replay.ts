@@ -4,6 +4,7 @@ import { Partitioners, type Kafka } from 'kafkajs';
 import { InvalidRecordError, WindowAggregator, decodeRecordValue } from '../core';
 import type { ResolvedConfig } from '../core';
 import type { AggregateStore } from '../storage/aggregate-store';
+import { sendChunked } from '../send-chunked';
 import { ReplayError, type PartitionRange, type RangeBound } from './range';
 
 export interface ReplayOptions {
@@ -138,10 +139,8 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
     progress.rowsWritten += complete.length;
     progress.partialRowsOffered += partial.length;
     if (producer && complete.length > 0)
-      await producer.send({
-        topic: Topics.aggregates,
-        acks: -1,
-        messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
-      });
+      await sendChunked(producer, [
+        { topic: Topics.aggregates, messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })) },
+      ]);
   }
 }

@@ -1,12 +1,21 @@
 import { bucketOf, resolutionMs, type AggregateRow } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 
+interface DeviceTouch {
+  lastSeen: number;
+  metrics: Set<string>;
+}
+
 export interface AggregateStoreOptions {
   keyspace: string;
   /** Seconds a row lives, per resolution label; absent: forever. */
   ttlSeconds: Record<string, number>;
-  /** Writes in flight at once. */
+  /** Writes (inserts or batches) in flight at once. */
   concurrency: number;
+  /** Rows of one partition per unlogged batch [20]: Cassandra warns above 5 KiB a batch (batch_size_warn_threshold). */
+  maxBatchRows?: number;
+  /** Least event time between two `last_seen` updates of a device, ms [5000]. */
+  deviceTouchIntervalMs?: number;
   /** Backoff between retries while Cassandra is slow or down, ms. */
   initialBackoffMs: number;
   maxBackoffMs: number;
@@ -23,12 +32,16 @@ export class AggregateStore {
   private readonly insert: string;
   private readonly insertIfAbsent: string;
   private readonly touchDevice: string;
+  private readonly opts: Required<Omit<AggregateStoreOptions, 'log'>> & Pick<AggregateStoreOptions, 'log'>;
+  /** What the device list holds per device, as far as this process wrote it. */
+  private readonly touched = new Map<string, DeviceTouch>();
   private stopped = false;
 
   constructor(
     private readonly client: Client,
-    private readonly opts: AggregateStoreOptions,
+    options: AggregateStoreOptions,
   ) {
+    const opts = (this.opts = { maxBatchRows: 20, deviceTouchIntervalMs: 5000, ...options });
     this.insert =
       `INSERT INTO ${opts.keyspace}.aggregates (device_id, metric, resolution, bucket, window_start, window_end, count, sum, min, max, mean, stddev, first, last) ` +
       `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`;
@@ -40,35 +53,88 @@ export class AggregateStore {
   /**
    * Writes every row and the device list entries they imply; resolves once all are durable in Cassandra.
    * `partialRows` are written only where no row exists yet.
+   *
+   * Rows of one Cassandra partition (device, metric, resolution, bucket) go in one unlogged batch of at most
+   * `maxBatchRows`: a single-partition batch is one mutation for the node, several times cheaper than as many
+   * inserts, and as atomic. A backlog closes many windows per partition at once; live traffic mostly one.
    */
   async writeAll(rows: readonly AggregateRow[], partialRows: readonly AggregateRow[] = []): Promise<void> {
     if (partialRows.length > 0)
-      await this.runBounded(partialRows.map((r) => () => this.writeRow(r, this.insertIfAbsent)));
+      await this.runBounded(partialRows.map((r) => () => this.withRetry(() => this.writeRow(r, this.insertIfAbsent))));
     if (rows.length === 0) return;
-    const devices = new Map<string, { lastSeen: number; metrics: Set<string> }>();
-    for (const r of rows) {
-      const d = devices.get(r.deviceId);
-      if (d) {
-        d.lastSeen = Math.max(d.lastSeen, r.windowEnd);
-        d.metrics.add(r.metric);
-      } else devices.set(r.deviceId, { lastSeen: r.windowEnd, metrics: new Set([r.metric]) });
+    const tasks: (() => Promise<unknown>)[] = [];
+    for (const group of this.byPartition(rows)) {
+      if (group.length === 1) tasks.push(() => this.withRetry(() => this.writeRow(group[0]!, this.insert)));
+      else {
+        const queries = group.map((r) => ({ query: this.insert, params: this.params(r) }));
+        tasks.push(() => this.withRetry(() => this.client.batch(queries, { prepare: true, logged: false })));
+      }
     }
-    const tasks: (() => Promise<unknown>)[] = rows.map((r) => () => this.writeRow(r, this.insert));
-    for (const [id, d] of devices) {
-      // last_seen only grows in practice; a replay of old data may lower it briefly, which the next live row mends.
+    const { due, written } = this.deviceTouches(rows);
+    for (const [id, touch] of due)
       tasks.push(() =>
         this.withRetry(() =>
-          this.client.execute(this.touchDevice, [d.lastSeen, [...d.metrics], id], { prepare: true }),
+          this.client.execute(this.touchDevice, [touch.lastSeen, [...touch.metrics], id], { prepare: true }),
         ),
       );
-    }
     await this.runBounded(tasks);
+    // Remembered only once written: a failed flush touches again on its retry.
+    for (const [id, touch] of written) this.touched.set(id, touch);
+  }
+
+  /** Rows grouped by Cassandra partition, each group cut to `maxBatchRows`. */
+  private *byPartition(rows: readonly AggregateRow[]): Generator<AggregateRow[]> {
+    const groups = new Map<string, AggregateRow[]>();
+    for (const r of rows) {
+      const key = `${r.deviceId}\u0000${r.metric}\u0000${r.resolution}\u0000${bucketOf(r.windowStart, resolutionMs(r.resolution))}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = []));
+      g.push(r);
+      if (g.length === this.opts.maxBatchRows) {
+        yield g;
+        groups.delete(key);
+      }
+    }
+    yield* groups.values();
+  }
+
+  /**
+   * Device list updates the rows call for: a device's first row from this process, a metric not yet listed, or a
+   * window ending `deviceTouchIntervalMs` after the last written `last_seen`. Live views take `lastSeen` from the
+   * rows themselves, so the list may lag by that interval; writing it per row would add a write per device per flush.
+   */
+  private deviceTouches(rows: readonly AggregateRow[]): {
+    due: Map<string, DeviceTouch>;
+    written: Map<string, DeviceTouch>;
+  } {
+    const due = new Map<string, DeviceTouch>();
+    const written = new Map<string, DeviceTouch>();
+    const latest = new Map<string, DeviceTouch>();
+    for (const r of rows) {
+      let t = latest.get(r.deviceId);
+      if (!t) latest.set(r.deviceId, (t = { lastSeen: r.windowEnd, metrics: new Set() }));
+      t.lastSeen = Math.max(t.lastSeen, r.windowEnd);
+      t.metrics.add(r.metric);
+    }
+    for (const [id, t] of latest) {
+      const before = this.touched.get(id);
+      const newMetric = !before || [...t.metrics].some((m) => !before.metrics.has(m));
+      if (newMetric || t.lastSeen - before.lastSeen >= this.opts.deviceTouchIntervalMs) {
+        due.set(id, t);
+        const metrics = new Set([...(before?.metrics ?? []), ...t.metrics]);
+        written.set(id, { lastSeen: Math.max(t.lastSeen, before?.lastSeen ?? 0), metrics });
+      }
+    }
+    return { due, written };
   }
 
   private writeRow(r: AggregateRow, statement: string): Promise<unknown> {
+    return this.client.execute(statement, this.params(r), { prepare: true });
+  }
+
+  private params(r: AggregateRow): unknown[] {
     const size = resolutionMs(r.resolution);
-    const ttl = this.opts.ttlSeconds[r.resolution] ?? 0;
-    const params = [
+    return [
       r.deviceId,
       r.metric,
       r.resolution,
@@ -83,9 +149,8 @@ export class AggregateStore {
       r.stddev,
       r.first,
       r.last,
-      ttl,
+      this.opts.ttlSeconds[r.resolution] ?? 0,
     ];
-    return this.withRetry(() => this.client.execute(statement, params, { prepare: true }));
   }
 
   private async runBounded(tasks: (() => Promise<unknown>)[]): Promise<void> {

@@ -1,0 +1,107 @@
+import type { AggregateRow } from '@fleetpulse/contracts';
+import type { Client } from 'cassandra-driver';
+import { AggregateStore } from './aggregate-store';
+
+interface Call {
+  kind: 'execute' | 'batch';
+  statements: { query: string; params: unknown[] }[];
+}
+
+function fakeClient(failFirst = 0) {
+  const calls: Call[] = [];
+  let failures = failFirst;
+  const answer = () => (failures-- > 0 ? Promise.reject(new Error('NoHostAvailable')) : Promise.resolve({}));
+  const client = {
+    execute: (query: string, params: unknown[]) => {
+      calls.push({ kind: 'execute', statements: [{ query, params }] });
+      return answer();
+    },
+    batch: (queries: { query: string; params: unknown[] }[]) => {
+      calls.push({ kind: 'batch', statements: queries });
+      return answer();
+    },
+  };
+  return { calls, client: client as unknown as Client };
+}
+
+const row = (deviceId: string, metric: string, windowStart: number, resolution = '1s'): AggregateRow => ({
+  deviceId,
+  metric,
+  resolution,
+  windowStart,
+  windowEnd: windowStart + (resolution === '1s' ? 1000 : 10_000),
+  count: 1,
+  sum: 1,
+  min: 1,
+  max: 1,
+  mean: 1,
+  stddev: 0,
+  first: 1,
+  last: 1,
+});
+
+const store = (client: Client) =>
+  new AggregateStore(client, {
+    keyspace: 'ks',
+    ttlSeconds: { '1s': 60 },
+    concurrency: 4,
+    initialBackoffMs: 1,
+    maxBackoffMs: 2,
+    maxBatchRows: 3,
+    deviceTouchIntervalMs: 5000,
+  });
+
+const inserts = (calls: Call[]) =>
+  calls.flatMap((c) => c.statements).filter((s) => s.query.startsWith('INSERT INTO ks.aggregates'));
+const touches = (calls: Call[]) => calls.filter((c) => c.statements[0]!.query.startsWith('UPDATE ks.devices'));
+
+describe('AggregateStore', () => {
+  it('writes each row once, batching only rows of one Cassandra partition, at most maxBatchRows a batch', async () => {
+    const { calls, client } = fakeClient();
+    const t0 = 1_700_000_000_000 - (1_700_000_000_000 % 3_600_000);
+    const rows = [
+      ...Array.from({ length: 7 }, (_, i) => row('a', 'temp', t0 + i * 1000)),
+      row('a', 'hum', t0),
+      row('b', 'temp', t0),
+      row('a', 'temp', t0, '10s'),
+      // the next hour's bucket: another partition
+      row('a', 'temp', t0 + 3_600_000),
+    ];
+    await store(client).writeAll(rows);
+    const written = inserts(calls);
+    expect(written.map((s) => `${String(s.params[0])}/${String(s.params[1])}/${String(s.params[4])}`).sort()).toEqual(
+      rows.map((r) => `${r.deviceId}/${r.metric}/${r.windowStart}`).sort(),
+    );
+    for (const c of calls.filter((c) => c.kind === 'batch')) {
+      expect(c.statements.length).toBeLessThanOrEqual(3);
+      const partitions = new Set(c.statements.map((s) => JSON.stringify(s.params.slice(0, 4))));
+      expect(partitions.size).toBe(1);
+    }
+    expect(calls.filter((c) => c.kind === 'batch').map((c) => c.statements.length)).toEqual([3, 3]);
+  });
+
+  it('updates the device list on a new device or metric, or when last_seen moved by the interval', async () => {
+    const { calls, client } = fakeClient();
+    const s = store(client);
+    await s.writeAll([row('a', 'temp', 0), row('b', 'temp', 0)]);
+    expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([
+      [1000, ['temp'], 'a'],
+      [1000, ['temp'], 'b'],
+    ]);
+    calls.length = 0;
+    await s.writeAll([row('a', 'temp', 1000), row('b', 'hum', 1000)]);
+    expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[2000, ['hum'], 'b']]);
+    calls.length = 0;
+    await s.writeAll([row('a', 'temp', 5000)]);
+    expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[6000, ['temp'], 'a']]);
+  });
+
+  it('retries failed writes until they succeed', async () => {
+    const { calls, client } = fakeClient(2);
+    await store(client).writeAll([row('a', 'temp', 0)]);
+    // Two failures, then one success each for the row and the device entry.
+    expect(calls).toHaveLength(4);
+    expect(inserts(calls).length).toBeGreaterThanOrEqual(1);
+    expect(touches(calls).length).toBeGreaterThanOrEqual(1);
+  });
+});
