@@ -146,7 +146,12 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
     peakRss = Math.max(peakRss, hwmMb(child.pid!));
   } finally {
     clearInterval(sampler);
-    child.kill('SIGTERM');
+    // Let it finish its final flush and leave the group before the replay runs beside it or the topic goes.
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
   }
   let replaySeconds = 0;
   try {

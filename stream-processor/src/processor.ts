@@ -51,6 +51,8 @@ export class StreamProcessor {
   private flushChain: Promise<void> = Promise.resolve();
   private generation = 0;
   private lastCommitAt = 0;
+  /** Set while a failed flush's partitions are being sought back to their commits (see rewind). */
+  private rewinding = false;
   private tick: NodeJS.Timeout | undefined;
   private running = false;
 
@@ -71,7 +73,7 @@ export class StreamProcessor {
       groupId: config.groupId,
       sessionTimeout: config.sessionTimeoutMs,
       heartbeatInterval: 3000,
-      maxBytesPerPartition: 4 * 1024 * 1024,
+      maxBytesPerPartition: 1024 * 1024,
     });
     this.producer = kafka.producer({
       idempotent: true,
@@ -170,7 +172,8 @@ export class StreamProcessor {
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const p = batch.partition;
     const generation = this.generation;
-    if (batch.messages.length === 0) return;
+    // Fetched before a rewind's seek: read again from the commit instead.
+    if (batch.messages.length === 0 || this.rewinding || isStale()) return;
     const state = this.parts.get(p) ?? (await this.assign(p, BigInt(batch.firstOffset()!)));
     // Keep the group membership alive while a slow Cassandra holds the flush below.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
@@ -208,7 +211,8 @@ export class StreamProcessor {
       const last = BigInt(batch.lastOffset());
       state.caughtUp = BigInt(batch.highWatermark) <= last + 1n;
       this.metrics.lag.set({ partition: String(p) }, Number(BigInt(batch.highWatermark) - last - 1n));
-      await this.flush(false);
+      // A failure rewinds every partition (see flush): nothing of this batch is committed, so it is read again.
+      await this.flush(false).catch(() => undefined);
       await heartbeat();
     } finally {
       clearInterval(beat);
@@ -221,14 +225,53 @@ export class StreamProcessor {
     // A partition with nothing to read lets the wall clock (less a margin) close its idle devices' windows.
     for (const [p, s] of this.parts)
       if (s.caughtUp) this.aggregator.advanceProcessingTime(p, now - this.config.idleSafetyMarginMs);
-    await this.flush(false).catch((e: unknown) => this.log(`stream-processor: flush failed: ${String(e)}`));
+    await this.flush(false).catch(() => undefined); // logged by the rewind it causes
   }
 
-  /** Serialised: one flush at a time, in order, so checkpoints and commits never go backwards. */
+  /**
+   * Serialised: one flush at a time, in order, so checkpoints and commits never go backwards. A failed flush (Kafka
+   * refusing the outputs past the producer's retries) has drained windows that are now nowhere but in Cassandra, so
+   * no later flush may commit past them: every partition is rewound to its last commit first.
+   */
   private flush(force: boolean): Promise<void> {
     const run = this.flushChain.then(() => this.flushOnce(force));
-    this.flushChain = run.catch(() => undefined);
+    this.flushChain = run.catch((e: unknown) => this.rewind(e));
     return run;
+  }
+
+  /**
+   * Drops all partition state and seeks every assigned partition back to its committed offset, as a rebalance does:
+   * the next batches restore from the checkpoints and rebuild the lost outputs (rewrites are idempotent upserts).
+   * Batches that arrive meanwhile are ignored unread. Retries until Kafka answers, or until stop().
+   */
+  private async rewind(cause: unknown): Promise<void> {
+    if (!this.running) return;
+    this.generation++;
+    const partitions = [...this.parts.keys()];
+    for (const p of partitions) this.dropPartition(p);
+    this.rewinding = true;
+    this.log(
+      `stream-processor: flush failed (${cause instanceof Error ? cause.message : String(cause)}); re-reading partitions [${partitions.join(',')}] from their last commit`,
+    );
+    const topic = this.config.sourceTopic;
+    for (let backoff = 500; this.running; backoff = Math.min(backoff * 2, 10_000)) {
+      try {
+        const [committed, ends] = await Promise.all([
+          this.admin.fetchOffsets({ groupId: this.config.groupId, topics: [topic] }),
+          this.admin.fetchTopicOffsets(topic),
+        ]);
+        for (const p of partitions) {
+          const offset = committed[0]?.partitions.find((c) => c.partition === p)?.offset;
+          const low = ends.find((e) => e.partition === p)?.low ?? '0';
+          this.consumer.seek({ topic, partition: p, offset: offset !== undefined && offset !== '-1' ? offset : low });
+        }
+        break;
+      } catch (e) {
+        this.log(`stream-processor: cannot rewind yet (retrying in ${backoff} ms): ${String(e)}`);
+        await new Promise((r) => setTimeout(r, backoff));
+      }
+    }
+    this.rewinding = false;
   }
 
   private async flushOnce(force: boolean): Promise<void> {

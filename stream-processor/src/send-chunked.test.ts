@@ -48,6 +48,19 @@ describe('sendChunked', () => {
     expect(calls.map((c) => c[0]!.messages.map((m) => m.key))).toEqual([['d-1'], ['d-2'], ['d-3']]);
   });
 
+  it('never sends a topic without messages, when a topic begins at a chunk boundary', async () => {
+    const { calls, producer } = recorder();
+    await sendChunked(
+      producer,
+      [
+        { topic: 'a', messages: [msg(1, 800)] },
+        { topic: 'l', messages: [msg(2, 800)] },
+      ],
+      1000,
+    );
+    expect(calls).toEqual([[{ topic: 'a', messages: [msg(1, 800)] }], [{ topic: 'l', messages: [msg(2, 800)] }]]);
+  });
+
   it('sends nothing for nothing', async () => {
     const { calls, producer } = recorder();
     await sendChunked(producer, [{ topic: 'a', messages: [] }]);

@@ -16,7 +16,8 @@ export async function sendChunked(
   let chunk: TopicMessages[] = [];
   let bytes = 0;
   const flushChunk = async () => {
-    if (chunk.length > 0) await producer.sendBatch({ topicMessages: chunk, acks: -1 });
+    const topicMessages = chunk.filter((t) => t.messages.length > 0);
+    if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
     chunk = [];
     bytes = 0;
   };
@@ -34,7 +35,6 @@ export async function sendChunked(
       bytes += size;
     }
   }
-  chunk = chunk.filter((t) => t.messages.length > 0);
   await flushChunk();
 }
 

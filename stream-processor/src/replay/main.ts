@@ -9,7 +9,7 @@ import { replay, type ReplayProgress } from './replay';
 
 const help = `fleetpulse replay: rebuild aggregates (and scores) from Kafka history.
 
-Usage: npm run replay -- --from <ISO|offset> [--to <ISO|offset>] [--topic telemetry.raw] [--rescore] [--dry-run]
+Usage: npm run replay -- --from <ISO|offset> [--to <ISO|offset>] [--topic telemetry.raw] [--rescore [--rescore-topic metrics.aggregates]] [--dry-run]
 
   --from      first record: an ISO 8601 time (2026-11-23T10:00:00Z; Kafka's offset-for-time index finds the offset of
               each partition) or an offset (a whole number, the same for every partition)
@@ -19,6 +19,8 @@ Usage: npm run replay -- --from <ISO|offset> [--to <ISO|offset>] [--topic teleme
               models it has loaded now, so the range's scores name the new model version. Cassandra's anomaly rows
               for the same device, window and model are overwritten by the new version's anomalous scores; an old
               anomaly the new version no longer flags stays, naming the old version.
+  --rescore-topic
+              where --rescore publishes the rows (default metrics.aggregates, the topic the scoring service reads)
   --dry-run   print the range, partitions and record counts; write nothing
   --help      this text
 
@@ -44,6 +46,7 @@ async function main(): Promise<number> {
       to: { type: 'string' },
       topic: { type: 'string', default: 'telemetry.raw' },
       rescore: { type: 'boolean', default: false },
+      'rescore-topic': { type: 'string', default: 'metrics.aggregates' },
       'dry-run': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
@@ -52,6 +55,8 @@ async function main(): Promise<number> {
     console.log(help);
     return 0;
   }
+  if (!values.rescore && process.argv.some((a) => a.startsWith('--rescore-topic')))
+    throw new ReplayError('--rescore-topic applies only with --rescore', 'add --rescore, or leave --rescore-topic out');
   if (!values.from) throw new ReplayError('--from is required', 'e.g. npm run replay -- --from 2026-11-23T10:00:00Z');
   const from = parseBound('--from', values.from);
   const to: RangeBound | undefined = values.to ? parseBound('--to', values.to) : undefined;
@@ -102,6 +107,7 @@ async function main(): Promise<number> {
       from,
       aggregator: config.aggregator,
       rescore: values.rescore,
+      rescoreTopic: values['rescore-topic'],
       onProgress: (p) => {
         if (Date.now() - lastPrint < 500) return;
         lastPrint = Date.now();
@@ -110,7 +116,7 @@ async function main(): Promise<number> {
     });
     process.stderr.write(`\r${bar(result)}\n`);
     console.error(
-      `done in ${result.seconds.toFixed(1)} s: ${result.events} events, ${result.rowsWritten} rows written, ${result.partialRowsOffered} rows of windows straddling the start written only where absent, ${result.invalid} invalid records skipped${values.rescore ? '; rows published to metrics.aggregates for re-scoring' : ''}`,
+      `done in ${result.seconds.toFixed(1)} s: ${result.events} events, ${result.rowsWritten} rows written, ${result.partialRowsOffered} rows of windows straddling the start written only where absent, ${result.invalid} invalid records skipped${values.rescore ? `; rows published to ${values['rescore-topic']} for re-scoring` : ''}`,
     );
   } finally {
     await cassandra.shutdown();

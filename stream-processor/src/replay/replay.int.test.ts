@@ -1,7 +1,5 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { bucketsBetween, resolutionMs, type TelemetryEvent } from '@fleetpulse/contracts';
+import { bucketsBetween, resolutionMs, type AggregateRow, type TelemetryEvent } from '@fleetpulse/contracts';
 import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
@@ -11,6 +9,7 @@ import {
   indexRows,
   readRows,
   readTopic,
+  runReplay,
   spawnProcessor,
   newTopic,
   waitFor,
@@ -37,18 +36,6 @@ afterAll(async () => {
   await cassandra.shutdown();
 });
 
-function runReplay(args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', 'replay', 'main.js'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('exit', (code) => resolve({ code, output }));
-  });
-}
-
 describe('replay against the real Kafka and Cassandra', () => {
   const prefix = `replay-${randomUUID().slice(0, 8)}`;
   const devices = 10;
@@ -61,6 +48,17 @@ describe('replay against the real Kafka and Cassandra', () => {
     fromMs: startTs - 60_000,
     toMs: startTs + readings * 100 + 120_000,
   });
+
+  // [5 s, 38 s) of the stream: past the deleted windows by more than the allowed lateness, so it closes them all.
+  const replayMiddle = () =>
+    runReplay([
+      '--topic',
+      topic,
+      '--from',
+      new Date(startTs + 5_000).toISOString(),
+      '--to',
+      new Date(startTs + 38_000).toISOString(),
+    ]);
 
   beforeAll(async () => {
     topic = await newTopic(kafka, 3);
@@ -137,19 +135,82 @@ describe('replay against the real Kafka and Cassandra', () => {
     const gone = indexRows(await readRows(cassandra, query()));
     expect(before.size - gone.size).toBeGreaterThan(100);
 
-    // The range reaches past the deleted windows by more than the allowed lateness, so the replay closes them all.
-    const { code, output } = await runReplay([
-      '--topic',
-      topic,
-      '--from',
-      new Date(startTs + 5_000).toISOString(),
-      '--to',
-      new Date(startTs + 38_000).toISOString(),
-    ]);
+    const { code, output } = await replayMiddle();
     expect({ code, output }).toMatchObject({ code: 0 });
     expect(output).toMatch(/done in .* rows written/);
     const after = indexRows(await readRows(cassandra, query()));
     expect(diffRows(before, after)).toEqual([]);
+  });
+
+  it('a replay during live traffic leaves the live rows as they would be without it', async () => {
+    const historical = indexRows(await readRows(cassandra, query()));
+    // Two devices of the replayed range report again, and two new ones.
+    const liveDevices = [`${prefix}-0`, `${prefix}-1`, `${prefix}-live-0`, `${prefix}-live-1`];
+    const trafficStart = Date.now();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    let replayDone = false;
+    let sent = 0;
+    // Live devices report every 100 ms, now, on the topic the live processor reads, until the replay has finished
+    // and at least 8 s have passed.
+    const traffic = (async () => {
+      for (let i = 0; !replayDone || Date.now() - trafficStart < 8000; i++) {
+        const now = Date.now();
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: liveDevices.map((deviceId, d) => ({
+            key: deviceId,
+            timestamp: String(now),
+            value: JSON.stringify({
+              deviceId,
+              ts: now,
+              metrics: { temp: 20 + ((i + d) % 17) / 4, vib: ((i * 7 + d) % 13) / 100 },
+              seq: 1_000_000 + i,
+              receivedAt: now,
+            } satisfies TelemetryEvent),
+          })),
+        });
+        sent += liveDevices.length;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const replayed = await replayMiddle();
+    replayDone = true;
+    await traffic;
+    await producer.disconnect();
+    expect({ code: replayed.code, output: replayed.output }).toMatchObject({ code: 0 });
+    expect(sent).toBeGreaterThan(40);
+
+    // As without the replay: the reference's rows for the live devices over the whole topic.
+    const liveQuery = { ...query(), devices: liveDevices, fromMs: trafficStart - 60_000, toMs: Date.now() + 120_000 };
+    const isLive = (r: AggregateRow) => liveDevices.includes(r.deviceId) && r.windowStart >= liveQuery.fromMs;
+    const expected = indexRows(
+      expectedRows(await readTopic(kafka, topic), {
+        resolutions,
+        latenessMs: 2000,
+        idleMs: 5000,
+        closeAll: true,
+      }).rows.filter(isLive),
+    );
+    await waitFor(
+      'the live processor to write every live row',
+      async () => (await readRows(cassandra, liveQuery)).length >= expected.size,
+      60_000,
+      1000,
+    );
+    expect(diffRows(expected, indexRows(await readRows(cassandra, liveQuery)))).toEqual([]);
+    // And the replayed range is as it was.
+    expect(diffRows(historical, indexRows(await readRows(cassandra, query())))).toEqual([]);
+    // The replay touched the device list with last_seen two days ago; the live one stands.
+    const seen = await cassandra.execute(
+      'SELECT last_seen FROM fleetpulse.devices WHERE device_id = ?',
+      [liveDevices[0]],
+      {
+        prepare: true,
+      },
+    );
+    expect(Number(seen.first()?.get('last_seen'))).toBeGreaterThanOrEqual(trafficStart);
   });
 
   it('says clearly when the topic does not exist or the range is older than what it holds', async () => {

@@ -14,6 +14,8 @@ export interface ReplayOptions {
   aggregator: ResolvedConfig;
   /** Publish the rebuilt rows to metrics.aggregates so the scoring service scores them with its models of now. */
   rescore: boolean;
+  /** Where `rescore` publishes the rebuilt rows [metrics.aggregates]: the topic the scoring service reads. */
+  rescoreTopic?: string;
   onProgress?: (p: ReplayProgress) => void;
 }
 
@@ -140,7 +142,10 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
     progress.partialRowsOffered += partial.length;
     if (producer && complete.length > 0)
       await sendChunked(producer, [
-        { topic: Topics.aggregates, messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })) },
+        {
+          topic: opts.rescoreTopic ?? Topics.aggregates,
+          messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
+        },
       ]);
   }
 }

@@ -85,15 +85,15 @@ describe('AggregateStore', () => {
     const s = store(client);
     await s.writeAll([row('a', 'temp', 0), row('b', 'temp', 0)]);
     expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([
-      [1000, ['temp'], 'a'],
-      [1000, ['temp'], 'b'],
+      [1_000_000, 1000, ['temp'], 'a'],
+      [1_000_000, 1000, ['temp'], 'b'],
     ]);
     calls.length = 0;
     await s.writeAll([row('a', 'temp', 1000), row('b', 'hum', 1000)]);
-    expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[2000, ['hum'], 'b']]);
+    expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[2_000_000, 2000, ['hum'], 'b']]);
     calls.length = 0;
     await s.writeAll([row('a', 'temp', 5000)]);
-    expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[6000, ['temp'], 'a']]);
+    expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[6_000_000, 6000, ['temp'], 'a']]);
   });
 
   it('retries failed writes until they succeed', async () => {

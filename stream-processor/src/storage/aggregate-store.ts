@@ -12,7 +12,7 @@ export interface AggregateStoreOptions {
   ttlSeconds: Record<string, number>;
   /** Writes (inserts or batches) in flight at once. */
   concurrency: number;
-  /** Rows of one partition per unlogged batch [20]: Cassandra warns above 5 KiB a batch (batch_size_warn_threshold). */
+  /** Rows of one partition per unlogged batch [20]: bounds a request's size and a retry's cost. */
   maxBatchRows?: number;
   /** Least event time between two `last_seen` updates of a device, ms [5000]. */
   deviceTouchIntervalMs?: number;
@@ -47,7 +47,9 @@ export class AggregateStore {
       `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`;
     // A window that may lack records this run never read (a replay's first windows) must not overwrite a row.
     this.insertIfAbsent = this.insert.replace(' USING TTL ?', ' IF NOT EXISTS USING TTL ?');
-    this.touchDevice = `UPDATE ${opts.keyspace}.devices SET last_seen = ?, metrics = metrics + ? WHERE device_id = ?`;
+    // Written at a timestamp of last_seen itself (µs): Cassandra keeps the newest write, so last_seen only grows, even
+    // when a replay of old records touches a device the live processor has seen since.
+    this.touchDevice = `UPDATE ${opts.keyspace}.devices USING TIMESTAMP ? SET last_seen = ?, metrics = metrics + ? WHERE device_id = ?`;
   }
 
   /**
@@ -74,7 +76,9 @@ export class AggregateStore {
     for (const [id, touch] of due)
       tasks.push(() =>
         this.withRetry(() =>
-          this.client.execute(this.touchDevice, [touch.lastSeen, [...touch.metrics], id], { prepare: true }),
+          this.client.execute(this.touchDevice, [touch.lastSeen * 1000, touch.lastSeen, [...touch.metrics], id], {
+            prepare: true,
+          }),
         ),
       );
     await this.runBounded(tasks);
@@ -110,10 +114,14 @@ export class AggregateStore {
     const due = new Map<string, DeviceTouch>();
     const written = new Map<string, DeviceTouch>();
     const latest = new Map<string, DeviceTouch>();
+    // A window's end may lie ahead of the wall clock (a coarse window closed by idleness, a device clock running
+    // fast); last_seen is capped at now, since a write timestamp ahead of it would shadow the updates that follow.
+    const now = Date.now();
     for (const r of rows) {
+      const seen = Math.min(r.windowEnd, now);
       let t = latest.get(r.deviceId);
-      if (!t) latest.set(r.deviceId, (t = { lastSeen: r.windowEnd, metrics: new Set() }));
-      t.lastSeen = Math.max(t.lastSeen, r.windowEnd);
+      if (!t) latest.set(r.deviceId, (t = { lastSeen: seen, metrics: new Set() }));
+      t.lastSeen = Math.max(t.lastSeen, seen);
       t.metrics.add(r.metric);
     }
     for (const [id, t] of latest) {

@@ -142,6 +142,19 @@ export function spawnProcessor(env: Record<string, string>): ProcessorProcess {
   return { child, output, exited };
 }
 
+/** Runs the built replay command (stream-processor/dist/replay/main.js) as users do; resolves with its exit and output. */
+export function runReplay(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', 'replay', 'main.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
 /** Rows compared field by field; floats must match exactly (same fold order as the reference). */
 export function diffRows(expected: Map<string, AggregateRow>, actual: Map<string, AggregateRow>): string[] {
   const problems: string[] = [];
