@@ -1,4 +1,4 @@
-import { DefaultPorts, DevToken } from '@fleetpulse/contracts';
+import { DefaultPorts, DevToken, Topics } from '@fleetpulse/contracts';
 import { z } from 'zod';
 
 /** One bearer token and the device ids it may write for (a glob with `*` and `?`; absent: any device). */
@@ -13,6 +13,8 @@ export interface IngestionConfig {
   port: number;
   kafkaBrokers: string[];
   kafkaClientId: string;
+  /** Where accepted events go: telemetry.raw unless a deployment (or a test) names another topic of the same form. */
+  rawTopic: string;
   tokens: TokenGrant[];
   /** Largest request body, bytes. */
   maxBodyBytes: number;
@@ -50,6 +52,10 @@ const envSchema = z.object({
   FLEETPULSE_INGESTION_PORT: intFromEnv(0, 65535).default(DefaultPorts.ingestionHttp),
   FLEETPULSE_KAFKA_BROKERS: z.string().min(1).default(`127.0.0.1:${DefaultPorts.kafka}`),
   FLEETPULSE_INGESTION_CLIENT_ID: z.string().min(1).default('fleetpulse-ingestion'),
+  FLEETPULSE_INGESTION_TOPIC: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name (letters, digits, ".", "_", "-")')
+    .default(Topics.raw),
   FLEETPULSE_TOKENS: z.string().default(''),
   FLEETPULSE_MAX_BODY_BYTES: intFromEnv(1024, 1 << 30).default(5 * 1024 * 1024),
   FLEETPULSE_MAX_EVENTS_PER_REQUEST: intFromEnv(1, 1_000_000).default(10_000),
@@ -124,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
     port: e.FLEETPULSE_INGESTION_PORT,
     kafkaBrokers: brokers,
     kafkaClientId: e.FLEETPULSE_INGESTION_CLIENT_ID,
+    rawTopic: e.FLEETPULSE_INGESTION_TOPIC,
     tokens: grants,
     maxBodyBytes: e.FLEETPULSE_MAX_BODY_BYTES,
     maxEventsPerRequest: e.FLEETPULSE_MAX_EVENTS_PER_REQUEST,

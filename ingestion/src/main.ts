@@ -12,6 +12,7 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_TOKENS                  token[=device-glob],... e.g. "s3cret-token-1=sensor-*,admin-token-123"
   FLEETPULSE_INGESTION_HOST / _PORT  listen address (default 0.0.0.0:8080)
   FLEETPULSE_KAFKA_BROKERS           host:port,... (default 127.0.0.1:9092)
+  FLEETPULSE_INGESTION_TOPIC         topic of accepted events (default telemetry.raw)
   FLEETPULSE_MAX_BODY_BYTES          body limit, bytes (default 5242880)
   FLEETPULSE_MAX_EVENTS_PER_REQUEST  events per request (default 10000)
   FLEETPULSE_MAX_IN_FLIGHT_EVENTS    events waiting for Kafka before answering 503 (default 200000)

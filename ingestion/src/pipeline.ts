@@ -30,7 +30,7 @@ export interface IngestCounters {
  */
 export class IngestPipeline {
   constructor(
-    private readonly config: Pick<IngestionConfig, 'maxEventsPerRequest' | 'maxFutureMs' | 'maxPastMs'>,
+    private readonly config: Pick<IngestionConfig, 'maxEventsPerRequest' | 'maxFutureMs' | 'maxPastMs' | 'rawTopic'>,
     private readonly producer: GroupCommitProducer,
     private readonly counters: IngestCounters = {},
   ) {}
@@ -64,7 +64,7 @@ export class IngestPipeline {
       let start = 0;
       for (let i = 0; i < result.keys.length; i++) {
         const end = result.valueEnds[i]!;
-        records.push({ topic: Topics.raw, key: result.keys[i]!, value: result.values.subarray(start, end) });
+        records.push({ topic: this.config.rawTopic, key: result.keys[i]!, value: result.values.subarray(start, end) });
         start = end;
       }
       for (const r of result.rejected) {

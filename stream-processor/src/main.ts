@@ -21,6 +21,8 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_IDLE_SAFETY_MARGIN_MS     wall clock minus this stands in for processing time (default 1000)
   FLEETPULSE_TTL                       row TTL per resolution in seconds (default 1s=604800,10s=2592000,60s=31536000)
   FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY  writes in flight (default 128)
+  FLEETPULSE_PROCESSOR_FETCH_BYTES        most bytes a fetch takes per partition (default 2097152): more rows per
+                                          Cassandra batch, more memory
   FLEETPULSE_COMMIT_INTERVAL_MS        checkpoint + commit at most this often (default 1000)
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS  a dead instance's partitions move after this (default 30000)
   FLEETPULSE_PROCESSOR_HOST / _PORT    /healthz /readyz /metrics (default 0.0.0.0:8081)

@@ -16,6 +16,7 @@ import {
   type PartitionStart,
 } from './core';
 import type { ProcessorConfig } from './config';
+import { dlqMessage } from './dlq';
 import type { ProcessorMetrics } from './metrics';
 import { sendChunked } from './send-chunked';
 import type { AggregateStore } from './storage/aggregate-store';
@@ -49,6 +50,8 @@ export class StreamProcessor {
   private readonly parts = new Map<number, PartitionState>();
   private pendingDlq: Message[] = [];
   private flushChain: Promise<void> = Promise.resolve();
+  /** The flush the last batch started; the next batch waits for it before reading on. */
+  private batchFlush: Promise<void> = Promise.resolve();
   private generation = 0;
   private lastCommitAt = 0;
   /** Set while a failed flush's partitions are being sought back to their commits (see rewind). */
@@ -73,7 +76,7 @@ export class StreamProcessor {
       groupId: config.groupId,
       sessionTimeout: config.sessionTimeoutMs,
       heartbeatInterval: 3000,
-      maxBytesPerPartition: 1024 * 1024,
+      maxBytesPerPartition: config.fetchMaxBytesPerPartition,
     });
     this.producer = kafka.producer({
       idempotent: true,
@@ -98,6 +101,7 @@ export class StreamProcessor {
       // kafkajs resumes every assigned partition from its committed offset after a join: rebuild all state.
       this.generation++;
       for (const p of [...this.parts.keys()]) this.dropPartition(p);
+      this.pendingDlq = []; // their records are read again
       const assigned = e.payload.memberAssignment[this.config.sourceTopic] ?? [];
       this.log(
         `stream-processor: joined ${this.config.groupId} (generation ${this.generation}), partitions [${assigned.join(',')}]`,
@@ -174,10 +178,14 @@ export class StreamProcessor {
     const generation = this.generation;
     // Fetched before a rewind's seek: read again from the commit instead.
     if (batch.messages.length === 0 || this.rewinding || isStale()) return;
-    const state = this.parts.get(p) ?? (await this.assign(p, BigInt(batch.firstOffset()!)));
-    // Keep the group membership alive while a slow Cassandra holds the flush below.
+    // Keep the group membership alive while a slow Cassandra holds the flushes below.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
     try {
+      // At most one batch's flush behind: its rows are written while this batch is read and folded, so Cassandra and
+      // this process work at once; waiting here bounds memory to two batches' rows.
+      await this.batchFlush;
+      if (this.rewinding || isStale() || generation !== this.generation) return;
+      const state = this.parts.get(p) ?? (await this.assign(p, BigInt(batch.firstOffset()!)));
       let events = 0;
       for (const m of batch.messages) {
         if (!isRunning() || isStale() || generation !== this.generation) return;
@@ -191,15 +199,7 @@ export class StreamProcessor {
         } catch (e) {
           if (!(e instanceof InvalidRecordError)) throw e;
           this.metrics.invalid.inc();
-          this.pendingDlq.push({
-            key: m.key,
-            value: m.value,
-            headers: {
-              error: `${this.config.sourceTopic}[${p}]@${m.offset}: ${e.message}`,
-              source: 'stream-processor',
-              receivedAt: String(Date.now()),
-            },
-          });
+          this.pendingDlq.push(dlqMessage(m, { topic: this.config.sourceTopic, partition: p }, e.message));
           resolveOffset(m.offset);
           continue;
         }
@@ -212,7 +212,7 @@ export class StreamProcessor {
       state.caughtUp = BigInt(batch.highWatermark) <= last + 1n;
       this.metrics.lag.set({ partition: String(p) }, Number(BigInt(batch.highWatermark) - last - 1n));
       // A failure rewinds every partition (see flush): nothing of this batch is committed, so it is read again.
-      await this.flush(false).catch(() => undefined);
+      this.batchFlush = this.flush(false).catch(() => undefined);
       await heartbeat();
     } finally {
       clearInterval(beat);
@@ -249,6 +249,7 @@ export class StreamProcessor {
     this.generation++;
     const partitions = [...this.parts.keys()];
     for (const p of partitions) this.dropPartition(p);
+    this.pendingDlq = []; // their records are read again
     this.rewinding = true;
     this.log(
       `stream-processor: flush failed (${cause instanceof Error ? cause.message : String(cause)}); re-reading partitions [${partitions.join(',')}] from their last commit`,
@@ -309,7 +310,9 @@ export class StreamProcessor {
       if (dlq.length > 0) topicMessages.push({ topic: Topics.dlq, messages: dlq });
       await sendChunked(this.producer, topicMessages);
       this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      for (const r of complete) this.metrics.rows.inc({ resolution: r.resolution });
+      const rowsByResolution = new Map<string, number>();
+      for (const r of complete) rowsByResolution.set(r.resolution, (rowsByResolution.get(r.resolution) ?? 0) + 1);
+      for (const [resolution, n] of rowsByResolution) this.metrics.rows.inc({ resolution }, n);
       this.metrics.late.inc(out.late.length);
     }
     if (!commitDue || generation !== this.generation) return;

@@ -12,14 +12,24 @@ export interface TopicRecord {
   value: TelemetryEvent | TelemetryEvent[];
 }
 
-/** Every record of `topic`, per partition in offset order (what a processor reads), via a throwaway consumer. */
-export async function readTopic(kafka: Kafka, topic: string): Promise<TopicRecord[]> {
+/**
+ * Every record of `topic` (or only those at or after `since`, e.g. the partitions' ends before a test wrote), per
+ * partition in offset order (what a processor reads), via a throwaway consumer.
+ */
+export async function readTopic(
+  kafka: Kafka,
+  topic: string,
+  since?: { partition: number; offset: string }[],
+): Promise<TopicRecord[]> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic);
   await admin.disconnect();
+  const start = new Map(
+    ends.map((e) => [e.partition, BigInt(since?.find((s) => s.partition === e.partition)?.offset ?? e.low)]),
+  );
   const remaining = new Map(
-    ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]),
+    ends.filter((e) => BigInt(e.high) > start.get(e.partition)!).map((e) => [e.partition, BigInt(e.high)]),
   );
   const records: TopicRecord[] = [];
   if (remaining.size === 0) return records;
@@ -29,6 +39,7 @@ export async function readTopic(kafka: Kafka, topic: string): Promise<TopicRecor
   await new Promise<void>((resolve) => {
     void consumer.run({
       eachMessage: async ({ partition, message }) => {
+        if (BigInt(message.offset) < start.get(partition)! || !remaining.has(partition)) return;
         records.push({
           partition,
           offset: message.offset,
@@ -38,6 +49,7 @@ export async function readTopic(kafka: Kafka, topic: string): Promise<TopicRecor
         if (remaining.size === 0) resolve();
       },
     });
+    if (since) for (const [partition, offset] of start) consumer.seek({ topic, partition, offset: offset.toString() });
   });
   await consumer.disconnect();
   return records.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));

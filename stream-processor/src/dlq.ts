@@ -1,0 +1,28 @@
+import type { Message } from 'kafkajs';
+
+/**
+ * Most of an invalid record's value a DLQ message carries. Larger values are cut, or the broker (message.max.bytes,
+ * 1 MiB by default) would refuse the message for ever and every flush after it would fail: the header `truncated`
+ * gives the original size, and `error` names the record's topic, partition and offset, where it stays whole.
+ */
+export const DlqMaxValueBytes = 256 * 1024;
+
+/** The telemetry.dlq message for a record of `topic`/`partition` that is not a valid event. */
+export function dlqMessage(
+  record: { key: Buffer | null; value: Buffer | null; offset: string },
+  where: { topic: string; partition: number },
+  reason: string,
+  now: number = Date.now(),
+): Message {
+  const headers: Record<string, string> = {
+    error: `${where.topic}[${where.partition}]@${record.offset}: ${reason}`,
+    source: 'stream-processor',
+    receivedAt: String(now),
+  };
+  let value = record.value;
+  if (value && value.length > DlqMaxValueBytes) {
+    headers.truncated = `${value.length} bytes, first ${DlqMaxValueBytes} kept`;
+    value = value.subarray(0, DlqMaxValueBytes);
+  }
+  return { key: record.key, value, headers };
+}
