@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DefaultPorts, Keyspace } from '@fleetpulse/contracts';
+import { connectionConfig, connectionEnv, DefaultPorts, envInt, ServiceConfigError } from '@fleetpulse/contracts';
 import { z } from 'zod';
 
 export interface DashboardConfig {
@@ -31,43 +31,24 @@ export interface DashboardConfig {
   healthTimeoutMs: number;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  constructor(readonly problems: string[]) {
-    super(`invalid dashboard-api configuration:\n  - ${problems.join('\n  - ')}`);
+export class ConfigError extends ServiceConfigError {
+  constructor(problems: string[]) {
+    super('dashboard-api', problems);
   }
 }
 
-const int = (min: number, max: number) =>
-  z.coerce
-    .number()
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
-const list = (s: string) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0);
-
 const envSchema = z.object({
   FLEETPULSE_DASHBOARD_HOST: z.string().min(1).default('0.0.0.0'),
-  FLEETPULSE_DASHBOARD_PORT: int(0, 65535).default(DefaultPorts.dashboard),
-  FLEETPULSE_KAFKA_BROKERS: z.string().default(`127.0.0.1:${DefaultPorts.kafka}`),
+  FLEETPULSE_DASHBOARD_PORT: envInt(0, 65535).default(DefaultPorts.dashboard),
+  ...connectionEnv,
   FLEETPULSE_DASHBOARD_GROUP: z.string().min(1).optional(),
-  FLEETPULSE_CASSANDRA_CONTACT_POINTS: z.string().default(`127.0.0.1:${DefaultPorts.cassandra}`),
-  FLEETPULSE_CASSANDRA_DC: z.string().min(1).default('datacenter1'),
-  FLEETPULSE_KEYSPACE: z
-    .string()
-    .regex(/^[a-z][a-z0-9_]{0,47}$/, 'must be a CQL identifier')
-    .default(Keyspace),
   FLEETPULSE_SCORING_URL: z.url('must be a URL such as http://127.0.0.1:8082').default('http://127.0.0.1:8082'),
   FLEETPULSE_SCORING_MODELS_PATH: z.string().startsWith('/', 'must start with /').default('/api/models'),
-  FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC: int(1, 100).default(4),
-  FLEETPULSE_LIVE_MAX_BACKLOG: int(1, 1_000_000).default(100),
-  FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG: int(1, 1_000_000).default(1000),
+  FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC: envInt(1, 100).default(4),
+  FLEETPULSE_LIVE_MAX_BACKLOG: envInt(1, 1_000_000).default(100),
+  FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG: envInt(1, 1_000_000).default(1000),
   FLEETPULSE_DASHBOARD_UI_DIR: z.string().min(1).optional(),
-  FLEETPULSE_HEALTH_TIMEOUT_MS: int(100, 60_000).default(2000),
+  FLEETPULSE_HEALTH_TIMEOUT_MS: envInt(100, 60_000).default(2000),
 });
 
 /** Parses and validates every variable at once; one ConfigError lists every bad one. Empty strings count as unset. */
@@ -77,26 +58,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   const e = parsed.data;
   const problems: string[] = [];
-  const hostPorts = (name: string, value: string) => {
-    const items = list(value);
-    if (items.length === 0) problems.push(`${name}: give at least one host:port`);
-    for (const b of items) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`${name}: "${b}" is not host:port`);
-    return items;
-  };
-  const kafkaBrokers = hostPorts('FLEETPULSE_KAFKA_BROKERS', e.FLEETPULSE_KAFKA_BROKERS);
-  const cassandraContactPoints = hostPorts(
-    'FLEETPULSE_CASSANDRA_CONTACT_POINTS',
-    e.FLEETPULSE_CASSANDRA_CONTACT_POINTS,
-  );
+  const connection = connectionConfig(e, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host: e.FLEETPULSE_DASHBOARD_HOST,
     port: e.FLEETPULSE_DASHBOARD_PORT,
-    kafkaBrokers,
+    ...connection,
     groupId: e.FLEETPULSE_DASHBOARD_GROUP ?? `fleetpulse-dashboard-${hostname()}-${process.pid}`,
-    cassandraContactPoints,
-    cassandraDataCenter: e.FLEETPULSE_CASSANDRA_DC,
-    keyspace: e.FLEETPULSE_KEYSPACE,
     scoringUrl: e.FLEETPULSE_SCORING_URL.replace(/\/+$/, ''),
     scoringModelsPath: e.FLEETPULSE_SCORING_MODELS_PATH,
     liveMaxUpdatesPerSec: e.FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC,

@@ -1,6 +1,6 @@
 /** Scoring configuration: every environment variable and flag checked once, at start-up; one error lists all. */
 import { resolve } from 'node:path';
-import { DefaultPorts, Keyspace, Topics } from '@fleetpulse/contracts';
+import { connectionConfig, connectionEnv, envInt, ServiceConfigError, Topics } from '@fleetpulse/contracts';
 import { z } from 'zod';
 
 export interface ScoringConfig {
@@ -30,51 +30,32 @@ export interface ScoringConfig {
   httpPort: number;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  constructor(readonly problems: string[]) {
-    super(`invalid scoring configuration:\n  - ${problems.join('\n  - ')}`);
+export class ConfigError extends ServiceConfigError {
+  constructor(problems: string[]) {
+    super('scoring', problems);
   }
 }
 
 export const DefaultScoringPort = 8082;
 
-const int = (min: number, max: number) =>
-  z.coerce
-    .number()
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
-const list = (s: string) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0);
-
 const envSchema = z.object({
   MODELS_DIR: z.string().min(1).default('models'),
-  FLEETPULSE_KAFKA_BROKERS: z.string().default(`127.0.0.1:${DefaultPorts.kafka}`),
-  FLEETPULSE_CASSANDRA_CONTACT_POINTS: z.string().default(`127.0.0.1:${DefaultPorts.cassandra}`),
-  FLEETPULSE_CASSANDRA_DC: z.string().min(1).default('datacenter1'),
-  FLEETPULSE_KEYSPACE: z
-    .string()
-    .regex(/^[a-z][a-z0-9_]{0,47}$/, 'must be a CQL identifier')
-    .default(Keyspace),
+  ...connectionEnv,
   FLEETPULSE_SCORING_STORE: z.enum(['on', 'off']).default('on'),
   FLEETPULSE_SCORING_GROUP: z.string().min(1).default('fleetpulse-scoring'),
   FLEETPULSE_SCORING_SOURCE_TOPIC: z.string().min(1).default(Topics.aggregates),
   FLEETPULSE_SCORING_SCORES_TOPIC: z.string().min(1).default(Topics.scores),
-  FLEETPULSE_SCORING_MAX_BATCH: int(1, 65_536).default(1024),
-  FLEETPULSE_SCORING_MAX_WAIT_MS: int(0, 3_600_000).default(10_000),
-  FLEETPULSE_SCORING_TICK_MS: int(10, 60_000).default(500),
-  FLEETPULSE_SCORING_SETTLE_MS: int(0, 60_000).default(100),
-  FLEETPULSE_SCORING_RESCAN_MS: int(100, 3_600_000).default(5000),
-  FLEETPULSE_SCORING_INTRA_OP_THREADS: int(1, 64).default(1),
-  FLEETPULSE_SCORING_RECYCLE_AFTER_LOADS: int(1, 100_000).default(50),
-  FLEETPULSE_SCORING_RECYCLE_RSS_MB: int(64, 1_048_576).default(1024),
-  FLEETPULSE_SCORING_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000),
+  FLEETPULSE_SCORING_MAX_BATCH: envInt(1, 65_536).default(1024),
+  FLEETPULSE_SCORING_MAX_WAIT_MS: envInt(0, 3_600_000).default(10_000),
+  FLEETPULSE_SCORING_TICK_MS: envInt(10, 60_000).default(500),
+  FLEETPULSE_SCORING_SETTLE_MS: envInt(0, 60_000).default(100),
+  FLEETPULSE_SCORING_RESCAN_MS: envInt(100, 3_600_000).default(5000),
+  FLEETPULSE_SCORING_INTRA_OP_THREADS: envInt(1, 64).default(1),
+  FLEETPULSE_SCORING_RECYCLE_AFTER_LOADS: envInt(1, 100_000).default(50),
+  FLEETPULSE_SCORING_RECYCLE_RSS_MB: envInt(64, 1_048_576).default(1024),
+  FLEETPULSE_SCORING_SESSION_TIMEOUT_MS: envInt(6000, 300_000).default(30_000),
   FLEETPULSE_SCORING_HOST: z.string().min(1).default('0.0.0.0'),
-  FLEETPULSE_SCORING_PORT: int(0, 65535).default(DefaultScoringPort),
+  FLEETPULSE_SCORING_PORT: envInt(0, 65535).default(DefaultScoringPort),
 });
 
 /** Flags override their variables: --models-dir DIR, --port N. */
@@ -100,24 +81,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     throw new ConfigError(problems);
   }
   const e = parsed.data;
-  const hostPorts = (name: string, value: string) => {
-    const items = list(value);
-    if (items.length === 0) problems.push(`${name}: give at least one host:port`);
-    for (const b of items) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`${name}: "${b}" is not host:port`);
-    return items;
-  };
-  const kafkaBrokers = hostPorts('FLEETPULSE_KAFKA_BROKERS', e.FLEETPULSE_KAFKA_BROKERS);
-  const cassandraContactPoints = hostPorts(
-    'FLEETPULSE_CASSANDRA_CONTACT_POINTS',
-    e.FLEETPULSE_CASSANDRA_CONTACT_POINTS,
-  );
+  const connection = connectionConfig(e, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     modelsDir: resolve(e.MODELS_DIR),
-    kafkaBrokers,
-    cassandraContactPoints,
-    cassandraDataCenter: e.FLEETPULSE_CASSANDRA_DC,
-    keyspace: e.FLEETPULSE_KEYSPACE,
+    ...connection,
     storeAnomalies: e.FLEETPULSE_SCORING_STORE === 'on',
     groupId: e.FLEETPULSE_SCORING_GROUP,
     sourceTopic: e.FLEETPULSE_SCORING_SOURCE_TOPIC,

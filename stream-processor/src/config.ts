@@ -1,4 +1,4 @@
-import { DefaultPorts, Keyspace } from '@fleetpulse/contracts';
+import { connectionConfig, connectionEnv, envInt, envList, ServiceConfigError } from '@fleetpulse/contracts';
 import { z } from 'zod';
 import { resolveConfig, type ResolvedConfig } from './core';
 
@@ -32,47 +32,28 @@ export interface ProcessorConfig {
   httpPort: number;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  constructor(readonly problems: string[]) {
-    super(`invalid stream-processor configuration:\n  - ${problems.join('\n  - ')}`);
+export class ConfigError extends ServiceConfigError {
+  constructor(problems: string[]) {
+    super('stream-processor', problems);
   }
 }
 
-const int = (min: number, max: number) =>
-  z.coerce
-    .number()
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
-const list = (s: string) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0);
-
 const envSchema = z.object({
-  FLEETPULSE_KAFKA_BROKERS: z.string().default(`127.0.0.1:${DefaultPorts.kafka}`),
-  FLEETPULSE_CASSANDRA_CONTACT_POINTS: z.string().default(`127.0.0.1:${DefaultPorts.cassandra}`),
-  FLEETPULSE_CASSANDRA_DC: z.string().min(1).default('datacenter1'),
-  FLEETPULSE_KEYSPACE: z
-    .string()
-    .regex(/^[a-z][a-z0-9_]{0,47}$/, 'must be a CQL identifier')
-    .default(Keyspace),
+  ...connectionEnv,
   FLEETPULSE_PROCESSOR_GROUP: z.string().min(1).default('fleetpulse-stream-processor'),
   FLEETPULSE_PROCESSOR_TOPIC: z.string().min(1).default('telemetry.raw'),
   FLEETPULSE_RESOLUTIONS: z.string().default('1s,10s,60s'),
-  FLEETPULSE_ALLOWED_LATENESS_MS: int(0, 86_400_000).default(2000),
-  FLEETPULSE_IDLE_TIMEOUT_MS: int(1, 86_400_000).default(5000),
-  FLEETPULSE_IDLE_SAFETY_MARGIN_MS: int(0, 600_000).default(1000),
+  FLEETPULSE_ALLOWED_LATENESS_MS: envInt(0, 86_400_000).default(2000),
+  FLEETPULSE_IDLE_TIMEOUT_MS: envInt(1, 86_400_000).default(5000),
+  FLEETPULSE_IDLE_SAFETY_MARGIN_MS: envInt(0, 600_000).default(1000),
   FLEETPULSE_TTL: z.string().default('1s=604800,10s=2592000,60s=31536000'),
-  FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY: int(1, 4096).default(128),
-  FLEETPULSE_PROCESSOR_FETCH_BYTES: int(64 * 1024, 64 * 1024 * 1024).default(2 * 1024 * 1024),
-  FLEETPULSE_PROCESSOR_TICK_MS: int(10, 60_000).default(250),
-  FLEETPULSE_COMMIT_INTERVAL_MS: int(0, 600_000).default(1000),
-  FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000),
+  FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY: envInt(1, 4096).default(128),
+  FLEETPULSE_PROCESSOR_FETCH_BYTES: envInt(64 * 1024, 64 * 1024 * 1024).default(2 * 1024 * 1024),
+  FLEETPULSE_PROCESSOR_TICK_MS: envInt(10, 60_000).default(250),
+  FLEETPULSE_COMMIT_INTERVAL_MS: envInt(0, 600_000).default(1000),
+  FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: envInt(6000, 300_000).default(30_000),
   FLEETPULSE_PROCESSOR_HOST: z.string().min(1).default('0.0.0.0'),
-  FLEETPULSE_PROCESSOR_PORT: int(0, 65535).default(8081),
+  FLEETPULSE_PROCESSOR_PORT: envInt(0, 65535).default(8081),
 });
 
 /** Parses and validates every variable at once; one ConfigError lists every bad one. */
@@ -81,21 +62,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   const e = parsed.data;
   const problems: string[] = [];
-  const hostPorts = (name: string, value: string) => {
-    const items = list(value);
-    if (items.length === 0) problems.push(`${name}: give at least one host:port`);
-    for (const b of items) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`${name}: "${b}" is not host:port`);
-    return items;
-  };
-  const kafkaBrokers = hostPorts('FLEETPULSE_KAFKA_BROKERS', e.FLEETPULSE_KAFKA_BROKERS);
-  const cassandraContactPoints = hostPorts(
-    'FLEETPULSE_CASSANDRA_CONTACT_POINTS',
-    e.FLEETPULSE_CASSANDRA_CONTACT_POINTS,
-  );
+  const connection = connectionConfig(e, problems);
   let aggregator: ResolvedConfig | undefined;
   try {
     aggregator = resolveConfig({
-      resolutions: list(e.FLEETPULSE_RESOLUTIONS),
+      resolutions: envList(e.FLEETPULSE_RESOLUTIONS),
       allowedLatenessMs: e.FLEETPULSE_ALLOWED_LATENESS_MS,
       idleTimeoutMs: e.FLEETPULSE_IDLE_TIMEOUT_MS,
     });
@@ -105,17 +76,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
     );
   }
   const ttlSeconds: Record<string, number> = {};
-  for (const item of list(e.FLEETPULSE_TTL)) {
+  for (const item of envList(e.FLEETPULSE_TTL)) {
     const m = /^([1-9][0-9]*s)=([0-9]+)$/.exec(item);
     if (!m) problems.push(`FLEETPULSE_TTL: "${item}" is not <resolution>=<seconds>, e.g. 10s=2592000`);
     else ttlSeconds[m[1]!] = Number(m[2]);
   }
   if (problems.length > 0 || !aggregator) throw new ConfigError(problems);
   return {
-    kafkaBrokers,
-    cassandraContactPoints,
-    cassandraDataCenter: e.FLEETPULSE_CASSANDRA_DC,
-    keyspace: e.FLEETPULSE_KEYSPACE,
+    ...connection,
     groupId: e.FLEETPULSE_PROCESSOR_GROUP,
     sourceTopic: e.FLEETPULSE_PROCESSOR_TOPIC,
     aggregator,
