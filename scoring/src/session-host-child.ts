@@ -67,3 +67,6 @@ process.on('message', (m: Request) => {
   );
 });
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C signals the whole process group: the parent decides when this host ends (it disconnects or kills it),
+// so that scores in flight during its shutdown are still answered.
+process.on('SIGINT', () => undefined);
