@@ -28,6 +28,8 @@ export interface ProcessorConfig {
   commitIntervalMs: number;
   /** Kafka group session timeout: how long a dead instance holds its partitions, ms. */
   sessionTimeoutMs: number;
+  /** How long a shutdown waits for the final flush (Cassandra or Kafka down), ms. */
+  shutdownGraceMs: number;
   httpHost: string;
   httpPort: number;
 }
@@ -52,6 +54,7 @@ const envSchema = z.object({
   FLEETPULSE_PROCESSOR_TICK_MS: envInt(10, 60_000).default(250),
   FLEETPULSE_COMMIT_INTERVAL_MS: envInt(0, 600_000).default(1000),
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: envInt(6000, 300_000).default(30_000),
+  FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS: envInt(0, 600_000).default(15_000),
   FLEETPULSE_PROCESSOR_HOST: z.string().min(1).default('0.0.0.0'),
   FLEETPULSE_PROCESSOR_PORT: envInt(0, 65535).default(8081),
 });
@@ -94,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
     idleSafetyMarginMs: e.FLEETPULSE_IDLE_SAFETY_MARGIN_MS,
     commitIntervalMs: e.FLEETPULSE_COMMIT_INTERVAL_MS,
     sessionTimeoutMs: e.FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS,
+    shutdownGraceMs: e.FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS,
     httpHost: e.FLEETPULSE_PROCESSOR_HOST,
     httpPort: e.FLEETPULSE_PROCESSOR_PORT,
   };

@@ -25,6 +25,8 @@ Configuration is by environment variable (validated at start-up):
                                           Cassandra batch, more memory
   FLEETPULSE_COMMIT_INTERVAL_MS        checkpoint + commit at most this often (default 1000)
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS  a dead instance's partitions move after this (default 30000)
+  FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS   on SIGTERM, wait this long for the final flush (default 15000);
+                                           a second signal exits at once (uncommitted records are read again)
   FLEETPULSE_PROCESSOR_HOST / _PORT    /healthz /readyz /metrics (default 0.0.0.0:8081)
 `;
 
@@ -33,7 +35,11 @@ async function main(): Promise<void> {
   const running = await startProcessor(loadConfig());
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // Nothing is lost by leaving now: what was not committed is read again on the next start.
+      console.log(`stream-processor: ${signal} again: exiting now; uncommitted records are read again on restart`);
+      process.exit(1);
+    }
     stopping = true;
     console.log(`stream-processor: ${signal}: writing what is closed and committing`);
     running.close().then(

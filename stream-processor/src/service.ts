@@ -89,7 +89,16 @@ export async function startProcessor(
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      // A final flush stuck retrying (Cassandra down) gives up after the grace period: its records are not committed,
+      // so the next start reads them again.
+      const grace = setTimeout(() => {
+        log(
+          `stream-processor: the final flush did not finish within ${config.shutdownGraceMs} ms; stopping without it (its records are read again on restart)`,
+        );
+        store.stop();
+      }, config.shutdownGraceMs);
       await processor.stop();
+      clearTimeout(grace);
       store.stop();
       server.close();
       await cassandra.shutdown();
