@@ -1,4 +1,4 @@
-import { DlqMaxValueBytes, dlqMessage } from './dlq';
+import { DlqMaxKeyBytes, DlqMaxValueBytes, dlqMessage } from './dlq';
 
 describe('dlqMessage', () => {
   const where = { topic: 'telemetry.raw', partition: 4 };
@@ -18,6 +18,17 @@ describe('dlqMessage', () => {
     expect((m.value as Buffer).length).toBe(DlqMaxValueBytes);
     expect(m.headers?.truncated).toBe(`${big.length} bytes, first ${DlqMaxValueBytes} kept`);
     expect(m.headers?.error).toBe('telemetry.raw[4]@9: not an event');
+  });
+
+  it('cuts an oversized key and reason too', () => {
+    const m = dlqMessage(
+      { key: Buffer.alloc(10_000, 0x6b), value: Buffer.from('x'), offset: '1' },
+      where,
+      'r'.repeat(5000),
+    );
+    expect((m.key as Buffer).length).toBe(DlqMaxKeyBytes);
+    expect(m.headers?.keyTruncated).toBe(`10000 bytes, first ${DlqMaxKeyBytes} kept`);
+    expect(String(m.headers?.error).length).toBeLessThan(1100);
   });
 
   it('passes an empty record through', () => {

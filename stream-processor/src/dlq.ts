@@ -7,6 +7,9 @@ import type { Message } from 'kafkajs';
  */
 export const DlqMaxValueBytes = 256 * 1024;
 
+/** Likewise for keys (a device id is short; a foreign producer's key need not be). */
+export const DlqMaxKeyBytes = 4096;
+
 /** The telemetry.dlq message for a record of `topic`/`partition` that is not a valid event. */
 export function dlqMessage(
   record: { key: Buffer | null; value: Buffer | null; offset: string },
@@ -15,7 +18,7 @@ export function dlqMessage(
   now: number = Date.now(),
 ): Message {
   const headers: Record<string, string> = {
-    error: `${where.topic}[${where.partition}]@${record.offset}: ${reason}`,
+    error: `${where.topic}[${where.partition}]@${record.offset}: ${reason.length > 1000 ? `${reason.slice(0, 1000)}...` : reason}`,
     source: 'stream-processor',
     receivedAt: String(now),
   };
@@ -24,5 +27,10 @@ export function dlqMessage(
     headers.truncated = `${value.length} bytes, first ${DlqMaxValueBytes} kept`;
     value = value.subarray(0, DlqMaxValueBytes);
   }
-  return { key: record.key, value, headers };
+  let key = record.key;
+  if (key && key.length > DlqMaxKeyBytes) {
+    headers.keyTruncated = `${key.length} bytes, first ${DlqMaxKeyBytes} kept`;
+    key = key.subarray(0, DlqMaxKeyBytes);
+  }
+  return { key, value, headers };
 }

@@ -56,6 +56,8 @@ export class StreamProcessor {
   private lastCommitAt = 0;
   /** Set while a failed flush's partitions are being sought back to their commits (see rewind). */
   private rewinding = false;
+  /** Resolves when the current rewind has sought every partition. */
+  private rewound: Promise<void> = Promise.resolve();
   private tick: NodeJS.Timeout | undefined;
   private running = false;
 
@@ -176,15 +178,16 @@ export class StreamProcessor {
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const p = batch.partition;
     const generation = this.generation;
-    // Fetched before a rewind's seek: read again from the commit instead.
-    if (batch.messages.length === 0 || this.rewinding || isStale()) return;
+    if (batch.messages.length === 0 || !this.running || isStale()) return;
     // Keep the group membership alive while a slow Cassandra holds the flushes below.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
     try {
       // At most one batch's flush behind: its rows are written while this batch is read and folded, so Cassandra and
       // this process work at once; waiting here bounds memory to two batches' rows.
       await this.batchFlush;
-      if (this.rewinding || isStale() || generation !== this.generation) return;
+      // Fetched before a rewind's seek: read again from the commit instead (waiting, not re-fetching in a loop).
+      if (this.rewinding) return void (await this.rewound);
+      if (!this.running || isStale() || generation !== this.generation) return;
       const state = this.parts.get(p) ?? (await this.assign(p, BigInt(batch.firstOffset()!)));
       let events = 0;
       for (const m of batch.messages) {
@@ -245,12 +248,15 @@ export class StreamProcessor {
    * Batches that arrive meanwhile are ignored unread. Retries until Kafka answers, or until stop().
    */
   private async rewind(cause: unknown): Promise<void> {
-    if (!this.running) return;
+    // Even while stopping: no later flush (the final one) may commit past the failed flush's drained windows.
     this.generation++;
     const partitions = [...this.parts.keys()];
     for (const p of partitions) this.dropPartition(p);
     this.pendingDlq = []; // their records are read again
+    if (!this.running) return;
     this.rewinding = true;
+    let done!: () => void;
+    this.rewound = new Promise((resolve) => (done = resolve));
     this.log(
       `stream-processor: flush failed (${cause instanceof Error ? cause.message : String(cause)}); re-reading partitions [${partitions.join(',')}] from their last commit`,
     );
@@ -273,6 +279,7 @@ export class StreamProcessor {
       }
     }
     this.rewinding = false;
+    done();
   }
 
   private async flushOnce(force: boolean): Promise<void> {

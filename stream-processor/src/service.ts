@@ -97,8 +97,14 @@ export async function startProcessor(
         );
         store.stop();
       }, config.shutdownGraceMs);
-      await processor.stop();
+      // Kafka being down can hold the stop past the store's retries (producer retries, leaving the group): a bound.
+      let giveUp: NodeJS.Timeout | undefined;
+      await Promise.race([
+        processor.stop(),
+        new Promise<void>((resolve) => (giveUp = setTimeout(resolve, config.shutdownGraceMs + 5000))),
+      ]);
       clearTimeout(grace);
+      clearTimeout(giveUp);
       store.stop();
       server.close();
       await cassandra.shutdown();

@@ -72,9 +72,11 @@ describe('replay against the real Kafka and Cassandra', () => {
       stampReceivedAt: true,
     });
     // Record time = receivedAt, so a replay's --from/--to times address the stream's own clock.
+    // Device d on partition d % 3, so every partition holds records (hashing 10 random ids may leave one empty).
     const messages = arrivals.flatMap((a) =>
       a.events.map((e: TelemetryEvent) => ({
         key: e.deviceId,
+        partition: Number(e.deviceId.slice(prefix.length + 1)) % 3,
         value: JSON.stringify(e),
         timestamp: String(e.receivedAt),
       })),
@@ -161,6 +163,7 @@ describe('replay against the real Kafka and Cassandra', () => {
           acks: -1,
           messages: liveDevices.map((deviceId, d) => ({
             key: deviceId,
+            partition: d % 3, // the replayed devices stay on their partitions (see beforeAll)
             timestamp: String(now),
             value: JSON.stringify({
               deviceId,
