@@ -1,4 +1,4 @@
-import { DefaultPorts, DevToken, Topics } from '@fleetpulse/contracts';
+import { DefaultPorts, DevToken, envInt, Topics } from '@fleetpulse/contracts';
 import { z } from 'zod';
 
 /** One bearer token and the device ids it may write for (a glob with `*` and `?`; absent: any device). */
@@ -39,17 +39,10 @@ export interface IngestionConfig {
 
 const tokenPattern = /^[A-Za-z0-9._~+/-]{8,256}$/;
 
-const intFromEnv = (min: number, max: number) =>
-  z.coerce
-    .number()
-    .int(`must be a whole number`)
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
-
 const envSchema = z.object({
   FLEETPULSE_ENV: z.enum(['development', 'production']).default('production'),
   FLEETPULSE_INGESTION_HOST: z.string().min(1).default('0.0.0.0'),
-  FLEETPULSE_INGESTION_PORT: intFromEnv(0, 65535).default(DefaultPorts.ingestionHttp),
+  FLEETPULSE_INGESTION_PORT: envInt(0, 65535).default(DefaultPorts.ingestionHttp),
   FLEETPULSE_KAFKA_BROKERS: z.string().min(1).default(`127.0.0.1:${DefaultPorts.kafka}`),
   FLEETPULSE_INGESTION_CLIENT_ID: z.string().min(1).default('fleetpulse-ingestion'),
   FLEETPULSE_INGESTION_TOPIC: z
@@ -57,17 +50,17 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name (letters, digits, ".", "_", "-")')
     .default(Topics.raw),
   FLEETPULSE_TOKENS: z.string().default(''),
-  FLEETPULSE_MAX_BODY_BYTES: intFromEnv(1024, 1 << 30).default(5 * 1024 * 1024),
-  FLEETPULSE_MAX_EVENTS_PER_REQUEST: intFromEnv(1, 1_000_000).default(10_000),
-  FLEETPULSE_MAX_IN_FLIGHT_EVENTS: intFromEnv(1, 100_000_000).default(200_000),
-  FLEETPULSE_MAX_FUTURE_MS: intFromEnv(0, 365 * 86_400_000).default(5 * 60_000),
-  FLEETPULSE_MAX_PAST_MS: intFromEnv(0, 10 * 365 * 86_400_000).default(30 * 86_400_000),
-  FLEETPULSE_REQUEST_TIMEOUT_MS: intFromEnv(100, 3_600_000).default(30_000),
-  FLEETPULSE_PRODUCE_TIMEOUT_MS: intFromEnv(100, 600_000).default(10_000),
-  FLEETPULSE_RETRY_AFTER_SECONDS: intFromEnv(1, 3600).default(2),
-  FLEETPULSE_SHUTDOWN_GRACE_MS: intFromEnv(0, 600_000).default(15_000),
+  FLEETPULSE_MAX_BODY_BYTES: envInt(1024, 1 << 30).default(5 * 1024 * 1024),
+  FLEETPULSE_MAX_EVENTS_PER_REQUEST: envInt(1, 1_000_000).default(10_000),
+  FLEETPULSE_MAX_IN_FLIGHT_EVENTS: envInt(1, 100_000_000).default(200_000),
+  FLEETPULSE_MAX_FUTURE_MS: envInt(0, 365 * 86_400_000).default(5 * 60_000),
+  FLEETPULSE_MAX_PAST_MS: envInt(0, 10 * 365 * 86_400_000).default(30 * 86_400_000),
+  FLEETPULSE_REQUEST_TIMEOUT_MS: envInt(100, 3_600_000).default(30_000),
+  FLEETPULSE_PRODUCE_TIMEOUT_MS: envInt(100, 600_000).default(10_000),
+  FLEETPULSE_RETRY_AFTER_SECONDS: envInt(1, 3600).default(2),
+  FLEETPULSE_SHUTDOWN_GRACE_MS: envInt(0, 600_000).default(15_000),
   FLEETPULSE_MQTT_PORT: z
-    .union([z.literal('off'), intFromEnv(0, 65535)], { error: 'a port 0-65535 (0: any free one), or "off"' })
+    .union([z.literal('off'), envInt(0, 65535)], { error: 'a port 0-65535 (0: any free one), or "off"' })
     .default(DefaultPorts.mqtt),
   FLEETPULSE_MQTT_HOST: z.string().min(1).optional(),
 });

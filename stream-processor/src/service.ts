@@ -6,7 +6,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import type { ProcessorConfig } from './config';
 import { ProcessorMetrics } from './metrics';
 import { StreamProcessor, type Log } from './processor';
-import { AggregateStore } from './storage/aggregate-store';
+import { aggregateStoreFor } from './storage/aggregate-store';
 import { CheckpointStore } from './storage/checkpoint-store';
 
 export interface RunningProcessor {
@@ -48,14 +48,7 @@ export async function startProcessor(
       log(`kafka ${entry.level === logLevel.ERROR ? 'error' : 'warning'}: ${entry.log.message}`),
   });
   const metrics = new ProcessorMetrics();
-  const store = new AggregateStore(cassandra, {
-    keyspace: config.keyspace,
-    ttlSeconds: config.ttlSeconds,
-    concurrency: config.writeConcurrency,
-    initialBackoffMs: 100,
-    maxBackoffMs: 5000,
-    log,
-  });
+  const store = aggregateStoreFor(cassandra, config, log);
   const checkpoints = new CheckpointStore(cassandra, config.keyspace, config.groupId, config.sourceTopic);
   const processor = new StreamProcessor(kafka, config, store, checkpoints, metrics, log);
   await processor.start();

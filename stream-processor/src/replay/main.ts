@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { Client } from 'cassandra-driver';
 import { Kafka, logLevel } from 'kafkajs';
 import { ConfigError, loadConfig } from '../config';
-import { AggregateStore } from '../storage/aggregate-store';
+import { aggregateStoreFor } from '../storage/aggregate-store';
 import { ReplayError, parseBound, resolveRange, type RangeBound } from './range';
 import { replay, type ReplayProgress } from './replay';
 
@@ -91,14 +91,7 @@ async function main(): Promise<number> {
     keyspace: config.keyspace,
   });
   await cassandra.connect();
-  const store = new AggregateStore(cassandra, {
-    keyspace: config.keyspace,
-    ttlSeconds: config.ttlSeconds,
-    concurrency: config.writeConcurrency,
-    initialBackoffMs: 100,
-    maxBackoffMs: 5000,
-    log: (l) => console.error(l),
-  });
+  const store = aggregateStoreFor(cassandra, config, (l) => console.error(l));
   let lastPrint = 0;
   try {
     const result = await replay(kafka, store, {

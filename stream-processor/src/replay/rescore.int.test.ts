@@ -5,27 +5,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnomalyScore, TelemetryEvent } from '@fleetpulse/contracts';
-import { createTestTopic, kafkaClient, uniqueName } from '@fleetpulse/compose/dist/testing/helpers';
+import { kafkaClient, uniqueName } from '@fleetpulse/compose/dist/testing/helpers';
 import type { Consumer } from 'kafkajs';
-import { runReplay, waitFor } from '../testing/harness';
+import { newTopic, runReplay, waitFor } from '../testing/harness';
 
 const repo = join(__dirname, '..', '..', '..');
 const kafka = kafkaClient();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('replay --rescore after a model swap', () => {
   const prefix = uniqueName('rescore');
@@ -46,19 +34,11 @@ describe('replay --rescore after a model swap', () => {
   it('gives every window of the range a score of the new model version', async () => {
     // Three days ago, on a minute boundary; every device reports its four metrics each second for 90 s.
     const startTs = Math.floor((Date.now() - 3 * 86_400_000) / 60_000) * 60_000;
-    const topics = await (async () => {
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        return {
-          raw: await createTestTopic(admin, { partitions: 3 }),
-          aggregates: await createTestTopic(admin, { partitions: 3 }),
-          scores: await createTestTopic(admin, { partitions: 3 }),
-        };
-      } finally {
-        await admin.disconnect();
-      }
-    })();
+    const topics = {
+      raw: await newTopic(kafka, 3),
+      aggregates: await newTopic(kafka, 3),
+      scores: await newTopic(kafka, 3),
+    };
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const messages = [];
@@ -84,7 +64,6 @@ describe('replay --rescore after a model swap', () => {
     await producer.disconnect();
 
     copyFileSync(join(repo, 'scoring', 'models', 'iforest.onnx'), join(dir, 'iforest.onnx'));
-    const port = await freePort();
     scoring = spawn(process.execPath, [join(repo, 'scoring', 'dist', 'main.js')], {
       env: {
         ...process.env,
@@ -93,7 +72,7 @@ describe('replay --rescore after a model swap', () => {
         FLEETPULSE_SCORING_SOURCE_TOPIC: topics.aggregates,
         FLEETPULSE_SCORING_SCORES_TOPIC: topics.scores,
         FLEETPULSE_SCORING_HOST: '127.0.0.1',
-        FLEETPULSE_SCORING_PORT: String(port),
+        FLEETPULSE_SCORING_PORT: '0',
         FLEETPULSE_SCORING_MAX_WAIT_MS: '1000',
         FLEETPULSE_SCORING_TICK_MS: '100',
         FLEETPULSE_SCORING_RESCAN_MS: '500',
@@ -104,6 +83,16 @@ describe('replay --rescore after a model swap', () => {
     });
     scoring.stdout!.on('data', (d: Buffer) => scoringOutput.push(d.toString()));
     scoring.stderr!.on('data', (d: Buffer) => scoringOutput.push(d.toString()));
+    let port = 0;
+    await waitFor(
+      'the scoring service to listen',
+      async () => {
+        port = Number(/http on :(\d+)/.exec(scoringOutput.join(''))?.[1] ?? 0);
+        return port > 0;
+      },
+      60_000,
+      200,
+    );
     const activeVersion = async (): Promise<string | undefined> => {
       try {
         const res = await fetch(`http://127.0.0.1:${port}/api/models`);

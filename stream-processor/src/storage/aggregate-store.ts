@@ -1,5 +1,6 @@
 import { bucketOf, resolutionMs, type AggregateRow } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
+import type { ProcessorConfig } from '../config';
 
 interface DeviceTouch {
   lastSeen: number;
@@ -20,6 +21,22 @@ export interface AggregateStoreOptions {
   initialBackoffMs: number;
   maxBackoffMs: number;
   log?: (line: string) => void;
+}
+
+/** The store as the stream-processor and replay configure it from their shared configuration. */
+export function aggregateStoreFor(
+  client: Client,
+  config: Pick<ProcessorConfig, 'keyspace' | 'ttlSeconds' | 'writeConcurrency'>,
+  log: (line: string) => void,
+): AggregateStore {
+  return new AggregateStore(client, {
+    keyspace: config.keyspace,
+    ttlSeconds: config.ttlSeconds,
+    concurrency: config.writeConcurrency,
+    initialBackoffMs: 100,
+    maxBackoffMs: 5000,
+    log,
+  });
 }
 
 /**
@@ -66,9 +83,10 @@ export class AggregateStore {
     if (rows.length === 0) return;
     const tasks: (() => Promise<unknown>)[] = [];
     for (const group of this.byPartition(rows)) {
-      if (group.length === 1) tasks.push(() => this.withRetry(() => this.writeRow(group[0]!, this.insert)));
+      if (group.length === 1)
+        tasks.push(() => this.withRetry(() => this.client.execute(this.insert, group[0], { prepare: true })));
       else {
-        const queries = group.map((r) => ({ query: this.insert, params: this.params(r) }));
+        const queries = group.map((params) => ({ query: this.insert, params }));
         tasks.push(() => this.withRetry(() => this.client.batch(queries, { prepare: true, logged: false })));
       }
     }
@@ -86,14 +104,15 @@ export class AggregateStore {
     for (const [id, touch] of written) this.touched.set(id, touch);
   }
 
-  /** Rows grouped by Cassandra partition, each group cut to `maxBatchRows`. */
-  private *byPartition(rows: readonly AggregateRow[]): Generator<AggregateRow[]> {
-    const groups = new Map<string, AggregateRow[]>();
+  /** Each row's insert parameters, grouped by Cassandra partition (the first four), each group cut to `maxBatchRows`. */
+  private *byPartition(rows: readonly AggregateRow[]): Generator<unknown[][]> {
+    const groups = new Map<string, unknown[][]>();
     for (const r of rows) {
-      const key = `${r.deviceId}\u0000${r.metric}\u0000${r.resolution}\u0000${bucketOf(r.windowStart, resolutionMs(r.resolution))}`;
+      const params = this.params(r);
+      const key = `${r.deviceId}\u0000${r.metric}\u0000${r.resolution}\u0000${String(params[3])}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = []));
-      g.push(r);
+      g.push(params);
       if (g.length === this.opts.maxBatchRows) {
         yield g;
         groups.delete(key);
