@@ -111,7 +111,8 @@ describe('cql', () => {
   it('splits the schema files into statements without comments', () => {
     const statements = cqlStatements();
     expect(statements[0]).toMatch(/^CREATE KEYSPACE IF NOT EXISTS fleetpulse/);
-    expect(statements.some((s) => s.startsWith('CREATE TABLE IF NOT EXISTS fleetpulse.aggregates'))).toBe(true);
+    expect(statements.some((s) => s.startsWith('CREATE TABLE IF NOT EXISTS fleetpulse.windows'))).toBe(true);
+    expect(statements.some((s) => s.startsWith('CREATE TYPE IF NOT EXISTS fleetpulse.metric_stats'))).toBe(true);
     expect(statements.every((s) => !s.includes('--') && !s.endsWith(';'))).toBe(true);
   });
 });

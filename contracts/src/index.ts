@@ -13,3 +13,14 @@ export {
   ServiceConfigError,
   type ConnectionConfig,
 } from './env';
+export type { WindowRecord, MetricStats } from './types.generated';
+export {
+  MetricStatNames,
+  pointOf,
+  pointsOf,
+  DefaultTtl,
+  DefaultStoredResolutions,
+  parseStoredResolutions,
+  parseTtl,
+  type MetricStatName,
+} from './window-record';

@@ -6,7 +6,7 @@ export const Topics = {
   dlq: 'telemetry.dlq',
   /** Events whose window had closed; header `missed` lists the resolutions, e.g. `1s,10s`. */
   late: 'telemetry.late',
-  /** Closed window rows. */
+  /** v2: closed window records, one per device, resolution and window, holding every metric. */
   aggregates: 'metrics.aggregates',
   /** Model scores. */
   scores: 'anomaly.scores',

@@ -30,7 +30,7 @@ export interface TelemetryEvent {
 }
 
 /**
- * One closed tumbling window of one metric of one device (metrics.aggregates value, REST point, socket.io aggregate).
+ * One metric of a window record: the v1 aggregate row, still the REST per-metric point (and the metrics.aggregates value of contract v1).
  */
 export interface AggregateRow {
   deviceId: string;
@@ -47,6 +47,54 @@ export interface AggregateRow {
    * Exclusive end, epoch ms.
    */
   windowEnd: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  mean: number;
+  /**
+   * Population standard deviation.
+   */
+  stddev: number;
+  /**
+   * Value of the earliest event by event time (ties: arrival order).
+   */
+  first: number;
+  /**
+   * Value of the latest event by event time (ties: arrival order).
+   */
+  last: number;
+}
+
+/**
+ * v2: one tumbling window of one device and resolution holding every metric the window saw (metrics.aggregates and metrics.live value, socket.io aggregate payload, REST windows).
+ */
+export interface WindowRecord {
+  deviceId: string;
+  /**
+   * Window size in seconds, e.g. 10s.
+   */
+  resolution: string;
+  /**
+   * Inclusive start, epoch ms, aligned to the epoch.
+   */
+  windowStart: number;
+  /**
+   * Exclusive end, epoch ms.
+   */
+  windowEnd: number;
+  /**
+   * true on metrics.aggregates (written once, when the window closes); false on metrics.live snapshots.
+   */
+  final: boolean;
+  /**
+   * Every metric with at least one event in the window, by name.
+   */
+  metrics: {
+    [k: string]: MetricStats;
+  };
+}
+export interface MetricStats {
   count: number;
   sum: number;
   min: number;
