@@ -1,4 +1,13 @@
-import { connectionConfig, connectionEnv, envInt, envList, ServiceConfigError } from '@fleetpulse/contracts';
+import {
+  connectionConfig,
+  connectionEnv,
+  DefaultStoredResolutions,
+  envInt,
+  envList,
+  parseStoredResolutions,
+  parseTtl,
+  ServiceConfigError,
+} from '@fleetpulse/contracts';
 import { z } from 'zod';
 import { resolveConfig, type ResolvedConfig } from './core';
 
@@ -13,6 +22,8 @@ export interface ProcessorConfig {
   aggregator: ResolvedConfig;
   /** TTL of rows per resolution label, seconds (0: forever). */
   ttlSeconds: Record<string, number>;
+  /** Resolutions written to Cassandra; the others are live only (metrics.aggregates and the dashboard). */
+  storedResolutions: string[];
   writeConcurrency: number;
   /**
    * Most bytes one fetch takes from a partition. Larger fetches close more windows of a Cassandra partition per flush
@@ -48,7 +59,10 @@ const envSchema = z.object({
   FLEETPULSE_ALLOWED_LATENESS_MS: envInt(0, 86_400_000).default(2000),
   FLEETPULSE_IDLE_TIMEOUT_MS: envInt(1, 86_400_000).default(5000),
   FLEETPULSE_IDLE_SAFETY_MARGIN_MS: envInt(0, 600_000).default(1000),
-  FLEETPULSE_TTL: z.string().default('1s=604800,10s=2592000,60s=31536000'),
+  FLEETPULSE_TTL: z.string().default(''),
+  FLEETPULSE_STORED_RESOLUTIONS: z.string().default(DefaultStoredResolutions),
+  FLEETPULSE_PROCESSOR_MAX_METRICS_PER_DEVICE: envInt(1, 4096).default(64),
+  FLEETPULSE_PROCESSOR_MAX_QUIET_DEVICES: envInt(0, 100_000_000).default(50_000),
   FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY: envInt(1, 4096).default(128),
   FLEETPULSE_PROCESSOR_FETCH_BYTES: envInt(64 * 1024, 64 * 1024 * 1024).default(2 * 1024 * 1024),
   FLEETPULSE_PROCESSOR_TICK_MS: envInt(10, 60_000).default(250),
@@ -72,18 +86,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
       resolutions: envList(e.FLEETPULSE_RESOLUTIONS),
       allowedLatenessMs: e.FLEETPULSE_ALLOWED_LATENESS_MS,
       idleTimeoutMs: e.FLEETPULSE_IDLE_TIMEOUT_MS,
+      maxMetricsPerDevice: e.FLEETPULSE_PROCESSOR_MAX_METRICS_PER_DEVICE,
+      maxQuietDevices: e.FLEETPULSE_PROCESSOR_MAX_QUIET_DEVICES,
     });
   } catch (err) {
     problems.push(
       `FLEETPULSE_RESOLUTIONS / _ALLOWED_LATENESS_MS / _IDLE_TIMEOUT_MS: ${err instanceof Error ? err.message : String(err)}`,
     );
   }
-  const ttlSeconds: Record<string, number> = {};
-  for (const item of envList(e.FLEETPULSE_TTL)) {
-    const m = /^([1-9][0-9]*s)=([0-9]+)$/.exec(item);
-    if (!m) problems.push(`FLEETPULSE_TTL: "${item}" is not <resolution>=<seconds>, e.g. 10s=2592000`);
-    else ttlSeconds[m[1]!] = Number(m[2]);
-  }
+  const ttlSeconds = parseTtl(e.FLEETPULSE_TTL, problems);
+  const storedResolutions = parseStoredResolutions(
+    e.FLEETPULSE_STORED_RESOLUTIONS,
+    problems,
+    aggregator?.labels ?? envList(e.FLEETPULSE_RESOLUTIONS),
+  );
   if (problems.length > 0 || !aggregator) throw new ConfigError(problems);
   return {
     ...connection,
@@ -91,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
     sourceTopic: e.FLEETPULSE_PROCESSOR_TOPIC,
     aggregator,
     ttlSeconds,
+    storedResolutions,
     writeConcurrency: e.FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY,
     fetchMaxBytesPerPartition: e.FLEETPULSE_PROCESSOR_FETCH_BYTES,
     tickMs: e.FLEETPULSE_PROCESSOR_TICK_MS,

@@ -1,3 +1,4 @@
+import type { TelemetryEvent } from '@fleetpulse/contracts';
 import type { Message } from 'kafkajs';
 
 /**
@@ -33,4 +34,21 @@ export function dlqMessage(
     key = key.subarray(0, DlqMaxKeyBytes);
   }
   return { key, value, headers };
+}
+
+/**
+ * The telemetry.dlq message for an event the aggregator refused (contract v2, cardinality): the event itself as JSON,
+ * keyed by its device, `error` naming where it was read and why.
+ */
+export function rejectedEventDlqMessage(
+  r: { partition: number; offset: string; event: TelemetryEvent; reason: string },
+  topic: string,
+  now: number = Date.now(),
+): Message {
+  return dlqMessage(
+    { key: Buffer.from(r.event.deviceId), value: Buffer.from(JSON.stringify(r.event)), offset: r.offset },
+    { topic, partition: r.partition },
+    r.reason,
+    now,
+  );
 }

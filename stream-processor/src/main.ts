@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from './config';
 import { startProcessor } from './service';
 
 const help = `fleetpulse stream-processor: per-device event-time windows from telemetry.raw into Cassandra and
-metrics.aggregates (shared/design.md, "Windows").
+metrics.aggregates: one window record per device, resolution and window (shared/design.md, "Windows").
 
 Usage: node stream-processor/dist/main.js [--help]
 
@@ -19,7 +19,15 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_ALLOWED_LATENESS_MS       L: watermark = max event time - L (default 2000)
   FLEETPULSE_IDLE_TIMEOUT_MS           close an idle device's windows after this (default 5000)
   FLEETPULSE_IDLE_SAFETY_MARGIN_MS     wall clock minus this stands in for processing time (default 1000)
-  FLEETPULSE_TTL                       row TTL per resolution in seconds (default 1s=604800,10s=2592000,60s=31536000)
+  FLEETPULSE_TTL                       row TTL per resolution in seconds, over the defaults
+                                       1s=86400,10s=2592000,60s=34560000 (1 day, 30 days, 400 days; 0 = forever)
+  FLEETPULSE_STORED_RESOLUTIONS        resolutions written to Cassandra (default 1s,10s,60s); the others are
+                                       live only: published to metrics.aggregates, not stored
+  FLEETPULSE_PROCESSOR_MAX_METRICS_PER_DEVICE  distinct metric names a device's open windows may hold (default
+                                       64); an event adding more goes to telemetry.dlq with the reason
+  FLEETPULSE_PROCESSOR_MAX_QUIET_DEVICES  quiet devices (no open window) kept in memory (default 50000); beyond
+                                       it the longest quiet leave memory (their state stays in Cassandra,
+                                       processor_device_state) and are read back when they report
   FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY  writes in flight (default 128)
   FLEETPULSE_PROCESSOR_FETCH_BYTES        most bytes a fetch takes per partition (default 2097152): more rows per
                                           Cassandra batch, more memory

@@ -20,8 +20,40 @@ export class ProcessorMetrics {
   });
   readonly rows = new Counter({
     name: 'fleetpulse_processor_rows_written_total',
-    help: 'Aggregate rows written to Cassandra',
+    help: 'Window rows (one per device, resolution and window) written to Cassandra',
     labelNames: ['resolution'],
+    registers: [this.registry],
+  });
+  readonly windows = new Counter({
+    name: 'fleetpulse_processor_windows_published_total',
+    help: 'Window records published to metrics.aggregates',
+    labelNames: ['resolution'],
+    registers: [this.registry],
+  });
+  readonly rejected = new Counter({
+    name: 'fleetpulse_processor_rejected_events_total',
+    help: 'Events refused for the distinct metric names limit per device (sent to telemetry.dlq)',
+    registers: [this.registry],
+  });
+  readonly residentDevices = new Gauge({
+    name: 'fleetpulse_processor_resident_devices',
+    help: 'Devices whose state is in memory (active, or quiet and cached)',
+    registers: [this.registry],
+  });
+  readonly evicted = new Counter({
+    name: 'fleetpulse_processor_devices_evicted_total',
+    help: 'Quiet devices whose state left memory (kept in processor_device_state)',
+    registers: [this.registry],
+  });
+  readonly lookups = new Counter({
+    name: 'fleetpulse_processor_device_lookups_total',
+    help: 'Devices looked up in processor_device_state (absent from memory), by whether a state was found',
+    labelNames: ['found'],
+    registers: [this.registry],
+  });
+  readonly checkpointDevices = new Counter({
+    name: 'fleetpulse_processor_checkpoint_devices_total',
+    help: 'Device states written by incremental checkpoints',
     registers: [this.registry],
   });
   readonly writeSeconds = new Histogram({

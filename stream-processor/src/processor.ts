@@ -1,4 +1,4 @@
-import { Topics, type AggregateRow } from '@fleetpulse/contracts';
+import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
 import {
   Partitioners,
   type Admin,
@@ -11,12 +11,13 @@ import {
 import {
   InvalidRecordError,
   WindowAggregator,
+  type ClosedWindow,
   decodeRecordValue,
   type PartitionCheckpoint,
   type PartitionStart,
 } from './core';
 import type { ProcessorConfig } from './config';
-import { dlqMessage } from './dlq';
+import { dlqMessage, rejectedEventDlqMessage } from './dlq';
 import type { ProcessorMetrics } from './metrics';
 import { sendChunked } from './send-chunked';
 import type { AggregateStore } from './storage/aggregate-store';
@@ -41,6 +42,10 @@ interface PartitionState {
  * from its checkpoint, so rows are neither lost nor double-counted; upserts make re-written rows identical.
  * Rebalances bump a generation: flushes begun before it never commit, and all partition state is rebuilt from the
  * checkpoints, since kafkajs restarts every assigned partition at its committed offset after a join.
+ *
+ * Bounded state (contract v2): checkpoints are incremental (the devices changed since the last one, then a small
+ * header), and quiet devices leave memory once stored. Before a batch is folded, the devices it names that are not in
+ * memory are read back from the store in one round of batched lookups, so folding itself stays synchronous.
  */
 export class StreamProcessor {
   private readonly aggregator: WindowAggregator;
@@ -73,6 +78,8 @@ export class StreamProcessor {
       resolutions: config.aggregator.labels,
       allowedLatenessMs: config.aggregator.allowedLatenessMs,
       idleTimeoutMs: config.aggregator.idleTimeoutMs,
+      maxMetricsPerDevice: config.aggregator.maxMetricsPerDevice,
+      maxQuietDevices: config.aggregator.maxQuietDevices,
     });
     this.consumer = kafka.consumer({
       groupId: config.groupId,
@@ -189,25 +196,38 @@ export class StreamProcessor {
       if (this.rewinding) return void (await this.rewound);
       if (!this.running || isStale() || generation !== this.generation) return;
       const state = this.parts.get(p) ?? (await this.assign(p, BigInt(batch.firstOffset()!)));
-      let events = 0;
-      for (const m of batch.messages) {
-        if (!isRunning() || isStale() || generation !== this.generation) return;
-        if (state.skipBelow !== undefined && BigInt(m.offset) < state.skipBelow) {
-          resolveOffset(m.offset);
-          continue;
-        }
-        let decoded;
+      if (generation !== this.generation) return;
+      // Decode first, so that the devices absent from memory are read back in one round before any is folded.
+      const decoded: (TelemetryEvent[] | InvalidRecordError | undefined)[] = new Array(batch.messages.length);
+      for (let i = 0; i < batch.messages.length; i++) {
+        const m = batch.messages[i]!;
+        if (state.skipBelow !== undefined && BigInt(m.offset) < state.skipBelow) continue;
         try {
-          decoded = decodeRecordValue(m.value ?? Buffer.alloc(0));
+          decoded[i] = decodeRecordValue(m.value ?? Buffer.alloc(0));
         } catch (e) {
           if (!(e instanceof InvalidRecordError)) throw e;
-          this.metrics.invalid.inc();
-          this.pendingDlq.push(dlqMessage(m, { topic: this.config.sourceTopic, partition: p }, e.message));
+          decoded[i] = e;
+        }
+      }
+      await this.restoreAbsentDevices(p, decoded);
+      if (!isRunning() || isStale() || generation !== this.generation || !this.parts.has(p)) return;
+      let events = 0;
+      for (let i = 0; i < batch.messages.length; i++) {
+        const m = batch.messages[i]!;
+        if (!isRunning() || isStale() || generation !== this.generation) return;
+        const d = decoded[i];
+        if (d === undefined) {
           resolveOffset(m.offset);
           continue;
         }
-        this.aggregator.ingest(p, m.offset, decoded);
-        events += decoded.length;
+        if (d instanceof InvalidRecordError) {
+          this.metrics.invalid.inc();
+          this.pendingDlq.push(dlqMessage(m, { topic: this.config.sourceTopic, partition: p }, d.message));
+          resolveOffset(m.offset);
+          continue;
+        }
+        this.aggregator.ingest(p, m.offset, d);
+        events += d.length;
         resolveOffset(m.offset);
       }
       this.metrics.events.inc(events);
@@ -220,6 +240,25 @@ export class StreamProcessor {
     } finally {
       clearInterval(beat);
     }
+  }
+
+  /**
+   * Reads back the stored state of the devices these records name that are not in memory (quiet devices that left
+   * it, or every device after a restart), in batched lookups. Retried while Cassandra is down (the batch waits).
+   */
+  private async restoreAbsentDevices(
+    p: number,
+    decoded: readonly (TelemetryEvent[] | Error | undefined)[],
+  ): Promise<void> {
+    if (!this.aggregator.needsLookup(p)) return;
+    const absent = new Set<string>();
+    for (const d of decoded)
+      if (Array.isArray(d) && !this.aggregator.isResident(p, d[0]!.deviceId)) absent.add(d[0]!.deviceId);
+    if (absent.size === 0) return;
+    const found = await this.checkpoints.loadDevices(p, this.aggregator.epochOf(p), [...absent]);
+    this.metrics.lookups.inc({ found: 'true' }, found.length);
+    this.metrics.lookups.inc({ found: 'false' }, absent.size - found.length);
+    if (this.aggregator.assignedPartitions().includes(p)) this.aggregator.restoreDevices(p, found);
   }
 
   private async onTick(): Promise<void> {
@@ -292,14 +331,15 @@ export class StreamProcessor {
     const checkpoints = commitDue ? [...this.parts.keys()].map((p) => ({ p, cp: this.aggregator.checkpoint(p) })) : [];
     this.metrics.openWindows.set(this.aggregator.stats().openWindows);
 
-    const complete: AggregateRow[] = [];
-    const partial: AggregateRow[] = [];
+    const complete: ClosedWindow[] = [];
+    const partial: ClosedWindow[] = [];
     const published: Message[] = [];
     for (const w of out.windows) {
-      (w.complete ? complete : partial).push(...w.rows);
-      // Serialised straight from the window's numbers (the same text as JSON.stringify of its rows).
-      if (w.complete) for (const value of w.rowsJson()) published.push({ key: w.deviceId, value });
+      (w.complete ? complete : partial).push(w);
+      // Serialised straight from the window's numbers (the same text as JSON.stringify of its record).
+      if (w.complete) published.push({ key: w.deviceId, value: w.recordJson() });
     }
+    for (const r of out.rejected) dlq.push(rejectedEventDlqMessage(r, this.config.sourceTopic));
     if (complete.length + partial.length + out.late.length + dlq.length > 0) {
       const started = process.hrtime.bigint();
       await this.store.writeAll(complete, partial);
@@ -317,16 +357,26 @@ export class StreamProcessor {
       if (dlq.length > 0) topicMessages.push({ topic: Topics.dlq, messages: dlq });
       await sendChunked(this.producer, topicMessages);
       this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      const rowsByResolution = new Map<string, number>();
-      for (const r of complete) rowsByResolution.set(r.resolution, (rowsByResolution.get(r.resolution) ?? 0) + 1);
-      for (const [resolution, n] of rowsByResolution) this.metrics.rows.inc({ resolution }, n);
+      const byResolution = new Map<string, number>();
+      for (const w of complete) byResolution.set(w.resolution, (byResolution.get(w.resolution) ?? 0) + 1);
+      for (const [resolution, n] of byResolution) {
+        this.metrics.windows.inc({ resolution }, n);
+        if (this.store.stores(resolution)) this.metrics.rows.inc({ resolution }, n);
+      }
       this.metrics.late.inc(out.late.length);
+      this.metrics.rejected.inc(out.rejected.length);
     }
     if (!commitDue || generation !== this.generation) return;
     const commits = checkpoints.filter(({ p, cp }) => cp.commitOffset !== null && this.parts.has(p));
     if (commits.length === 0) return;
-    await Promise.all(commits.map(({ p, cp }) => this.store.withRetry(() => this.checkpoints.save(p, cp))));
+    await Promise.all(commits.map(({ p, cp }) => this.checkpoints.save(p, cp)));
     if (generation !== this.generation) return;
+    // Their device states are stored: quiet devices may leave memory.
+    for (const { p, cp } of commits) {
+      this.metrics.checkpointDevices.inc(cp.devices.length);
+      this.metrics.evicted.inc(this.aggregator.persisted(p, cp.seq!));
+    }
+    this.metrics.residentDevices.set(this.aggregator.stats().devices);
     await this.consumer.commitOffsets(
       commits.map(({ p, cp }) => ({ topic: this.config.sourceTopic, partition: p, offset: cp.commitOffset! })),
     );

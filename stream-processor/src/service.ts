@@ -49,7 +49,9 @@ export async function startProcessor(
   });
   const metrics = new ProcessorMetrics();
   const store = aggregateStoreFor(cassandra, config, log);
-  const checkpoints = new CheckpointStore(cassandra, config.keyspace, config.groupId, config.sourceTopic);
+  const checkpoints = new CheckpointStore(cassandra, config.keyspace, config.groupId, config.sourceTopic, (op) =>
+    store.withRetry(op),
+  );
   const processor = new StreamProcessor(kafka, config, store, checkpoints, metrics, log);
   await processor.start();
 
@@ -76,7 +78,7 @@ export async function startProcessor(
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   log(
-    `stream-processor: ${config.sourceTopic} -> Cassandra ${config.keyspace} + ${'metrics.aggregates'}, resolutions ${config.aggregator.labels.join(',')}, group ${config.groupId}; health on :${port}`,
+    `stream-processor: ${config.sourceTopic} -> Cassandra ${config.keyspace} + ${'metrics.aggregates'}, resolutions ${config.aggregator.labels.join(',')} (stored: ${config.storedResolutions.join(',') || 'none'}), group ${config.groupId}; health on :${port}`,
   );
 
   let closing: Promise<void> | undefined;

@@ -6,7 +6,9 @@ import {
   resolveConfig,
   WindowAggregator,
   type ClosedWindow,
+  type PartitionCheckpoint,
 } from './index';
+import { MemoryStateStore } from './state-store.test-util';
 
 const T0 = 1_763_803_200_000; // aligned to 60 s
 
@@ -46,6 +48,8 @@ describe('configuration', () => {
       sizes: [1000, 10000, 60000],
       allowedLatenessMs: 2000,
       idleTimeoutMs: 5000,
+      maxMetricsPerDevice: 64,
+      maxQuietDevices: 50_000,
     });
   });
 
@@ -363,14 +367,19 @@ describe('replay and restart', () => {
     events.forEach((e, i) => whole.ingest(0, String(i), e));
     const expected = whole.drain();
     for (let cut = 0; cut <= events.length; cut++) {
+      const store = new MemoryStateStore();
       const first = agg({ resolutions: ['1s', '10s'] });
-      events.slice(0, cut).forEach((e, i) => first.ingest(0, String(i), e));
+      // Incremental checkpoints along the way: each stores only the devices changed since the previous one.
+      events.slice(0, cut).forEach((e, i) => {
+        first.ingest(0, String(i), e);
+        if (i % 3 === 1) store.checkpoint(first, 0);
+      });
       const before = first.drain();
-      const cp = JSON.parse(JSON.stringify(first.checkpoint(0))) as ReturnType<WindowAggregator['checkpoint']>;
+      const cp = store.checkpoint(first, 0);
       const second = new WindowAggregator({ resolutions: ['1s', '10s'] });
-      second.assignPartition(0, { kind: 'resume', checkpoint: cp });
+      second.assignPartition(0, { kind: 'resume', checkpoint: store.headers.get(0)! });
       const from = cp.commitOffset === null ? 0 : Number(cp.commitOffset);
-      events.slice(from).forEach((e, i) => second.ingest(0, String(from + i), e));
+      events.slice(from).forEach((e, i) => store.ingest(second, 0, String(from + i), e));
       const after = second.drain();
       expect([...before.windows, ...after.windows].map((w) => w.toJSON())).toEqual(
         expected.windows.map((w) => w.toJSON()),
@@ -379,10 +388,121 @@ describe('replay and restart', () => {
     }
   });
 
+  it('still resumes from a v1 checkpoint (every device in one value), and stores them all at the next one', () => {
+    const v1: PartitionCheckpoint = {
+      v: 1,
+      resolutions: ['1s'],
+      allowedLatenessMs: 2000,
+      idleTimeoutMs: 5000,
+      commitOffset: '5',
+      throughOffset: '5',
+      processingTime: T0,
+      devices: [['a', T0 + 9000, T0, null, T0 + 7000]],
+    };
+    const a = new WindowAggregator({ resolutions: ['1s'] });
+    a.assignPartition(0, { kind: 'resume', checkpoint: v1 });
+    a.ingest(0, '5', ev('a', T0 + 6500, { x: 1 })); // already seen: silent
+    a.ingest(0, '6', ev('a', T0 + 6600, { x: 1 })); // below the frontier: late
+    expect(a.drain().late.map((l) => l.offset)).toEqual(['6']);
+    const cp = a.checkpoint(0);
+    expect(cp.v).toBe(2);
+    expect(cp.devices.map((d) => d[0])).toEqual(['a']);
+  });
+
   it('refuses a checkpoint of another configuration', () => {
     const cp = agg().checkpoint(0);
     const a = new WindowAggregator({ resolutions: ['1s'] });
     expect(() => a.assignPartition(0, { kind: 'resume', checkpoint: cp })).toThrow(/configuration/);
+  });
+});
+
+describe('bounded state', () => {
+  it('a checkpoint lists only the devices changed since the previous one', () => {
+    const a = agg({ resolutions: ['1s'] });
+    feed(a, ev('a', T0, { x: 1 }), ev('b', T0, { x: 1 }));
+    expect(a.checkpoint(0).devices.map((d) => d[0])).toEqual(['a', 'b']);
+    feed(a, ev('b', T0 + 10, { x: 2 }));
+    expect(a.checkpoint(0).devices.map((d) => d[0])).toEqual(['b']);
+    expect(a.checkpoint(0).devices).toEqual([]);
+  });
+
+  it('quiet devices beyond maxQuietDevices leave memory once stored, and come back with the same results', () => {
+    const store = new MemoryStateStore();
+    const a = agg({ resolutions: ['1s', '10s'], maxQuietDevices: 4 });
+    const whole = agg({ resolutions: ['1s', '10s'] });
+    const both = (e: TelemetryEvent) => {
+      const o = String(offset++);
+      store.ingest(a, 0, o, e);
+      whole.ingest(0, o, e);
+    };
+    for (let d = 0; d < 5; d++) both(ev(`d${d}`, T0 + 500, { x: d }, 1, T0));
+    // Everyone idle: windows close, devices go quiet.
+    a.advanceProcessingTime(0, T0 + 60_000);
+    whole.advanceProcessingTime(0, T0 + 60_000);
+    store.checkpoint(a, 0);
+    expect(a.stats().devices).toBe(3); // 5 quiet, 4 allowed: the longest quiet leave, down to 3/4 of the limit
+    expect(a.stats().evicted).toBe(2);
+    // They return: one inside its written 10 s window (late), one retrying a seq, one new window.
+    both(ev('d0', T0 + 900, { x: 9 }, 2, T0 + 61_000));
+    both(ev('d1', T0 + 500, { x: 1 }, 1, T0 + 61_000));
+    both(ev('d2', T0 + 20_000, { x: 2 }, 2, T0 + 61_000));
+    const got = a.drain();
+    const want = whole.drain();
+    expect(got.windows.map((w) => w.toJSON())).toEqual(want.windows.map((w) => w.toJSON()));
+    expect(got.late).toEqual(want.late);
+    expect(got.late.length).toBeGreaterThan(0);
+    expect(a.stats().restored).toBe(2); // d0 and d1 (d2 was still in memory)
+    expect(a.stats().evicted).toBe(2);
+  });
+
+  it('never evicts a device whose state is not stored yet, or that has open windows', () => {
+    const store = new MemoryStateStore();
+    const a = agg({ resolutions: ['1s'], maxQuietDevices: 0 });
+    feed(a, ev('open', T0, { x: 1 }, undefined, T0));
+    a.advanceProcessingTime(0, T0 + 3000); // not idle yet: still open
+    store.checkpoint(a, 0);
+    expect(a.stats().devices).toBe(1);
+    a.advanceProcessingTime(0, T0 + 6000); // idle now: quiet, but changed since the checkpoint
+    a.persisted(0, 1);
+    expect(a.stats().devices).toBe(1);
+    store.checkpoint(a, 0);
+    expect(a.stats().devices).toBe(0);
+  });
+});
+
+describe('metric names per device', () => {
+  it('refuses an event that would add a name past the limit, and folds the device’s other events', () => {
+    const a = agg({ resolutions: ['1s'], maxMetricsPerDevice: 2 });
+    feed(a, ev('d', T0, { x: 1, y: 2 }), ev('d', T0 + 1, { z: 3 }), ev('d', T0 + 2, { x: 5 }), ev('e', T0, { z: 1 }));
+    const out = a.drain();
+    expect(out.rejected.map((r) => [r.offset, r.event.deviceId])).toEqual([['1', 'd']]);
+    expect(out.rejected[0]!.reason).toMatch(/metrics\.z: device d already has 2 distinct metric names.*limit 2/);
+    a.flush(0);
+    const rows = a.drain().windows.flatMap((w) => w.rows);
+    expect(rows.filter((r) => r.deviceId === 'd').map((r) => [r.metric, r.count])).toEqual([
+      ['x', 2],
+      ['y', 1],
+    ]);
+    expect(a.stats().rejected).toBe(1);
+  });
+
+  it('counts the names of a device’s open windows: once they all closed, new names are welcome', () => {
+    const a = agg({ resolutions: ['1s'], maxMetricsPerDevice: 1, idleTimeoutMs: 1000 });
+    feed(a, ev('d', T0, { x: 1 }, undefined, T0));
+    a.advanceProcessingTime(0, T0 + 2000);
+    feed(a, ev('d', T0 + 5000, { y: 1 }, undefined, T0 + 2000));
+    expect(a.drain().rejected).toEqual([]);
+  });
+
+  it('a flood of distinct names over many devices keeps the shared layouts bounded', () => {
+    const a = agg({ resolutions: ['1s'], idleTimeoutMs: 1000, maxQuietDevices: 0 });
+    const store = new MemoryStateStore();
+    for (let i = 0; i < 40_000; i++) {
+      store.ingest(a, 0, String(offset++), ev(`d${i % 1000}`, T0 + i, { [`m${i}`]: 1 }, undefined, T0 + i));
+      if (i % 5000 === 0) store.checkpoint(a, 0);
+    }
+    // 40,000 distinct name sequences were seen; only those of resident devices are kept.
+    expect((a as unknown as { layouts: unknown[] }).layouts.length).toBeLessThanOrEqual(1 << 15);
   });
 });
 

@@ -15,7 +15,17 @@ import {
   LAST,
   type CloseReason,
 } from './closed-window';
-import type { AggregatorOutput, AggregatorStats, LateEvent, PartitionCheckpoint, PartitionStart } from './types';
+import { randomUUID } from 'node:crypto';
+import type {
+  AggregatorOutput,
+  AggregatorStats,
+  DeviceStateTuple,
+  LateEvent,
+  PartitionCheckpoint,
+  PartitionStart,
+  RejectedEvent,
+  StoredDeviceState,
+} from './types';
 
 /*
  * Semantics (shared/design.md, "Windows"), made precise here and mirrored by the naive reference in
@@ -49,9 +59,14 @@ import type { AggregatorOutput, AggregatorStats, LateEvent, PartitionCheckpoint,
  * read, or serialised straight from it). Blocks a device is about to use are read up front (see `touch`) so that their
  * cache misses overlap.
  *
- * Device state stays while the partition is assigned, even with no window open: its frontier decides whether a later
- * event is late, and nothing bounds how old a device's next event may be (buffered uploads), so forgetting a device
- * would let an event into an already-written window and write a partial row over the complete one.
+ * Bounded state (contract v2): a device's frontier decides whether a later event is late, and nothing bounds how old
+ * its next event may be (buffered uploads), so it can never be forgotten, only moved. Like a Kafka Streams store with
+ * a changelog, each checkpoint lists the devices whose state changed since the previous one (`checkpoint`); once the
+ * caller has stored them (`persisted`), quiet devices (no open window, not waiting to go idle) beyond
+ * `maxQuietDevices` leave memory, longest quiet first. The caller reads a device back (`restoreDevices`) before
+ * ingesting its next record, so the results are those it would have had in memory. A device's distinct metric names
+ * (its layout) are reset whenever its last open window closes, so the name limit and the memory a device holds follow
+ * its open windows too.
  */
 
 /** Block header, before the metric stats. */
@@ -77,11 +92,15 @@ const D_OPEN = 4;
 const D_QSTAMP = 5;
 /** Index of its live entry in the idle FIFO, or -1 (in the heap, or not waiting). */
 const D_QPOS = 6;
+/** Seq of the checkpoint that holds its current state (>= 0); -1: changed, listed in `dirty`; -2: new, not listed. */
+const D_SNAP = 7;
+/** Its records up to this offset are already in its state (restored): folded again silently, never reported twice. */
+const D_SILENT = 8;
 /**
  * Per resolution r at D_RES + RS*r: frontier (windows ending at or before it are closed), head block, tail block, and
  * the tail window's start (so that opening the next window reads no block).
  */
-const D_RES = 7;
+const D_RES = 9;
 const RS = 4;
 
 /** Metric names in order of first appearance; the index is the metric's place in every window block. Immutable. */
@@ -92,6 +111,9 @@ interface Layout {
   /** Layouts with one more name. */
   readonly next: Map<string, number>;
 }
+
+/** A stored number, or -Infinity for none (null). */
+const num = (x: unknown): number => (typeof x === 'number' ? x : -Infinity);
 
 /** Output numbers are copied into shared chunks of plain double arrays (young generation, not external memory). */
 const OutChunk = 4096;
@@ -138,11 +160,23 @@ class Part {
   lastOffset: string | null = null;
   /** Commit offset before anything was read (from a checkpoint). */
   startCommit: string | null = null;
-  /** Resume: re-reading records the checkpoint has already seen, up to and including `through`. */
-  catchUp = false;
-  through = 0n;
+  /** Numeric form of curOffset. */
+  curOffsetNum = -1;
+  /** Resume: the last offset the checkpoint had seen (re-read silently up to it); -1 none. */
+  through = -1;
   throughStr: string | null = null;
   open = 0;
+  /** Names the run whose stored device states belong to this partition (see PartitionCheckpoint.epoch). */
+  epoch: string = randomUUID();
+  /** Seq of the last checkpoint taken, and of the last one the caller stored. */
+  seq = 0;
+  persistedSeq = 0;
+  /** Devices changed since the last checkpoint (D_SNAP -1). */
+  dirty: number[] = [];
+  /** Device indexes freed by eviction, reused by new devices. */
+  readonly freeDev: number[] = [];
+  /** Whether devices absent from memory may have a stored state (a resume, or after an eviction). */
+  lookups = false;
 
   constructor(
     readonly id: number,
@@ -174,6 +208,13 @@ export class WindowAggregator {
   private readonly layouts: Layout[] = [{ names: [], cap: 4, next: new Map() }];
   private windows: ClosedWindow[] = [];
   private lateEvents: LateEvent[] = [];
+  private rejectedEvents: RejectedEvent[] = [];
+  private nRejected = 0;
+  private nEvicted = 0;
+  private nRestored = 0;
+  private readonly maxMetrics: number;
+  /** Layout count that triggers a compaction of the layout trie (see compactLayouts). */
+  private layoutLimit = 1 << 14;
   private out: number[] = [];
   private outTop = OutChunk;
   private readonly missedLabels: (string | undefined)[];
@@ -196,6 +237,7 @@ export class WindowAggregator {
     this.ds = D_RES + RS * this.nRes;
     this.lateness = this.config.allowedLatenessMs;
     this.idle = this.config.idleTimeoutMs;
+    this.maxMetrics = this.config.maxMetricsPerDevice;
     this.missedLabels = new Array<string | undefined>(1 << this.nRes).fill(undefined);
     this.lateByRes = new Array<number>(this.nRes).fill(0);
   }
@@ -209,6 +251,7 @@ export class WindowAggregator {
     const ps = new Part(partition, start.kind === 'range', this.ds);
     if (start.kind === 'resume') this.restore(ps, start.checkpoint);
     this.parts.set(partition, ps);
+    if (this.lastPart?.id === partition) this.lastPart = null;
   }
 
   /** Forgets a partition (revoked in a rebalance): its open windows and device state are discarded, not emitted. */
@@ -236,14 +279,41 @@ export class WindowAggregator {
       if (ps === null) throw new Error(`partition ${partition} is not assigned`);
       this.lastPart = ps;
     }
-    if (ps.catchUp && BigInt(offset) > ps.through) ps.catchUp = false;
     ps.recordSlot = -1;
     ps.curOffset = offset;
+    ps.curOffsetNum = Number(offset);
     ps.lastOffset = offset;
     if (Array.isArray(value)) {
       for (const e of value as readonly TelemetryEvent[]) this.event(ps, e);
     } else this.event(ps, value as TelemetryEvent);
-    if (ps.catchUp && BigInt(offset) >= ps.through) ps.catchUp = false;
+  }
+
+  /** Whether the device's state is in memory (else, where `needsLookup`, read it back before its next record). */
+  isResident(partition: number, deviceId: string): boolean {
+    return this.partOrThrow(partition).devices.has(deviceId);
+  }
+
+  /** Whether a device absent from memory may have a stored state to read back (see {@link restoreDevices}). */
+  needsLookup(partition: number): boolean {
+    return this.partOrThrow(partition).lookups;
+  }
+
+  /** The epoch under which the partition's device states are stored (see PartitionCheckpoint). */
+  epochOf(partition: number): string {
+    return this.partOrThrow(partition).epoch;
+  }
+
+  /**
+   * Brings stored device states back into memory (read from the store for the devices of the next records that are
+   * not resident). A device already resident is left as it is. Call before ingesting those records.
+   */
+  restoreDevices(partition: number, states: readonly StoredDeviceState[]): void {
+    const ps = this.partOrThrow(partition);
+    for (const { state, through } of states) {
+      if (ps.devices.has(String(state[0]))) continue;
+      this.restoreDevice(ps, state, Math.max(through, ps.through));
+      this.nRestored++;
+    }
   }
 
   /**
@@ -267,9 +337,10 @@ export class WindowAggregator {
 
   /** Windows closed and late events since the last call, oldest first. */
   drain(): AggregatorOutput {
-    const out = { windows: this.windows, late: this.lateEvents };
+    const out = { windows: this.windows, late: this.lateEvents, rejected: this.rejectedEvents };
     this.windows = [];
     this.lateEvents = [];
+    this.rejectedEvents = [];
     return out;
   }
 
@@ -284,40 +355,87 @@ export class WindowAggregator {
     return ps.startCommit;
   }
 
-  /** Partition state for an exact restart from `commitOffset` (see {@link PartitionStart}). */
+  /**
+   * Partition state for an exact restart from `commitOffset` (see {@link PartitionStart}): v2, incremental. `devices`
+   * holds each device changed since the previous checkpoint, as [...DeviceStateTuple, through]. Store them, then the
+   * rest, then call {@link persisted} with `seq`.
+   */
   checkpoint(partition: number): PartitionCheckpoint {
     const ps = this.partOrThrow(partition);
-    const devices: (string | number | null)[][] = [];
     const fin = (x: number): number | null => (Number.isFinite(x) ? x : null);
+    const last = ps.lastOffset === null ? -1 : Number(ps.lastOffset);
+    const through = Math.max(last, ps.through);
+    // The offset as read (exact beyond 2^53, where the numbers only order records).
+    const throughText = last >= ps.through ? ps.lastOffset : ps.throughStr;
+    const seq = ++ps.seq;
     const rows = ps.rows;
-    for (let di = 0; di < ps.nDev; di++) {
+    const devices: DeviceStateTuple[] = [];
+    for (const di of ps.dirty) {
       const o = di * this.ds;
-      const row: (string | number | null)[] = [
+      if (rows[o + D_SNAP] !== -1) continue;
+      rows[o + D_SNAP] = seq;
+      const row: DeviceStateTuple = [
         ps.ids[di]!,
         fin(rows[o + D_MAXTS]!),
         fin(rows[o + D_RECV]!),
         fin(rows[o + D_KNOWN]!),
       ];
       for (let r = 0; r < this.nRes; r++) row.push(fin(rows[o + D_RES + RS * r]!));
+      row.push(Math.max(through, rows[o + D_SILENT]!));
       devices.push(row);
     }
-    let through = ps.lastOffset;
-    if (ps.catchUp && ps.throughStr !== null) through = ps.throughStr;
+    ps.dirty = [];
     return {
-      v: 1,
+      v: 2,
+      epoch: ps.epoch,
+      seq,
       resolutions: [...this.config.labels],
       allowedLatenessMs: this.lateness,
       idleTimeoutMs: this.idle,
       commitOffset: this.safeCommitOffset(partition),
-      throughOffset: through,
+      throughOffset: throughText,
       processingTime: fin(ps.proc),
       devices,
     };
   }
 
+  /**
+   * The checkpoint `seq` of the partition is stored: devices whose state it holds may leave memory. Evicts the
+   * longest-quiet devices beyond `maxQuietDevices` (down to 3/4 of it, so that this scan is rare); returns how many.
+   */
+  persisted(partition: number, seq: number): number {
+    const ps = this.parts.get(partition);
+    if (!ps || seq <= ps.persistedSeq) return 0;
+    ps.persistedSeq = seq;
+    const resident = ps.nDev - ps.freeDev.length;
+    if (resident <= this.config.maxQuietDevices) return 0;
+    const rows = ps.rows;
+    const ds = this.ds;
+    const quiet: number[] = [];
+    for (let di = 0; di < ps.nDev; di++) {
+      const o = di * ds;
+      const snap = rows[o + D_SNAP]!;
+      if (snap >= 0 && snap <= seq && rows[o + D_OPEN] === 0 && rows[o + D_QSTAMP]! < 0 && ps.ids[di] !== '')
+        quiet.push(di);
+    }
+    const keep = Math.floor((this.config.maxQuietDevices * 3) / 4);
+    if (quiet.length <= this.config.maxQuietDevices) return 0;
+    quiet.sort((a, b) => rows[a * ds + D_RECV]! - rows[b * ds + D_RECV]!);
+    const n = quiet.length - keep;
+    for (let i = 0; i < n; i++) {
+      const di = quiet[i]!;
+      ps.devices.delete(ps.ids[di]!);
+      ps.ids[di] = '';
+      ps.freeDev.push(di);
+    }
+    ps.lookups = true;
+    this.nEvicted += n;
+    return n;
+  }
+
   stats(): AggregatorStats {
     let devices = 0;
-    for (const ps of this.parts.values()) devices += ps.nDev;
+    for (const ps of this.parts.values()) devices += ps.nDev - ps.freeDev.length;
     const lateByResolution: Record<string, number> = {};
     this.config.labels.forEach((l, i) => (lateByResolution[l] = this.lateByRes[i]!));
     return {
@@ -325,10 +443,13 @@ export class WindowAggregator {
       retries: this.nRetries,
       late: this.nLate,
       lateByResolution,
+      rejected: this.nRejected,
       windowsClosed: this.nClosed,
       rowsEmitted: this.nRows,
       openWindows: this.nOpen,
       devices,
+      evicted: this.nEvicted,
+      restored: this.nRestored,
       partitions: this.parts.size,
     };
   }
@@ -344,34 +465,56 @@ export class WindowAggregator {
   private restore(ps: Part, cp: PartitionCheckpoint): void {
     const c = this.config;
     if (
-      cp.v !== 1 ||
+      (cp.v !== 1 && cp.v !== 2) ||
       cp.resolutions.join(',') !== c.labels.join(',') ||
       cp.allowedLatenessMs !== this.lateness ||
       cp.idleTimeoutMs !== this.idle
     )
       throw new Error('checkpoint was taken with another configuration (resolutions, lateness or idle timeout)');
-    const num = (x: unknown): number => (typeof x === 'number' ? x : -Infinity);
     ps.proc = num(cp.processingTime);
     ps.startCommit = cp.commitOffset;
     if (cp.throughOffset !== null) {
-      ps.catchUp = true;
-      ps.through = BigInt(cp.throughOffset);
+      ps.through = Number(cp.throughOffset);
       ps.throughStr = cp.throughOffset;
     }
+    if (cp.v === 2) {
+      // Device states are read back as their devices report (restoreDevices).
+      ps.epoch = cp.epoch!;
+      ps.seq = ps.persistedSeq = cp.seq ?? 0;
+      ps.lookups = true;
+      return;
+    }
+    // v1: every device in one value; they are all written under a new epoch at the next checkpoint.
     const rows = [...cp.devices].sort((a, b) => num(a[2]) - num(b[2]));
-    for (const row of rows) {
-      const di = this.newDevice(ps, String(row[0]), num(row[3]));
-      const o = di * this.ds;
-      const dr = ps.rows;
-      dr[o + D_MAXTS] = num(row[1]);
-      dr[o + D_RECV] = num(row[2]);
-      for (let r = 0; r < this.nRes; r++) dr[o + D_RES + RS * r] = num(row[4 + r]);
-      if (!(ps.proc > -Infinity && dr[o + D_RECV]! + this.idle <= ps.proc)) this.queuePush(ps, di, dr[o + D_RECV]!);
+    for (const row of rows) this.restoreDevice(ps, row, ps.through);
+    for (let di = 0; di < ps.nDev; di++) this.markDirty(ps, di);
+  }
+
+  /** One device's state into memory; a device already idle at the partition's processing time closes at once. */
+  private restoreDevice(ps: Part, row: DeviceStateTuple, silentThrough: number): void {
+    const di = this.newDevice(ps, String(row[0]), num(row[3]));
+    const o = di * this.ds;
+    const dr = ps.rows;
+    dr[o + D_MAXTS] = num(row[1]);
+    dr[o + D_RECV] = num(row[2]);
+    for (let r = 0; r < this.nRes; r++) dr[o + D_RES + RS * r] = num(row[4 + r]);
+    dr[o + D_SILENT] = silentThrough;
+    dr[o + D_SNAP] = ps.persistedSeq;
+    if (ps.proc > -Infinity && dr[o + D_RECV]! + this.idle <= ps.proc) this.closeDevice(ps, di, 'idle');
+    else this.queuePush(ps, di, dr[o + D_RECV]!);
+  }
+
+  private markDirty(ps: Part, di: number): void {
+    const o = di * this.ds;
+    if (ps.rows[o + D_SNAP] !== -1) {
+      ps.rows[o + D_SNAP] = -1;
+      ps.dirty.push(di);
     }
   }
 
   private newDevice(ps: Part, id: string, knownFrom: number): number {
-    const di = ps.nDev++;
+    const reused = ps.freeDev.pop();
+    const di = reused ?? ps.nDev++;
     const ds = this.ds;
     if ((di + 1) * ds > ps.rows.length) {
       const bigger = new Float64Array(ps.rows.length * 2);
@@ -387,13 +530,16 @@ export class WindowAggregator {
     dr[o + D_OPEN] = 0;
     dr[o + D_QSTAMP] = -1;
     dr[o + D_QPOS] = -1;
+    dr[o + D_SNAP] = -2;
+    dr[o + D_SILENT] = ps.through;
     for (let r = 0; r < this.nRes; r++) {
       dr[o + D_RES + RS * r] = -Infinity;
       dr[o + D_RES + RS * r + 1] = -1;
       dr[o + D_RES + RS * r + 2] = -1;
       dr[o + D_RES + RS * r + 3] = -Infinity;
     }
-    ps.ids.push(id);
+    if (reused === undefined) ps.ids.push(id);
+    else ps.ids[di] = id;
     ps.devices.set(id, di);
     return di;
   }
@@ -424,6 +570,7 @@ export class WindowAggregator {
       else {
         idx = names.indexOf(name);
         if (idx < 0) {
+          if (names.length >= this.maxMetrics) return this.reject(ps, e, o, name, names.length);
           li = this.extendLayout(ps, di, li, name);
           names = this.layouts[li]!.names;
           idx = names.length - 1;
@@ -519,8 +666,9 @@ export class WindowAggregator {
         }
       }
     }
+    this.markDirty(ps, di);
     if (dup) this.nRetries++;
-    else if (lateMask !== 0 && !ps.catchUp) this.reportLate(ps, e, lateMask);
+    else if (lateMask !== 0 && ps.curOffsetNum > ps.rows[o + D_SILENT]!) this.reportLate(ps, e, lateMask);
     // 3. watermark
     if (ts > ps.rows[o + D_MAXTS]!) {
       ps.rows[o + D_MAXTS] = ts;
@@ -578,6 +726,7 @@ export class WindowAggregator {
 
   /** A device reported a metric new to it: its layout gains the name (shared with devices of the same history). */
   private extendLayout(ps: Part, di: number, li: number, name: string): number {
+    if (this.layouts.length >= this.layoutLimit) li = this.compactLayouts(ps, di, li);
     const from = this.layouts[li]!;
     let to = from.next.get(name);
     if (to === undefined) {
@@ -591,6 +740,50 @@ export class WindowAggregator {
     if (cap !== from.cap) this.growDevice(ps, di, from.cap, cap);
     ps.rows[di * this.ds + D_LAYOUT] = to;
     return to;
+  }
+
+  /** The event would give its device a name beyond the limit: not folded; reported once (not on a silent re-read). */
+  private reject(ps: Part, e: TelemetryEvent, o: number, name: string, has: number): void {
+    if (ps.curOffsetNum <= ps.rows[o + D_SILENT]!) return;
+    this.nRejected++;
+    this.rejectedEvents.push({
+      partition: ps.id,
+      offset: ps.curOffset,
+      event: e,
+      reason: `metrics.${name}: device ${e.deviceId} already has ${has} distinct metric names in its open windows (limit ${this.maxMetrics}, FLEETPULSE_PROCESSOR_MAX_METRICS_PER_DEVICE); the event is not aggregated`,
+    });
+  }
+
+  /**
+   * Layouts form a trie of name sequences shared by devices; names that never repeat (a flood of new names) would grow
+   * it without end. Past `layoutLimit`, only the layouts some resident device uses are kept (and the limit doubles if
+   * they alone fill half of it). Returns the new index of `li` (device `di`'s current layout).
+   */
+  private compactLayouts(cur: Part, curDi: number, li: number): number {
+    const remap = new Map<number, number>([[0, 0]]);
+    const kept: Layout[] = [{ names: [], cap: 4, next: new Map() }];
+    const ds = this.ds;
+    const keep = (old: number): number => {
+      let to = remap.get(old);
+      if (to === undefined) {
+        const l = this.layouts[old]!;
+        to = kept.length;
+        kept.push({ names: l.names, cap: l.cap, next: new Map() });
+        remap.set(old, to);
+      }
+      return to;
+    };
+    for (const ps of this.parts.values())
+      for (let di = 0; di < ps.nDev; di++) {
+        if (ps.ids[di] === '') continue;
+        const o = di * ds + D_LAYOUT;
+        ps.rows[o] = keep(ps.rows[o]!);
+      }
+    const liNew = cur.ids[curDi] === '' ? keep(li) : cur.rows[curDi * ds + D_LAYOUT]!;
+    this.layouts.length = 0;
+    this.layouts.push(...kept);
+    if (kept.length * 2 > this.layoutLimit) this.layoutLimit *= 2;
+    return liNew;
   }
 
   private reportLate(ps: Part, e: TelemetryEvent, mask: number): void {
@@ -762,7 +955,10 @@ export class WindowAggregator {
       const S = this.sizes[r]!;
       const ro = o + D_RES + RS * r;
       const f = Math.floor(maxTs / S) * S + S;
-      if (f > ps.rows[ro]!) ps.rows[ro] = f;
+      if (f > ps.rows[ro]!) {
+        ps.rows[ro] = f;
+        this.markDirty(ps, di);
+      }
       let w = ps.rows[ro + 1]!;
       while (w >= 0) {
         this.closeHead(ps, di, r, w, reason);
@@ -927,7 +1123,8 @@ export class WindowAggregator {
     this.freeBlock(ps, w, layout.cap);
     ps.slotCounts[i]!--;
     if (i === ps.slotHead) this.advanceSlots(ps);
-    ps.rows[o + D_OPEN]!--;
+    // Its last open window: the next ones start from an empty layout (names and memory follow open windows).
+    if (--ps.rows[o + D_OPEN]! === 0) ps.rows[o + D_LAYOUT] = 0;
     ps.open--;
     this.nOpen--;
   }

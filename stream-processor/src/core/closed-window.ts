@@ -1,4 +1,4 @@
-import type { AggregateRow } from '@fleetpulse/contracts';
+import type { AggregateRow, MetricStats, WindowRecord } from '@fleetpulse/contracts';
 
 /** Why a window was written. */
 export type CloseReason = 'watermark' | 'idle' | 'flush';
@@ -185,6 +185,85 @@ export class ClosedWindow {
       num(buf[o + LAST]!) +
       '}'
     );
+  }
+
+  /**
+   * The window record (contract v2) as `JSON.stringify(record())` writes it, straight from the stored numbers: what the
+   * processor publishes on metrics.aggregates.
+   */
+  recordJson(): string {
+    const map = this.rowSlots();
+    const n = map === null ? this.slots : map.length;
+    let s =
+      '{"deviceId":' +
+      JSON.stringify(this.deviceId) +
+      ',"resolution":' +
+      JSON.stringify(this.resolution) +
+      ',"windowStart":' +
+      num(this.windowStart) +
+      ',"windowEnd":' +
+      num(this.windowEnd) +
+      ',"final":true,"metrics":{';
+    const buf = this.stats;
+    for (let i = 0; i < n; i++) {
+      const slot = map ? map[i]! : i;
+      const o = this.offset + slot * STRIDE;
+      const c = buf[o + N]!;
+      const m2 = buf[o + M2]!;
+      s +=
+        (i === 0 ? '' : ',') +
+        nameJson(this.names[slot]!) +
+        ':{"count":' +
+        num(c) +
+        ',"sum":' +
+        num(buf[o + SUM]!) +
+        ',"min":' +
+        num(buf[o + MIN]!) +
+        ',"max":' +
+        num(buf[o + MAX]!) +
+        ',"mean":' +
+        num(buf[o + MEAN]!) +
+        ',"stddev":' +
+        num(m2 > 0 ? Math.sqrt(m2 / c) : 0) +
+        ',"first":' +
+        num(buf[o + FIRST]!) +
+        ',"last":' +
+        num(buf[o + LAST]!) +
+        '}';
+    }
+    return s + '}}';
+  }
+
+  /**
+   * Every metric's statistics by name (the record's `metrics`), in the order the device first reported each: also the
+   * value of the Cassandra `metrics` column (a map of metric_stats).
+   */
+  metricStats(): Record<string, MetricStats> {
+    const out: Record<string, MetricStats> = {};
+    const buf = this.stats;
+    for (let m = 0; m < this.slots; m++) {
+      const o = this.offset + m * STRIDE;
+      const n = buf[o + N]!;
+      if (n === 0) continue;
+      const m2 = buf[o + M2]!;
+      out[this.names[m]!] = {
+        count: n,
+        sum: buf[o + SUM]!,
+        min: buf[o + MIN]!,
+        max: buf[o + MAX]!,
+        mean: buf[o + MEAN]!,
+        stddev: m2 > 0 ? Math.sqrt(m2 / n) : 0,
+        first: buf[o + FIRST]!,
+        last: buf[o + LAST]!,
+      };
+    }
+    return out;
+  }
+
+  /** The window record (contract v2). */
+  record(): WindowRecord {
+    const { deviceId, resolution, windowStart, windowEnd } = this;
+    return { deviceId, resolution, windowStart, windowEnd, final: true, metrics: this.metricStats() };
   }
 
   /** AggregateRow per metric (contract shape), built once. */

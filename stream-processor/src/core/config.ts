@@ -8,6 +8,13 @@ export interface AggregatorConfig {
   allowedLatenessMs?: number;
   /** [idleTimeoutMs=5000] - a device's windows close once its partition's processing time is this far past its last receivedAt. */
   idleTimeoutMs?: number;
+  /** [maxMetricsPerDevice=64] - distinct metric names a device's open windows may hold; an event adding more is refused. */
+  maxMetricsPerDevice?: number;
+  /**
+   * [maxQuietDevices=50000] - quiet devices (no open window, state stored) kept in memory per aggregator; beyond it the
+   * longest-quiet ones leave memory and are read back from the state store when they report again.
+   */
+  maxQuietDevices?: number;
 }
 
 export interface ResolvedConfig {
@@ -17,11 +24,15 @@ export interface ResolvedConfig {
   readonly sizes: readonly number[];
   readonly allowedLatenessMs: number;
   readonly idleTimeoutMs: number;
+  readonly maxMetricsPerDevice: number;
+  readonly maxQuietDevices: number;
 }
 
 export const DefaultResolutions: readonly string[] = ['1s', '10s', '60s'];
 export const DefaultAllowedLatenessMs = 2000;
 export const DefaultIdleTimeoutMs = 5000;
+export const DefaultMaxMetricsPerDevice = 64;
+export const DefaultMaxQuietDevices = 50_000;
 /** Late events carry the missed resolutions as a bit mask; 8 keeps the label cache at 256 entries. */
 export const MaxResolutions = 8;
 
@@ -60,6 +71,12 @@ export function resolveConfig(config: AggregatorConfig = {}): ResolvedConfig {
   const idle = config.idleTimeoutMs ?? DefaultIdleTimeoutMs;
   if (typeof idle !== 'number' || !Number.isFinite(idle) || idle <= 0)
     problems.push(`idleTimeoutMs: expected a finite number > 0, got ${String(idle)}`);
+  const maxMetrics = config.maxMetricsPerDevice ?? DefaultMaxMetricsPerDevice;
+  if (!Number.isInteger(maxMetrics) || maxMetrics < 1 || maxMetrics > 4096)
+    problems.push(`maxMetricsPerDevice: expected a whole number in [1, 4096], got ${String(maxMetrics)}`);
+  const maxQuiet = config.maxQuietDevices ?? DefaultMaxQuietDevices;
+  if (!Number.isInteger(maxQuiet) || maxQuiet < 0)
+    problems.push(`maxQuietDevices: expected a whole number >= 0, got ${String(maxQuiet)}`);
   if (problems.length > 0) throw new AggregatorConfigError(problems);
   parsed.sort((a, b) => a.ms - b.ms);
   return {
@@ -67,5 +84,7 @@ export function resolveConfig(config: AggregatorConfig = {}): ResolvedConfig {
     sizes: parsed.map((p) => p.ms),
     allowedLatenessMs: lateness,
     idleTimeoutMs: idle,
+    maxMetricsPerDevice: maxMetrics,
+    maxQuietDevices: maxQuiet,
   };
 }

@@ -6,8 +6,19 @@ export {
   DefaultResolutions,
   DefaultAllowedLatenessMs,
   DefaultIdleTimeoutMs,
+  DefaultMaxMetricsPerDevice,
+  DefaultMaxQuietDevices,
   type AggregatorConfig,
   type ResolvedConfig,
 } from './config';
 export { decodeRecordValue, InvalidRecordError } from './decode';
-export type { AggregatorOutput, AggregatorStats, LateEvent, PartitionCheckpoint, PartitionStart } from './types';
+export type {
+  AggregatorOutput,
+  AggregatorStats,
+  DeviceStateTuple,
+  LateEvent,
+  PartitionCheckpoint,
+  PartitionStart,
+  RejectedEvent,
+  StoredDeviceState,
+} from './types';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Topics, type AggregateRow } from '@fleetpulse/contracts';
+import { Topics } from '@fleetpulse/contracts';
 import { Partitioners, type Kafka } from 'kafkajs';
-import { InvalidRecordError, WindowAggregator, decodeRecordValue } from '../core';
+import { InvalidRecordError, WindowAggregator, decodeRecordValue, type ClosedWindow } from '../core';
 import type { ResolvedConfig } from '../core';
 import type { AggregateStore } from '../storage/aggregate-store';
 import { sendChunked } from '../send-chunked';
@@ -134,17 +134,17 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
 
   async function writeDrained(): Promise<void> {
     const out = aggregator.drain();
-    const complete: AggregateRow[] = [];
-    const partial: AggregateRow[] = [];
-    for (const w of out.windows) (w.complete ? complete : partial).push(...w.rows);
+    const complete: ClosedWindow[] = [];
+    const partial: ClosedWindow[] = [];
+    for (const w of out.windows) (w.complete ? complete : partial).push(w);
     await store.writeAll(complete, partial);
-    progress.rowsWritten += complete.length;
-    progress.partialRowsOffered += partial.length;
+    progress.rowsWritten += complete.filter((w) => store.stores(w.resolution)).length;
+    progress.partialRowsOffered += partial.filter((w) => store.stores(w.resolution)).length;
     if (producer && complete.length > 0)
       await sendChunked(producer, [
         {
           topic: opts.rescoreTopic ?? Topics.aggregates,
-          messages: complete.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
+          messages: complete.map((w) => ({ key: w.deviceId, value: w.recordJson() })),
         },
       ]);
   }

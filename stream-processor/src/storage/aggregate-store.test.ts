@@ -1,6 +1,5 @@
-import type { AggregateRow } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
-import { AggregateStore } from './aggregate-store';
+import { AggregateStore, type WindowToStore } from './aggregate-store';
 
 interface Call {
   kind: 'execute' | 'batch';
@@ -24,26 +23,20 @@ function fakeClient(failFirst = 0) {
   return { calls, client: client as unknown as Client };
 }
 
-const row = (deviceId: string, metric: string, windowStart: number, resolution = '1s'): AggregateRow => ({
+const stats = { count: 1, sum: 1, min: 1, max: 1, mean: 1, stddev: 0, first: 1, last: 1 };
+const win = (deviceId: string, metrics: string[], windowStart: number, resolution = '1s'): WindowToStore => ({
   deviceId,
-  metric,
   resolution,
   windowStart,
   windowEnd: windowStart + (resolution === '1s' ? 1000 : 10_000),
-  count: 1,
-  sum: 1,
-  min: 1,
-  max: 1,
-  mean: 1,
-  stddev: 0,
-  first: 1,
-  last: 1,
+  metricStats: () => Object.fromEntries(metrics.map((m) => [m, stats])),
 });
 
-const store = (client: Client) =>
+const store = (client: Client, storedResolutions = ['1s', '10s']) =>
   new AggregateStore(client, {
     keyspace: 'ks',
     ttlSeconds: { '1s': 60 },
+    storedResolutions,
     concurrency: 4,
     initialBackoffMs: 1,
     maxBackoffMs: 2,
@@ -52,53 +45,61 @@ const store = (client: Client) =>
   });
 
 const inserts = (calls: Call[]) =>
-  calls.flatMap((c) => c.statements).filter((s) => s.query.startsWith('INSERT INTO ks.aggregates'));
+  calls.flatMap((c) => c.statements).filter((s) => s.query.startsWith('INSERT INTO ks.windows'));
 const touches = (calls: Call[]) => calls.filter((c) => c.statements[0]!.query.startsWith('UPDATE ks.devices'));
 
 describe('AggregateStore', () => {
-  it('writes each row once, batching only rows of one Cassandra partition, at most maxBatchRows a batch', async () => {
+  it('writes each window once as one row of every metric, batching only rows of one Cassandra partition', async () => {
     const { calls, client } = fakeClient();
     const t0 = 1_700_000_000_000 - (1_700_000_000_000 % 3_600_000);
-    const rows = [
-      ...Array.from({ length: 7 }, (_, i) => row('a', 'temp', t0 + i * 1000)),
-      row('a', 'hum', t0),
-      row('b', 'temp', t0),
-      row('a', 'temp', t0, '10s'),
+    const windows = [
+      ...Array.from({ length: 7 }, (_, i) => win('a', ['temp', 'hum'], t0 + i * 1000)),
+      win('b', ['temp'], t0),
+      win('a', ['temp'], t0, '10s'),
       // the next hour's bucket: another partition
-      row('a', 'temp', t0 + 3_600_000),
+      win('a', ['temp'], t0 + 3_600_000),
     ];
-    await store(client).writeAll(rows);
+    await store(client).writeAll(windows);
     const written = inserts(calls);
-    expect(written.map((s) => `${String(s.params[0])}/${String(s.params[1])}/${String(s.params[4])}`).sort()).toEqual(
-      rows.map((r) => `${r.deviceId}/${r.metric}/${r.windowStart}`).sort(),
+    expect(written.map((s) => `${String(s.params[0])}/${String(s.params[1])}/${String(s.params[3])}`).sort()).toEqual(
+      windows.map((w) => `${w.deviceId}/${w.resolution}/${w.windowStart}`).sort(),
     );
+    expect(written[0]!.params[5]).toEqual({ temp: stats, hum: stats });
+    expect(written[0]!.params[6]).toBe(60); // the resolution's TTL
     for (const c of calls.filter((c) => c.kind === 'batch')) {
       expect(c.statements.length).toBeLessThanOrEqual(3);
-      const partitions = new Set(c.statements.map((s) => JSON.stringify(s.params.slice(0, 4))));
+      const partitions = new Set(c.statements.map((s) => JSON.stringify(s.params.slice(0, 3))));
       expect(partitions.size).toBe(1);
     }
     expect(calls.filter((c) => c.kind === 'batch').map((c) => c.statements.length)).toEqual([3, 3]);
   });
 
+  it('writes no row for a live-only resolution, and still lists the device', async () => {
+    const { calls, client } = fakeClient();
+    await store(client, ['10s']).writeAll([win('a', ['temp'], 0, '1s'), win('a', ['temp'], 0, '10s')]);
+    expect(inserts(calls).map((s) => s.params[1])).toEqual(['10s']);
+    expect(touches(calls)).toHaveLength(1);
+  });
+
   it('updates the device list on a new device or metric, or when last_seen moved by the interval', async () => {
     const { calls, client } = fakeClient();
     const s = store(client);
-    await s.writeAll([row('a', 'temp', 0), row('b', 'temp', 0)]);
+    await s.writeAll([win('a', ['temp'], 0), win('b', ['temp'], 0)]);
     expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([
       [1_000_000, 1000, ['temp'], 'a'],
       [1_000_000, 1000, ['temp'], 'b'],
     ]);
     calls.length = 0;
-    await s.writeAll([row('a', 'temp', 1000), row('b', 'hum', 1000)]);
+    await s.writeAll([win('a', ['temp'], 1000), win('b', ['hum'], 1000)]);
     expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[2_000_000, 2000, ['hum'], 'b']]);
     calls.length = 0;
-    await s.writeAll([row('a', 'temp', 5000)]);
+    await s.writeAll([win('a', ['temp'], 5000)]);
     expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[6_000_000, 6000, ['temp'], 'a']]);
   });
 
   it('retries failed writes until they succeed', async () => {
     const { calls, client } = fakeClient(2);
-    await store(client).writeAll([row('a', 'temp', 0)]);
+    await store(client).writeAll([win('a', ['temp'], 0)]);
     // Two failures, then one success each for the row and the device entry.
     expect(calls).toHaveLength(4);
     expect(inserts(calls).length).toBeGreaterThanOrEqual(1);

@@ -1,16 +1,31 @@
-import { bucketOf, resolutionMs, type AggregateRow } from '@fleetpulse/contracts';
+import { bucketOf, resolutionMs, type MetricStats } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { ProcessorConfig } from '../config';
+
+/** Devices whose device-list entry this process remembers (see `remember`). */
+const MaxTouchedDevices = 100_000;
 
 interface DeviceTouch {
   lastSeen: number;
   metrics: Set<string>;
 }
 
+/** A closed window as the store writes it (a ClosedWindow is one). */
+export interface WindowToStore {
+  readonly deviceId: string;
+  readonly resolution: string;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  /** Every metric's statistics by name: the row's `metrics` map. */
+  metricStats(): Record<string, MetricStats>;
+}
+
 export interface AggregateStoreOptions {
   keyspace: string;
-  /** Seconds a row lives, per resolution label; absent: forever. */
+  /** Seconds a row lives, per resolution label; absent or 0: forever. */
   ttlSeconds: Record<string, number>;
+  /** Resolutions written to Cassandra; windows of the others are not stored (live only). */
+  storedResolutions: readonly string[];
   /** Writes (inserts or batches) in flight at once. */
   concurrency: number;
   /** Rows of one partition per unlogged batch [20]: bounds a request's size and a retry's cost. */
@@ -26,12 +41,13 @@ export interface AggregateStoreOptions {
 /** The store as the stream-processor and replay configure it from their shared configuration. */
 export function aggregateStoreFor(
   client: Client,
-  config: Pick<ProcessorConfig, 'keyspace' | 'ttlSeconds' | 'writeConcurrency'>,
+  config: Pick<ProcessorConfig, 'keyspace' | 'ttlSeconds' | 'writeConcurrency' | 'storedResolutions'>,
   log: (line: string) => void,
 ): AggregateStore {
   return new AggregateStore(client, {
     keyspace: config.keyspace,
     ttlSeconds: config.ttlSeconds,
+    storedResolutions: config.storedResolutions,
     concurrency: config.writeConcurrency,
     initialBackoffMs: 100,
     maxBackoffMs: 5000,
@@ -40,17 +56,19 @@ export function aggregateStoreFor(
 }
 
 /**
- * Idempotent upserts of window rows, keyed by (device, metric, resolution, bucket, windowStart), so writing a row
- * twice (a restart re-reading what was open, a replay) leaves the same row. A write that fails is retried with
- * backoff until it succeeds: the caller commits offsets only after `writeAll` resolves, so Cassandra being down
- * pauses the pipeline instead of losing rows or growing memory.
+ * Idempotent upserts of window records (contract v2, "Storage"), one row per (device, resolution, window) holding
+ * every metric, keyed by (device, resolution, bucket, windowStart), so writing a window twice (a restart re-reading
+ * what was open, a replay) leaves the same row. A write that fails is retried with backoff until it succeeds: the
+ * caller commits offsets only after `writeAll` resolves, so Cassandra being down pauses the pipeline instead of
+ * losing rows or growing memory.
  */
 export class AggregateStore {
   private readonly insert: string;
   private readonly insertIfAbsent: string;
   private readonly touchDevice: string;
   private readonly opts: Required<Omit<AggregateStoreOptions, 'log'>> & Pick<AggregateStoreOptions, 'log'>;
-  /** What the device list holds per device, as far as this process wrote it. */
+  private readonly stored: ReadonlySet<string>;
+  /** What the device list holds per device, as far as this process wrote it (bounded: see deviceTouches). */
   private readonly touched = new Map<string, DeviceTouch>();
   private stopped = false;
 
@@ -59,9 +77,10 @@ export class AggregateStore {
     options: AggregateStoreOptions,
   ) {
     const opts = (this.opts = { maxBatchRows: 20, deviceTouchIntervalMs: 5000, ...options });
+    this.stored = new Set(opts.storedResolutions);
     this.insert =
-      `INSERT INTO ${opts.keyspace}.aggregates (device_id, metric, resolution, bucket, window_start, window_end, count, sum, min, max, mean, stddev, first, last) ` +
-      `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`;
+      `INSERT INTO ${opts.keyspace}.windows (device_id, resolution, bucket, window_start, window_end, metrics) ` +
+      `VALUES (?, ?, ?, ?, ?, ?) USING TTL ?`;
     // A window that may lack records this run never read (a replay's first windows) must not overwrite a row.
     this.insertIfAbsent = this.insert.replace(' USING TTL ?', ' IF NOT EXISTS USING TTL ?');
     // Written at a timestamp of last_seen itself (µs): Cassandra keeps the newest write, so last_seen only grows, even
@@ -69,20 +88,26 @@ export class AggregateStore {
     this.touchDevice = `UPDATE ${opts.keyspace}.devices USING TIMESTAMP ? SET last_seen = ?, metrics = metrics + ? WHERE device_id = ?`;
   }
 
+  /** Whether windows of this resolution are written (else live only). */
+  stores(resolution: string): boolean {
+    return this.stored.has(resolution);
+  }
+
   /**
-   * Writes every row and the device list entries they imply; resolves once all are durable in Cassandra.
-   * `partialRows` are written only where no row exists yet.
+   * Writes every window of a stored resolution, and the device list entries they imply; resolves once all are
+   * durable in Cassandra. `partialWindows` are written only where no row exists yet. Returns the rows written.
    *
-   * Rows of one Cassandra partition (device, metric, resolution, bucket) go in one unlogged batch of at most
-   * `maxBatchRows`: a single-partition batch is one mutation for the node, several times cheaper than as many
-   * inserts, and as atomic. A backlog closes many windows per partition at once; live traffic mostly one.
+   * Rows of one Cassandra partition (device, resolution, bucket) go in one unlogged batch of at most `maxBatchRows`:
+   * a single-partition batch is one mutation for the node, several times cheaper than as many inserts, and as atomic.
+   * A backlog closes many windows per partition at once; live traffic mostly one.
    */
-  async writeAll(rows: readonly AggregateRow[], partialRows: readonly AggregateRow[] = []): Promise<void> {
-    if (partialRows.length > 0)
-      await this.runBounded(partialRows.map((r) => () => this.withRetry(() => this.writeRow(r, this.insertIfAbsent))));
-    if (rows.length === 0) return;
+  async writeAll(windows: readonly WindowToStore[], partialWindows: readonly WindowToStore[] = []): Promise<number> {
+    const partial = partialWindows.filter((w) => this.stored.has(w.resolution));
+    if (partial.length > 0)
+      await this.runBounded(partial.map((w) => () => this.withRetry(() => this.writeRow(w, this.insertIfAbsent))));
+    const full = windows.filter((w) => this.stored.has(w.resolution));
     const tasks: (() => Promise<unknown>)[] = [];
-    for (const group of this.byPartition(rows)) {
+    for (const group of this.byPartition(full)) {
       if (group.length === 1)
         tasks.push(() => this.withRetry(() => this.client.execute(this.insert, group[0], { prepare: true })));
       else {
@@ -90,7 +115,8 @@ export class AggregateStore {
         tasks.push(() => this.withRetry(() => this.client.batch(queries, { prepare: true, logged: false })));
       }
     }
-    const { due, written } = this.deviceTouches(rows);
+    // The device list follows every window, stored or live only: it is what the dashboard lists.
+    const { due, written } = this.deviceTouches(windows);
     for (const [id, touch] of due)
       tasks.push(() =>
         this.withRetry(() =>
@@ -101,15 +127,16 @@ export class AggregateStore {
       );
     await this.runBounded(tasks);
     // Remembered only once written: a failed flush touches again on its retry.
-    for (const [id, touch] of written) this.touched.set(id, touch);
+    for (const [id, touch] of written) this.remember(id, touch);
+    return full.length + partial.length;
   }
 
-  /** Each row's insert parameters, grouped by Cassandra partition (the first four), each group cut to `maxBatchRows`. */
-  private *byPartition(rows: readonly AggregateRow[]): Generator<unknown[][]> {
+  /** Each window's insert parameters, grouped by Cassandra partition, each group cut to `maxBatchRows`. */
+  private *byPartition(windows: readonly WindowToStore[]): Generator<unknown[][]> {
     const groups = new Map<string, unknown[][]>();
-    for (const r of rows) {
-      const params = this.params(r);
-      const key = `${r.deviceId}\u0000${r.metric}\u0000${r.resolution}\u0000${String(params[3])}`;
+    for (const w of windows) {
+      const params = this.params(w);
+      const key = `${w.deviceId}\u0000${w.resolution}\u0000${String(params[2])}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = []));
       g.push(params);
@@ -122,11 +149,12 @@ export class AggregateStore {
   }
 
   /**
-   * Device list updates the rows call for: a device's first row from this process, a metric not yet listed, or a
-   * window ending `deviceTouchIntervalMs` after the last written `last_seen`. Live views take `lastSeen` from the
-   * rows themselves, so the list may lag by that interval; writing it per row would add a write per device per flush.
+   * Device list updates the windows call for: a device's first window from this process, a metric not yet listed,
+   * or a window ending `deviceTouchIntervalMs` after the last written `last_seen`. Live views take `lastSeen` from
+   * the windows themselves, so the list may lag by that interval; writing it per window would add a write per device
+   * per flush.
    */
-  private deviceTouches(rows: readonly AggregateRow[]): {
+  private deviceTouches(windows: readonly WindowToStore[]): {
     due: Map<string, DeviceTouch>;
     written: Map<string, DeviceTouch>;
   } {
@@ -136,12 +164,12 @@ export class AggregateStore {
     // A window's end may lie ahead of the wall clock (a coarse window closed by idleness, a device clock running
     // fast); last_seen is capped at now, since a write timestamp ahead of it would shadow the updates that follow.
     const now = Date.now();
-    for (const r of rows) {
-      const seen = Math.min(r.windowEnd, now);
-      let t = latest.get(r.deviceId);
-      if (!t) latest.set(r.deviceId, (t = { lastSeen: seen, metrics: new Set() }));
+    for (const w of windows) {
+      const seen = Math.min(w.windowEnd, now);
+      let t = latest.get(w.deviceId);
+      if (!t) latest.set(w.deviceId, (t = { lastSeen: seen, metrics: new Set() }));
       t.lastSeen = Math.max(t.lastSeen, seen);
-      t.metrics.add(r.metric);
+      for (const m in w.metricStats()) t.metrics.add(m);
     }
     for (const [id, t] of latest) {
       const before = this.touched.get(id);
@@ -155,28 +183,30 @@ export class AggregateStore {
     return { due, written };
   }
 
-  private writeRow(r: AggregateRow, statement: string): Promise<unknown> {
-    return this.client.execute(statement, this.params(r), { prepare: true });
+  /**
+   * What this process remembers of the device list is a cache, bounded at `MaxTouchedDevices` (the oldest entry goes
+   * first): a device forgotten is touched again with its next window, which is only one more idempotent write.
+   */
+  private remember(id: string, touch: DeviceTouch): void {
+    this.touched.delete(id);
+    this.touched.set(id, touch);
+    if (this.touched.size > MaxTouchedDevices) this.touched.delete(this.touched.keys().next().value!);
   }
 
-  private params(r: AggregateRow): unknown[] {
-    const size = resolutionMs(r.resolution);
+  private writeRow(w: WindowToStore, statement: string): Promise<unknown> {
+    return this.client.execute(statement, this.params(w), { prepare: true });
+  }
+
+  private params(w: WindowToStore): unknown[] {
+    const size = resolutionMs(w.resolution);
     return [
-      r.deviceId,
-      r.metric,
-      r.resolution,
-      bucketOf(r.windowStart, size),
-      r.windowStart,
-      r.windowEnd,
-      r.count,
-      r.sum,
-      r.min,
-      r.max,
-      r.mean,
-      r.stddev,
-      r.first,
-      r.last,
-      this.opts.ttlSeconds[r.resolution] ?? 0,
+      w.deviceId,
+      w.resolution,
+      bucketOf(w.windowStart, size),
+      w.windowStart,
+      w.windowEnd,
+      w.metricStats(),
+      this.opts.ttlSeconds[w.resolution] ?? 0,
     ];
   }
 
