@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type { TelemetryEvent } from '@fleetpulse/contracts';
 import { windowStart, resolutionMs } from '@fleetpulse/contracts';
-import { WindowAggregator, type ClosedWindow, type LateEvent, type PartitionCheckpoint } from './index';
+import { WindowAggregator, type ClosedWindow, type LateEvent } from './index';
 import { ReferenceAggregator, sortWindows, type Op } from './reference.test-util';
 import { MemoryStateStore } from './state-store.test-util';
 

@@ -1124,7 +1124,9 @@ export class WindowAggregator {
     ps.slotCounts[i]!--;
     if (i === ps.slotHead) this.advanceSlots(ps);
     // Its last open window: the next ones start from an empty layout (names and memory follow open windows).
-    if (--ps.rows[o + D_OPEN]! === 0) ps.rows[o + D_LAYOUT] = 0;
+    const open = ps.rows[o + D_OPEN]! - 1;
+    ps.rows[o + D_OPEN] = open;
+    if (open === 0) ps.rows[o + D_LAYOUT] = 0;
     ps.open--;
     this.nOpen--;
   }
