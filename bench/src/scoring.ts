@@ -12,7 +12,14 @@ import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { FolderWatcher, ModelRegistry, SessionHost, simulateAggregates } from '@fleetpulse/scoring';
+import {
+  compileFeatures,
+  fillVector,
+  FolderWatcher,
+  ModelRegistry,
+  SessionHost,
+  simulateAggregates,
+} from '@fleetpulse/scoring';
 
 export interface BenchScoringOptions {
   /** Model to time. [scoring/models/iforest.onnx] */
@@ -67,26 +74,20 @@ const SessionOptions: ort.InferenceSession.SessionOptions = {
   graphOptimizationLevel: 'all',
 };
 
-/** Realistic rows: the simulator's windows in the model's feature order, as float32. */
+/**
+ * Realistic rows: the simulator's window records in the model's feature order, as float32, read the way the service
+ * reads them (records a model cannot score are left out).
+ */
 function featureRows(features: readonly string[], n: number): Float32Array {
   const sim = simulateAggregates({ devices: 20, durationMs: 20 * 60_000, seed: 5 });
-  const windows = new Map<string, Map<string, Record<string, number>>>();
-  for (const r of sim.rows) {
-    const k = `${r.deviceId}|${r.windowStart}`;
-    let w = windows.get(k);
-    if (!w) windows.set(k, (w = new Map()));
-    w.set(r.metric, r as unknown as Record<string, number>);
+  const compiled = compileFeatures(features);
+  const out = new Float32Array(n * features.length);
+  let rows = 0;
+  for (const r of sim.records) {
+    if (rows === n) break;
+    if (fillVector(r, compiled, out, rows * features.length) === null) rows++;
   }
-  const out: number[] = [];
-  for (const w of windows.values()) {
-    const v = features.map((f) => {
-      const i = f.lastIndexOf('.');
-      return w.get(f.slice(0, i))?.[f.slice(i + 1)];
-    });
-    if (v.every((x) => typeof x === 'number')) out.push(...(v as number[]));
-    if (out.length >= n * features.length) break;
-  }
-  return new Float32Array(out);
+  return out.subarray(0, rows * features.length);
 }
 
 function tile(pool: Float32Array, width: number, rows: number): Float32Array {

@@ -15,10 +15,8 @@ export interface ScoringConfig {
   sourceTopic: string;
   scoresTopic: string;
   maxBatch: number;
-  /** Longest wait for a window's missing features, ms. */
-  maxWaitMs: number;
-  /** How often waiting windows are checked against maxWaitMs, ms. */
-  tickMs: number;
+  /** Variables that are set but no longer mean anything (see {@link RetiredEnv}); logged at start-up. */
+  ignored: string[];
   /** Watcher: two checks this far apart must agree before a file is loaded, ms. */
   settleMs: number;
   rescanMs: number;
@@ -38,6 +36,16 @@ export class ConfigError extends ServiceConfigError {
 
 export const DefaultScoringPort = 8082;
 
+/**
+ * Variables of contract v1 that mean nothing since window records (v2) carry every metric of a window: nothing waits
+ * for features, so there is no wait to bound and no waiting window to check. Still accepted, whatever their value, so
+ * an old deployment starts; the start-up log names each one set.
+ */
+export const RetiredEnv = {
+  FLEETPULSE_SCORING_MAX_WAIT_MS: 'a window record holds every feature, nothing waits for them',
+  FLEETPULSE_SCORING_TICK_MS: 'no window waits, so there is nothing to check on a timer',
+} as const;
+
 const envSchema = z.object({
   MODELS_DIR: z.string().min(1).default('models'),
   ...connectionEnv,
@@ -46,8 +54,6 @@ const envSchema = z.object({
   FLEETPULSE_SCORING_SOURCE_TOPIC: z.string().min(1).default(Topics.aggregates),
   FLEETPULSE_SCORING_SCORES_TOPIC: z.string().min(1).default(Topics.scores),
   FLEETPULSE_SCORING_MAX_BATCH: envInt(1, 65_536).default(1024),
-  FLEETPULSE_SCORING_MAX_WAIT_MS: envInt(0, 3_600_000).default(10_000),
-  FLEETPULSE_SCORING_TICK_MS: envInt(10, 60_000).default(500),
   FLEETPULSE_SCORING_SETTLE_MS: envInt(0, 60_000).default(100),
   FLEETPULSE_SCORING_RESCAN_MS: envInt(100, 3_600_000).default(5000),
   FLEETPULSE_SCORING_INTRA_OP_THREADS: envInt(1, 64).default(1),
@@ -91,8 +97,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     sourceTopic: e.FLEETPULSE_SCORING_SOURCE_TOPIC,
     scoresTopic: e.FLEETPULSE_SCORING_SCORES_TOPIC,
     maxBatch: e.FLEETPULSE_SCORING_MAX_BATCH,
-    maxWaitMs: e.FLEETPULSE_SCORING_MAX_WAIT_MS,
-    tickMs: e.FLEETPULSE_SCORING_TICK_MS,
+    ignored: Object.entries(RetiredEnv)
+      .filter(([name]) => merged[name] !== undefined)
+      .map(([name, why]) => `${name} is ignored (${why})`),
     settleMs: e.FLEETPULSE_SCORING_SETTLE_MS,
     rescanMs: e.FLEETPULSE_SCORING_RESCAN_MS,
     intraOpThreads: e.FLEETPULSE_SCORING_INTRA_OP_THREADS,
@@ -104,8 +111,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
   };
 }
 
-export const helpText = `fleetpulse scoring: scores metrics.aggregates with the ONNX models in MODELS_DIR and publishes
-anomaly.scores (+ anomalous ones to Cassandra). Models are loaded, swapped and unloaded by dropping, replacing
+export const helpText = `fleetpulse scoring: scores the window records of metrics.aggregates with the ONNX models in
+MODELS_DIR and publishes anomaly.scores (+ anomalous ones to Cassandra). Models are loaded, swapped and unloaded by dropping, replacing
 (write, then rename into place) and deleting <name>.onnx files (+ optional <name>.json sidecars).
 
 Usage: node scoring/dist/main.js [--models-dir DIR] [--port N] [--help]
@@ -120,9 +127,7 @@ Configuration is by environment variable (validated at start-up; flags override)
   FLEETPULSE_SCORING_GROUP               consumer group (default fleetpulse-scoring)
   FLEETPULSE_SCORING_SOURCE_TOPIC        (default metrics.aggregates)
   FLEETPULSE_SCORING_SCORES_TOPIC        (default anomaly.scores)
-  FLEETPULSE_SCORING_MAX_BATCH           rows per onnxruntime run (default 1024)
-  FLEETPULSE_SCORING_MAX_WAIT_MS         longest wait for a window's missing features (default 10000)
-  FLEETPULSE_SCORING_TICK_MS             how often waiting windows are checked (default 500)
+  FLEETPULSE_SCORING_MAX_BATCH           window records per onnxruntime run (default 1024)
   FLEETPULSE_SCORING_SETTLE_MS           a new file must look the same twice this far apart (default 100)
   FLEETPULSE_SCORING_RESCAN_MS           full folder rescan besides fs.watch (default 5000)
   FLEETPULSE_SCORING_INTRA_OP_THREADS    onnxruntime threads per session (default 1)
@@ -130,4 +135,6 @@ Configuration is by environment variable (validated at start-up; flags override)
   FLEETPULSE_SCORING_RECYCLE_RSS_MB      ...or once its RSS passes this (default 1024)
   FLEETPULSE_SCORING_SESSION_TIMEOUT_MS  Kafka group session timeout (default 30000)
   FLEETPULSE_SCORING_HOST / _PORT        /healthz /readyz /metrics /api/models (default 0.0.0.0:8082)
+Ignored since window records (v2), accepted so old deployments start: FLEETPULSE_SCORING_MAX_WAIT_MS,
+FLEETPULSE_SCORING_TICK_MS.
 `;

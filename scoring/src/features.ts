@@ -1,154 +1,110 @@
 /**
- * Feature assembly: aggregate rows (one per device, metric, resolution and window) gathered into windows, until a
- * window holds every metric the active models need at its resolution. The wait is bounded: a window is let go,
- * complete or not, when a newer window of the same device and resolution arrives, or `maxWaitMs` of processing
- * time after its first row. A waiting window pins the offset of its first row (see `pinnedOffset`).
+ * Features from window records (shared/design.md, "Window record", "Scoring"): a model's feature `metric.stat` is
+ * read from the one record of a device and window at the model's resolution, so a record is scored (or not) as soon
+ * as it is read. Nothing waits for other records.
  */
-import type { AggregateRow } from '@fleetpulse/contracts';
-import { splitFeature } from './model-spec';
+import type { MetricStats, WindowRecord } from '@fleetpulse/contracts';
+import { splitFeature, type FeatureStat } from './model-spec';
 
-export interface WindowRows {
-  deviceId: string;
-  resolution: string;
-  windowStart: number;
-  partition: number;
-  /** Offset of its first row: what a commit must not pass while the window waits. */
-  firstOffset: bigint;
-  /** Processing time of its first row, ms. */
-  firstSeen: number;
-  rows: Map<string, AggregateRow>;
+/** Why a model cannot score a record: a feature's metric is absent, or one of its values is not a finite number. */
+export type Unscorable = 'missing-metric' | 'non-finite-feature';
+
+/** Why a Kafka value is not a window record (the label of `scoring_records_invalid_total`). */
+export type InvalidReason = 'empty' | 'not-json' | 'not-a-window-record';
+
+export class InvalidRecord extends Error {
+  override readonly name = 'InvalidRecord';
+  constructor(
+    readonly reason: InvalidReason,
+    detail: string,
+  ) {
+    super(detail);
+  }
 }
 
-/** metric names needed per resolution (the union over the active models). */
-export type Needs = ReadonlyMap<string, ReadonlySet<string>>;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export function needsOf(models: Iterable<{ spec: { resolution: string; features: readonly string[] } }>): Needs {
-  const m = new Map<string, Set<string>>();
-  for (const { spec } of models) {
-    let s = m.get(spec.resolution);
-    if (!s) m.set(spec.resolution, (s = new Set()));
-    for (const f of spec.features) s.add(splitFeature(f)[0]);
+/** What is wrong with a parsed value as a window record (contracts/schema/window.schema.json), or null. */
+function recordProblem(v: unknown): string | null {
+  if (!isObject(v)) return `a JSON ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}, not an object`;
+  if (typeof v.metric === 'string' && !('metrics' in v)) return 'a v1 aggregate row (one metric), not a window record';
+  if (typeof v.deviceId !== 'string' || v.deviceId.length === 0) return 'deviceId: not a non-empty string';
+  if (typeof v.resolution !== 'string' || !/^[0-9]+s$/.test(v.resolution)) return 'resolution: not like "10s"';
+  if (!Number.isSafeInteger(v.windowStart)) return 'windowStart: not an integer';
+  if (!Number.isSafeInteger(v.windowEnd)) return 'windowEnd: not an integer';
+  if (typeof v.final !== 'boolean') return 'final: not a boolean';
+  if (!isObject(v.metrics)) return 'metrics: not an object';
+  let n = 0;
+  for (const [name, stats] of Object.entries(v.metrics)) {
+    if (!isObject(stats)) return `metrics.${name}: not an object`;
+    n++;
   }
-  return m;
+  if (n === 0) return 'metrics: empty';
+  return null;
 }
 
 /**
- * The feature vector of one window for one model, written into `out` at `at`; false if a feature is missing or
- * not finite (the window cannot be scored by that model).
+ * A Kafka value as a window record; throws {@link InvalidRecord} when it is not one. Only the record's shape is
+ * checked here: a stat that is missing or not a finite number (JSON writes NaN as null) only keeps the models that
+ * need it from scoring the record (see {@link fillVector}).
  */
-export function fillVector(w: WindowRows, features: readonly string[], out: Float32Array, at: number): boolean {
-  for (let i = 0; i < features.length; i++) {
-    const [metric, stat] = splitFeature(features[i]!);
-    const row = w.rows.get(metric);
-    if (!row) return false;
-    const v = row[stat];
-    if (typeof v !== 'number' || !Number.isFinite(v)) return false;
-    out[at + i] = v;
+export function parseWindowRecord(value: Buffer | null): WindowRecord {
+  if (!value || value.length === 0) throw new InvalidRecord('empty', 'empty value');
+  let v: unknown;
+  try {
+    v = JSON.parse(value.toString('utf8'));
+  } catch (e) {
+    throw new InvalidRecord('not-json', `not JSON: ${(e as Error).message}`);
   }
-  return true;
+  const problem = recordProblem(v);
+  if (problem !== null) throw new InvalidRecord('not-a-window-record', problem);
+  return v as WindowRecord;
 }
 
-export function featureObject(w: WindowRows, features: readonly string[]): Record<string, number> {
+/** A model's features, split once: `[metric, stat]` in the order of the input's columns. */
+export type CompiledFeatures = readonly (readonly [metric: string, stat: FeatureStat])[];
+
+export function compileFeatures(features: readonly string[]): CompiledFeatures {
+  return features.map(splitFeature);
+}
+
+function statsOf(record: WindowRecord, metric: string): MetricStats | undefined {
+  // Own properties only: a metric named like an Object.prototype member must not read the prototype.
+  return Object.prototype.hasOwnProperty.call(record.metrics, metric) ? record.metrics[metric] : undefined;
+}
+
+/**
+ * The feature vector of one record for one model, written into `out` at `at`; null when it is complete, else why
+ * the model cannot score the record: `missing-metric` if any feature's metric is absent, else `non-finite-feature`.
+ */
+export function fillVector(
+  record: WindowRecord,
+  features: CompiledFeatures,
+  out: Float32Array,
+  at: number,
+): Unscorable | null {
+  let problem: Unscorable | null = null;
+  for (let i = 0; i < features.length; i++) {
+    const [metric, stat] = features[i]!;
+    const s = statsOf(record, metric);
+    if (s === undefined) return 'missing-metric';
+    const v: unknown = s[stat];
+    if (typeof v !== 'number' || !Number.isFinite(v)) problem = 'non-finite-feature';
+    else out[at + i] = v;
+  }
+  return problem;
+}
+
+/** The score's `features` object: `metric.stat` -> value, for a record {@link fillVector} accepted. */
+export function featureObject(
+  record: WindowRecord,
+  features: readonly string[],
+  compiled: CompiledFeatures,
+): Record<string, number> {
   const o: Record<string, number> = {};
-  for (const f of features) {
-    const [metric, stat] = splitFeature(f);
-    o[f] = w.rows.get(metric)![stat];
+  for (let i = 0; i < features.length; i++) {
+    const [metric, stat] = compiled[i]!;
+    o[features[i]!] = statsOf(record, metric)![stat];
   }
   return o;
-}
-
-export class WindowAssembler {
-  private needs: Needs = new Map();
-  /** key `${resolution}|${deviceId}` -> waiting windows of that device, oldest first. */
-  private readonly byDevice = new Map<string, WindowRows[]>();
-  private count = 0;
-
-  constructor(private readonly maxWaitMs: number) {}
-
-  setNeeds(n: Needs): void {
-    this.needs = n;
-  }
-
-  get waiting(): number {
-    return this.count;
-  }
-
-  private complete(w: WindowRows): boolean {
-    const need = this.needs.get(w.resolution);
-    if (!need) return true;
-    for (const m of need) if (!w.rows.has(m)) return false;
-    return true;
-  }
-
-  /**
-   * Adds one row; returns the windows it lets go (its own once complete, older ones of its device). Rows at a
-   * resolution no model uses are ignored (nothing to wait for, nothing pinned).
-   */
-  add(partition: number, offset: bigint, row: AggregateRow, now: number): WindowRows[] {
-    const need = this.needs.get(row.resolution);
-    if (!need?.has(row.metric)) return [];
-    const k = `${row.resolution}|${row.deviceId}`;
-    let list = this.byDevice.get(k);
-    if (!list) this.byDevice.set(k, (list = []));
-    const out: WindowRows[] = [];
-    let w = list.find((x) => x.windowStart === row.windowStart);
-    if (!w) {
-      // A newer window of the device: the older ones will get no more rows.
-      while (list.length > 0 && list[0]!.windowStart < row.windowStart) {
-        out.push(list.shift()!);
-        this.count--;
-      }
-      w = {
-        deviceId: row.deviceId,
-        resolution: row.resolution,
-        windowStart: row.windowStart,
-        partition,
-        firstOffset: offset,
-        firstSeen: now,
-        rows: new Map(),
-      };
-      list.push(w);
-      list.sort((a, b) => a.windowStart - b.windowStart);
-      this.count++;
-    }
-    w.rows.set(row.metric, row);
-    if (this.complete(w)) {
-      list.splice(list.indexOf(w), 1);
-      this.count--;
-      out.push(w);
-    }
-    if (list.length === 0) this.byDevice.delete(k);
-    return out;
-  }
-
-  /** Windows waiting since before `now - maxWaitMs` (or all with `all`), let go. */
-  expire(now: number, all = false): WindowRows[] {
-    const out: WindowRows[] = [];
-    for (const [k, list] of this.byDevice) {
-      while (list.length > 0 && (all || now - list[0]!.firstSeen >= this.maxWaitMs)) {
-        out.push(list.shift()!);
-        this.count--;
-      }
-      if (list.length === 0) this.byDevice.delete(k);
-    }
-    return out;
-  }
-
-  /** Forgets a revoked partition's windows (its next owner re-reads them from the committed offset). */
-  dropPartition(partition: number): void {
-    for (const [k, list] of this.byDevice) {
-      const keep = list.filter((w) => w.partition !== partition);
-      this.count -= list.length - keep.length;
-      if (keep.length === 0) this.byDevice.delete(k);
-      else this.byDevice.set(k, keep);
-    }
-  }
-
-  /** The smallest first offset of the partition's waiting windows, or null. */
-  pinnedOffset(partition: number): bigint | null {
-    let min: bigint | null = null;
-    for (const list of this.byDevice.values())
-      for (const w of list) if (w.partition === partition && (min === null || w.firstOffset < min)) min = w.firstOffset;
-    return min;
-  }
 }

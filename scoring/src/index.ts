@@ -1,13 +1,22 @@
 /** @fleetpulse/scoring: the ONNX scoring service and what its neighbours (dashboard, bench, tests) need of it. */
 export { startScoring, type RunningScoring } from './service';
-export { loadConfig, ConfigError, helpText, DefaultScoringPort, type ScoringConfig } from './config';
+export { loadConfig, ConfigError, helpText, DefaultScoringPort, RetiredEnv, type ScoringConfig } from './config';
 export { ModelRegistry, checkSignature, ModelRejected, type ActiveModel, type ModelStatus } from './models';
 export { resolveSpec, ModelSpecError, type ModelSpec } from './model-spec';
 export { readOnnxMetadata, OnnxFormatError } from './onnx-meta';
 export { SessionHost, HostError, type SessionHostOptions } from './session-host';
 export { FolderWatcher, type ModelFiles, type WatcherHandlers, type WatcherOptions } from './watcher';
-export { WindowAssembler, needsOf, fillVector, type WindowRows } from './features';
-export { Scorer, type ScoreSink, type RowIn } from './scorer';
+export {
+  parseWindowRecord,
+  InvalidRecord,
+  compileFeatures,
+  fillVector,
+  featureObject,
+  type CompiledFeatures,
+  type Unscorable,
+  type InvalidReason,
+} from './features';
+export { Scorer, type ScoreSink, type RecordIn } from './scorer';
 export { ScoringMetrics } from './metrics';
 export {
   simulateAggregates,

@@ -4,9 +4,16 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export class ScoringMetrics {
   readonly registry = new Registry();
-  readonly rows = new Counter({
-    name: 'scoring_aggregate_rows_total',
-    help: 'metrics.aggregates rows read',
+  readonly records = new Counter({
+    name: 'scoring_window_records_total',
+    help: 'Window records read from metrics.aggregates; final="false" ones (provisional) are never scored',
+    labelNames: ['final'] as const,
+    registers: [this.registry],
+  });
+  readonly invalid = new Counter({
+    name: 'scoring_records_invalid_total',
+    help: 'Kafka records skipped because they are not window records (empty, not JSON, wrong shape)',
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
   readonly scores = new Counter({
@@ -21,9 +28,17 @@ export class ScoringMetrics {
     labelNames: ['model'] as const,
     registers: [this.registry],
   });
+  readonly unscorable = new Counter({
+    name: 'scoring_windows_unscorable_total',
+    help:
+      "Final window records at a model's resolution that it cannot score: a feature's metric absent " +
+      '(missing-metric) or a feature value not a finite number (non-finite-feature)',
+    labelNames: ['model', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly unscored = new Counter({
     name: 'scoring_windows_unscored_total',
-    help: 'Windows a model could not score: a feature missing when the wait ended, not finite, or a failed run',
+    help: 'Window records with complete features whose score failed: a failed run (run-failed) or non-finite-score',
     labelNames: ['model', 'reason'] as const,
     registers: [this.registry],
   });
@@ -34,14 +49,9 @@ export class ScoringMetrics {
     registers: [this.registry],
   });
   readonly active = new Gauge({ name: 'scoring_models_active', help: 'Models serving', registers: [this.registry] });
-  readonly waiting = new Gauge({
-    name: 'scoring_windows_waiting',
-    help: 'Windows waiting for features',
-    registers: [this.registry],
-  });
   readonly batchSeconds = new Histogram({
     name: 'scoring_batch_seconds',
-    help: 'From a batch of rows read to its scores published and committed',
+    help: 'From a batch of records read to its scores published and committed',
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });

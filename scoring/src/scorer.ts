@@ -1,11 +1,12 @@
 /**
- * The scoring step, without Kafka: rows in, windows assembled, scored by the active models, scores out through a
- * sink, and the offsets that are then safe to commit. Every step runs under one lock, so a model swap (a reference
- * assignment in ModelRegistry) falls between two steps: each window is scored once per model name, by exactly one
- * version, and the snapshot a step took stays loaded until the step is done.
+ * The scoring step, without Kafka: window records in, scored by the active models, scores out through a sink, and
+ * the offsets that are then safe to commit. A record is scored (or not) as soon as it is read: every feature comes
+ * from the record itself. Every step runs under one lock, so a model swap (a reference assignment in ModelRegistry)
+ * falls between two steps: each record is scored once per model name, by exactly one version, and the snapshot a step
+ * took stays loaded until the step is done. Offsets move only once the step's scores are delivered.
  */
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
-import { featureObject, fillVector, needsOf, WindowAssembler, type WindowRows } from './features';
+import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import { compileFeatures, featureObject, fillVector, type CompiledFeatures } from './features';
 import type { ActiveModel, ModelRegistry } from './models';
 import type { ScoringMetrics } from './metrics';
 import { HostError } from './session-host';
@@ -18,26 +19,25 @@ export interface ScoreSink {
 export interface ScorerOptions {
   /** Largest batch handed to onnxruntime. [1024] */
   maxBatch?: number;
-  /** Longest wait for a window's missing features, ms of processing time. [10000] */
-  maxWaitMs?: number;
   log?: (line: string) => void;
   metrics?: ScoringMetrics;
 }
 
-export interface RowIn {
+/** One window record read from a partition. */
+export interface RecordIn {
   partition: number;
   offset: bigint;
-  row: AggregateRow;
+  record: WindowRecord;
 }
 
 export class Scorer {
-  private readonly assembler: WindowAssembler;
   private readonly maxBatch: number;
   private readonly log: (line: string) => void;
   private readonly metrics: ScoringMetrics | undefined;
-  /** Per partition: the offset after the last row taken in. */
+  /** Per partition: the offset after the last record whose scores are delivered (or that needed none). */
   private readonly consumed = new Map<number, bigint>();
-  private lastSnapshot: ReadonlyMap<string, ActiveModel> | null = null;
+  /** Each loaded model's features, split once. */
+  private readonly compiled = new WeakMap<ActiveModel, CompiledFeatures>();
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -46,7 +46,6 @@ export class Scorer {
     opts: ScorerOptions = {},
   ) {
     this.maxBatch = opts.maxBatch ?? 1024;
-    this.assembler = new WindowAssembler(opts.maxWaitMs ?? 10_000);
     this.log = opts.log ?? (() => undefined);
     this.metrics = opts.metrics;
   }
@@ -58,81 +57,72 @@ export class Scorer {
     return p;
   }
 
-  get waiting(): number {
-    return this.assembler.waiting;
-  }
-
-  private refreshNeeds(): ReadonlyMap<string, ActiveModel> {
+  /**
+   * Scores the final records (partition order) with every active model at their resolution, delivers the scores,
+   * and only then marks the records consumed. Records with `final: false` are never scored. If delivery fails it
+   * throws and marks nothing: the caller reads the records again. Call under {@link locked}.
+   */
+  async ingest(records: readonly RecordIn[]): Promise<AnomalyScore[]> {
     const snap = this.registry.snapshot();
-    if (snap !== this.lastSnapshot) {
-      this.assembler.setNeeds(needsOf(snap.values()));
-      this.lastSnapshot = snap;
-    }
-    return snap;
+    const finals: WindowRecord[] = [];
+    for (const r of records) if (r.record.final === true) finals.push(r.record);
+    this.metrics?.records.inc({ final: 'true' }, finals.length);
+    if (records.length > finals.length) this.metrics?.records.inc({ final: 'false' }, records.length - finals.length);
+    const out: AnomalyScore[] = [];
+    if (finals.length > 0)
+      for (const m of snap.values()) {
+        const mine = finals.filter((w) => w.resolution === m.spec.resolution);
+        if (mine.length === 0) continue;
+        this.registry.acquire(m);
+        try {
+          for (let i = 0; i < mine.length; i += this.maxBatch)
+            await this.scoreBatch(m, mine.slice(i, i + this.maxBatch), out);
+        } finally {
+          this.registry.release(m);
+        }
+      }
+    if (out.length > 0) await this.sink.deliver(out);
+    for (const r of records) this.advance(r.partition, r.offset + 1n);
+    return out;
   }
 
-  /** Takes rows in (partition order), scores what they complete, delivers. Call under {@link locked}. */
-  async ingest(rows: readonly RowIn[], now = Date.now()): Promise<AnomalyScore[]> {
-    const snap = this.refreshNeeds();
-    const ready: WindowRows[] = [];
-    for (const r of rows) {
-      for (const w of this.assembler.add(r.partition, r.offset, r.row, now)) ready.push(w);
-      const next = r.offset + 1n;
-      if ((this.consumed.get(r.partition) ?? -1n) < next) this.consumed.set(r.partition, next);
-    }
-    this.metrics?.rows.inc(rows.length);
-    return this.scoreAndDeliver(snap, ready);
+  /**
+   * Marks the partition read up to `next` (exclusive) with nothing to deliver: records that are not window records.
+   * Call under {@link locked}, after the scores of every record before them are delivered.
+   */
+  advance(partition: number, next: bigint): void {
+    if ((this.consumed.get(partition) ?? -1n) < next) this.consumed.set(partition, next);
   }
 
-  /** Lets go of windows that waited too long (all of them with `all`), scores and delivers. Under {@link locked}. */
-  async expire(now = Date.now(), all = false): Promise<AnomalyScore[]> {
-    const snap = this.refreshNeeds();
-    return this.scoreAndDeliver(snap, this.assembler.expire(now, all));
-  }
-
-  /** Offset safe to commit for the partition after the last delivery; null if nothing was read. */
+  /** Offset safe to commit for the partition: after the last record whose scores are out; null if none. */
   commitOffset(partition: number): bigint | null {
-    const pinned = this.assembler.pinnedOffset(partition);
-    const c = this.consumed.get(partition) ?? null;
-    if (pinned !== null && (c === null || pinned < c)) return pinned;
-    return c;
+    return this.consumed.get(partition) ?? null;
   }
 
   partitions(): number[] {
     return [...this.consumed.keys()];
   }
 
+  /** Forgets a revoked partition (its next owner re-reads from the committed offset). */
   dropPartition(partition: number): void {
-    this.assembler.dropPartition(partition);
     this.consumed.delete(partition);
   }
 
-  private async scoreAndDeliver(snap: ReadonlyMap<string, ActiveModel>, ready: WindowRows[]): Promise<AnomalyScore[]> {
-    this.metrics?.waiting.set(this.assembler.waiting);
-    if (ready.length === 0) return [];
-    const out: AnomalyScore[] = [];
-    for (const m of snap.values()) {
-      const mine = ready.filter((w) => w.resolution === m.spec.resolution);
-      if (mine.length === 0) continue;
-      this.registry.acquire(m);
-      try {
-        for (let i = 0; i < mine.length; i += this.maxBatch)
-          await this.scoreBatch(m, mine.slice(i, i + this.maxBatch), out);
-      } finally {
-        this.registry.release(m);
-      }
-    }
-    if (out.length > 0) await this.sink.deliver(out);
-    return out;
+  private featuresOf(m: ActiveModel): CompiledFeatures {
+    let c = this.compiled.get(m);
+    if (!c) this.compiled.set(m, (c = compileFeatures(m.spec.features)));
+    return c;
   }
 
-  private async scoreBatch(m: ActiveModel, ws: WindowRows[], out: AnomalyScore[]): Promise<void> {
-    const width = m.spec.features.length;
+  private async scoreBatch(m: ActiveModel, ws: readonly WindowRecord[], out: AnomalyScore[]): Promise<void> {
+    const compiled = this.featuresOf(m);
+    const width = compiled.length;
     const buf = new Float32Array(ws.length * width);
-    const used: WindowRows[] = [];
+    const used: WindowRecord[] = [];
     for (const w of ws) {
-      if (fillVector(w, m.spec.features, buf, used.length * width)) used.push(w);
-      else this.metrics?.unscored.inc({ model: m.name, reason: 'incomplete' });
+      const problem = fillVector(w, compiled, buf, used.length * width);
+      if (problem === null) used.push(w);
+      else this.metrics?.unscorable.inc({ model: m.name, reason: problem });
     }
     if (used.length === 0) return;
     let scores: Float32Array | null = null;
@@ -152,6 +142,7 @@ export class Scorer {
       }
     }
     const { threshold, higherIsAnomalous, version } = m.spec;
+    let scored = 0;
     for (let i = 0; i < used.length; i++) {
       const w = used[i]!;
       const score = scores[i]!;
@@ -168,10 +159,11 @@ export class Scorer {
         modelVersion: version,
         score,
         anomalous,
-        features: featureObject(w, m.spec.features),
+        features: featureObject(w, m.spec.features, compiled),
       });
+      scored++;
       if (anomalous) this.metrics?.anomalies.inc({ model: m.name });
     }
-    this.metrics?.scores.inc({ model: m.name, version }, used.length);
+    this.metrics?.scores.inc({ model: m.name, version }, scored);
   }
 }

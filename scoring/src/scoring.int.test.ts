@@ -1,15 +1,16 @@
 /**
- * The scoring service against the real Kafka and Cassandra (compose launcher) with really exported models:
- * the default model's precision/recall on the simulator's injected anomalies, a swap under load with every window
- * scored exactly once, and bad files rejected while the old model keeps serving.
+ * The scoring service against the real Kafka and Cassandra (compose launcher) with really exported models, fed window
+ * records: the default model's precision/recall on the simulator's injected anomalies, a swap under load with every
+ * window scored exactly once, bad files rejected while the old model keeps serving, and records that are not window
+ * records (or cannot be scored) passed over, counted and committed, with nothing scored twice across a restart.
  */
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import { Keyspace } from '@fleetpulse/contracts';
 import { cassandraContactPoint, kafkaBrokers } from '@fleetpulse/compose';
-import type { Admin, Consumer, Producer } from 'kafkajs';
+import type { Admin, Consumer, Message, Producer } from 'kafkajs';
 import {
   connectedCassandra,
   createTestTopic,
@@ -17,7 +18,7 @@ import {
   testGroupId,
   uniqueName,
 } from '@fleetpulse/compose/dist/testing/helpers';
-import { loadConfig } from './config';
+import { loadConfig, type ScoringConfig } from './config';
 import { startScoring, type RunningScoring } from './service';
 import { overlappingTruth, simulateAggregates, truthByDevice } from './sim-data';
 
@@ -40,16 +41,21 @@ afterAll(async () => {
 
 interface Harness {
   service: RunningScoring;
+  config: ScoringConfig;
   dir: string;
   source: string;
   scores: AnomalyScore[];
   /** Wall-clock arrival (ms) of each score, same index. */
   arrivals: number[];
+  /** The service's log lines (every service started by `restart` too). */
+  logs: string[];
   reader: Consumer;
+  /** Stops the service and starts another on the same config: same group, topics and models. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
-async function harness(setup: (dir: string) => void): Promise<Harness> {
+async function harness(setup: (dir: string) => void, env: Record<string, string> = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'scoring-it-'));
   setup(dir);
   const source = await createTestTopic(admin, { partitions: 3 });
@@ -63,12 +69,11 @@ async function harness(setup: (dir: string) => void): Promise<Harness> {
     FLEETPULSE_SCORING_SCORES_TOPIC: sink,
     FLEETPULSE_SCORING_PORT: '0',
     FLEETPULSE_SCORING_HOST: '127.0.0.1',
-    FLEETPULSE_SCORING_MAX_WAIT_MS: '1000',
-    FLEETPULSE_SCORING_TICK_MS: '100',
     FLEETPULSE_SCORING_SETTLE_MS: '50',
     FLEETPULSE_SCORING_SESSION_TIMEOUT_MS: '10000',
+    ...env,
   });
-  const service = await startScoring(config, () => undefined);
+  const logs: string[] = [];
   const scores: AnomalyScore[] = [];
   const arrivals: number[] = [];
   const reader = kafka.consumer({ groupId: testGroupId() });
@@ -80,34 +85,40 @@ async function harness(setup: (dir: string) => void): Promise<Harness> {
       arrivals.push(Date.now());
     },
   });
-  return {
-    service,
+  const h: Harness = {
+    service: await startScoring(config, (l) => logs.push(l)),
+    config,
     dir,
     source,
     scores,
     arrivals,
+    logs,
     reader,
+    restart: async () => {
+      await h.service.close();
+      h.service = await startScoring(config, (l) => logs.push(l));
+    },
     close: async () => {
       await reader.disconnect();
-      await service.close();
+      await h.service.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return h;
 }
 
-async function publish(topic: string, rows: readonly AggregateRow[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += 2000)
+async function publish(topic: string, records: readonly WindowRecord[]): Promise<void> {
+  for (let i = 0; i < records.length; i += 2000)
     await producer.send({
       topic,
-      messages: rows.slice(i, i + 2000).map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
+      messages: records.slice(i, i + 2000).map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
     });
 }
 
-/** (device, windowStart) of every window with all four metrics: what the default model scores. */
-function completeWindows(rows: readonly AggregateRow[]): Set<string> {
-  const n = new Map<string, number>();
-  for (const r of rows) n.set(`${r.deviceId}|${r.windowStart}`, (n.get(`${r.deviceId}|${r.windowStart}`) ?? 0) + 1);
-  return new Set([...n].filter(([, c]) => c === 4).map(([k]) => k));
+/** (device, windowStart) of every window record with all four metrics: what the default model scores. */
+function completeWindows(records: readonly WindowRecord[]): Set<string> {
+  const all = ['temp', 'humidity', 'vib', 'volt'];
+  return new Set(records.filter((r) => all.every((m) => m in r.metrics)).map((r) => `${r.deviceId}|${r.windowStart}`));
 }
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -131,14 +142,14 @@ test('the default model finds the injected anomalies (precision/recall on held-o
   const prefix = `${uniqueName('pr')}-`;
   // Another seed than the training data's, so these windows were never seen in training.
   const sim = simulateAggregates({ devices: 40, durationMs: 3_600_000, seed: 1234, devicePrefix: prefix });
-  const expected = completeWindows(sim.rows);
+  const expected = completeWindows(sim.records);
   const h = await harness((dir) => {
     copyFileSync(join(models, 'iforest.onnx'), join(dir, 'iforest.onnx'));
     copyFileSync(join(models, 'iforest.json'), join(dir, 'iforest.json'));
   });
   try {
     expect(h.service.models().map((m) => [m.name, m.active?.version])).toEqual([['iforest', '1']]);
-    await publish(h.source, sim.rows);
+    await publish(h.source, sim.records);
     await until(() => h.scores.length >= expected.size, 90_000, `${expected.size} scores`);
     await sleep(1500);
     const counts = countBy(h.scores);
@@ -203,8 +214,8 @@ test('a swap under load loses and repeats no score; bad files are rejected while
   const prefix = `${uniqueName('sw')}-`;
   const sim = simulateAggregates({ devices: 30, durationMs: 40 * 60_000, seed: 99, devicePrefix: prefix });
   // Published window by window (in event time), as the stream processor would.
-  const starts = [...new Set(sim.rows.map((r) => r.windowStart))].sort((a, b) => a - b);
-  const expected = completeWindows(sim.rows);
+  const starts = [...new Set(sim.records.map((r) => r.windowStart))].sort((a, b) => a - b);
+  const expected = completeWindows(sim.records);
   const v2 = readFileSync(join(fixtures, 'iforest-v2.onnx'));
   const h = await harness((dir) => copyFileSync(join(models, 'iforest.onnx'), join(dir, 'iforest.onnx')));
   const status = () => h.service.models().find((m) => m.name === 'iforest')!;
@@ -220,7 +231,7 @@ test('a swap under load loses and repeats no score; bad files are rejected while
       const ws = starts[i]!;
       await publish(
         h.source,
-        sim.rows.filter((r) => r.windowStart === ws),
+        sim.records.filter((r) => r.windowStart === ws),
       );
       if (i === Math.floor(starts.length / 2)) {
         renamedAt = Date.now();
@@ -292,11 +303,11 @@ test('a swap under load loses and repeats no score; bad files are rejected while
       expect(status().active?.version).toBe('2');
       // The old model still scores new windows.
       const ws = starts.at(-1)! + (++extra + 10) * 10_000;
-      const rows = sim.rows
+      const records = sim.records
         .filter((r) => r.windowStart === starts[0])
         .map((r) => ({ ...r, windowStart: ws, windowEnd: ws + 10_000 }));
-      await publish(h.source, rows);
-      const devices = new Set(rows.map((r) => r.deviceId)).size;
+      await publish(h.source, records);
+      const devices = completeWindows(records).size;
       await until(() => h.scores.length >= before + devices, 20_000, `scores after ${what}`);
       expect(h.scores.slice(before).every((s) => s.modelVersion === '2' && s.windowStart === ws)).toBe(true);
     }
@@ -304,6 +315,119 @@ test('a swap under load loses and repeats no score; bad files are rejected while
     expect(reasons).toMatch(/not a readable ONNX|could not load/);
   } finally {
     await load.catch(() => undefined);
+    await h.close();
+  }
+});
+
+/** Committed offset of the group per partition (-1 when none) next to the partition's end. */
+async function positions(topic: string, groupId: string): Promise<{ committed: string[]; ends: string[] }> {
+  const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  const ends = await admin.fetchTopicOffsets(topic);
+  const byPartition = (l: { partition: number; offset: string }[]) =>
+    [...l].sort((a, b) => a.partition - b.partition).map((o) => o.offset);
+  return { committed: byPartition(committed!.partitions), ends: byPartition(ends) };
+}
+
+async function metricsText(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+const sample = (text: string, name: string, labels: string): number =>
+  Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 'NaN');
+
+test('records that are not window records, not final or lacking a metric are passed over, counted and committed; a restart scores nothing twice', async () => {
+  const prefix = `${uniqueName('bad')}-`;
+  const sim = simulateAggregates({ devices: 6, durationMs: 5 * 60_000, seed: 31, devicePrefix: prefix });
+  const complete = sim.records.filter((r) => completeWindows([r]).size === 1);
+  const byDevice = new Map<string, WindowRecord[]>();
+  for (const r of complete) byDevice.set(r.deviceId, [...(byDevice.get(r.deviceId) ?? []), r]);
+  const devices = [...byDevice.keys()];
+  expect(devices).toHaveLength(6);
+  const h = await harness(
+    (dir) => {
+      copyFileSync(join(models, 'iforest.onnx'), join(dir, 'iforest.onnx'));
+      copyFileSync(join(models, 'iforest.json'), join(dir, 'iforest.json'));
+    },
+    // v1 settings: the service still starts, and says they are ignored.
+    { FLEETPULSE_SCORING_MAX_WAIT_MS: '1000', FLEETPULSE_SCORING_TICK_MS: '100' },
+  );
+  try {
+    expect(h.logs).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^FLEETPULSE_SCORING_MAX_WAIT_MS is ignored/),
+        expect.stringMatching(/^FLEETPULSE_SCORING_TICK_MS is ignored/),
+      ]),
+    );
+    // Per device, in one partition (devices i and i+3 share partition i): bad records before, between and after two
+    // scorable ones. Offsets within a device's eight: 0, 2, 3 and 7 are not window records.
+    const scored: WindowRecord[] = [];
+    const messages: (Message & { partition: number })[] = [];
+    const badAt: string[] = [];
+    for (const [i, d] of devices.entries()) {
+      const partition = i % 3;
+      const base = Math.floor(i / 3) * 8;
+      for (const k of [0, 2, 3, 7]) badAt.push(`${partition}@${base + k}`);
+      const [a, b, c] = byDevice.get(d)!;
+      const { vib: _vib, ...noVib } = c!.metrics;
+      const v1Row = { deviceId: d, metric: 'temp', resolution: '10s', windowStart: a!.windowStart, ...a!.metrics.temp };
+      scored.push(a!, b!);
+      const values = [
+        Buffer.from([0xff, 0xfe, 0x7b]),
+        JSON.stringify(a),
+        JSON.stringify(v1Row),
+        null,
+        JSON.stringify({ ...c, final: false }),
+        JSON.stringify({ ...c, metrics: noVib }),
+        JSON.stringify(b),
+        '{"deviceId":',
+      ];
+      for (const value of values) messages.push({ key: d, value, partition });
+    }
+    await producer.send({ topic: h.source, messages });
+    const want = new Set(scored.map((r) => `${r.deviceId}|${r.windowStart}|iforest`));
+    await until(() => h.scores.length >= want.size, 30_000, `${want.size} scores`);
+    // Everything read is committed, up to the end of each partition, trailing bad records included.
+    let pos = await positions(h.source, h.config.groupId);
+    for (const end = Date.now() + 15_000; pos.committed.join() !== pos.ends.join() && Date.now() < end;) {
+      await sleep(200);
+      pos = await positions(h.source, h.config.groupId);
+    }
+    expect(pos.committed).toEqual(pos.ends);
+    expect(pos.ends.reduce((n, o) => n + Number(o), 0)).toBe(messages.length);
+    await sleep(1000);
+    expect([...countBy(h.scores)].sort()).toEqual([...want].sort().map((k) => [k, 1]));
+
+    const text = await metricsText(h.service.port);
+    expect(sample(text, 'scoring_records_invalid_total', 'reason="not-json"')).toBe(12);
+    expect(sample(text, 'scoring_records_invalid_total', 'reason="not-a-window-record"')).toBe(6);
+    expect(sample(text, 'scoring_records_invalid_total', 'reason="empty"')).toBe(6);
+    expect(sample(text, 'scoring_window_records_total', 'final="false"')).toBe(6);
+    expect(sample(text, 'scoring_window_records_total', 'final="true"')).toBe(18);
+    expect(sample(text, 'scoring_windows_unscorable_total', 'model="iforest",reason="missing-metric"')).toBe(6);
+    // Each bad record is logged where it is: topic[partition]@offset and why.
+    const skipped = h.logs.filter((l) => l.startsWith(`skipping ${h.source}[`));
+    const at = (l: string) => /\[(\d+)\]@(\d+):/.exec(l)!.slice(1, 3).join('@');
+    expect(skipped.map(at).sort()).toEqual([...badAt].sort());
+    expect(skipped.filter((l) => /: not a window record: a v1 aggregate row/.test(l)).map(at)).toEqual(
+      expect.arrayContaining(['0@2', '0@10', '1@2', '1@10', '2@2', '2@10']),
+    );
+
+    // A restart on the same group re-reads nothing that was committed: only new records get scores.
+    await h.restart();
+    const before = h.scores.length;
+    const next = devices.map((d) => byDevice.get(d)![3]!);
+    await publish(h.source, next);
+    await until(() => h.scores.length >= before + next.length, 30_000, 'scores after the restart');
+    await sleep(1500);
+    expect(
+      h.scores
+        .slice(before)
+        .map((s) => `${s.deviceId}|${s.windowStart}`)
+        .sort(),
+    ).toEqual(next.map((r) => `${r.deviceId}|${r.windowStart}`).sort());
+  } finally {
     await h.close();
   }
 });

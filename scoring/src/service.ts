@@ -1,18 +1,20 @@
 /**
- * The scoring service: metrics.aggregates (group fleetpulse-scoring, autoCommit off) -> Scorer -> anomaly.scores
- * (+ Cassandra), with the model folder watched and /healthz, /readyz, /metrics, /api/models on one port.
- * Offsets are committed only after the scores they imply are out; a window still waiting for features pins the
- * offset of its first row. A crash re-reads from there (at-least-once); a model swap never loses or repeats a score.
+ * The scoring service: window records from metrics.aggregates (group fleetpulse-scoring, autoCommit off) -> Scorer ->
+ * anomaly.scores (+ Cassandra), with the model folder watched and /healthz, /readyz, /metrics, /api/models on one
+ * port. A batch's offsets are committed only after the scores it implies are out; a crash re-reads from there
+ * (at-least-once); a model swap never loses or repeats a score. A record that is not a window record is counted,
+ * logged with its topic, partition and offset, and passed over.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { AnomalyScore } from '@fleetpulse/contracts';
 import { Client } from 'cassandra-driver';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from 'kafkajs';
 import type { ScoringConfig } from './config';
 import { ScoringMetrics } from './metrics';
 import { ModelRegistry, type ModelStatus } from './models';
-import { Scorer, type RowIn, type ScoreSink } from './scorer';
+import { InvalidRecord, parseWindowRecord } from './features';
+import { Scorer, type RecordIn, type ScoreSink } from './scorer';
 import { SessionHost } from './session-host';
 import { AnomalyStore } from './store';
 import { FolderWatcher } from './watcher';
@@ -27,17 +29,8 @@ export interface RunningScoring {
   close(): Promise<void>;
 }
 
-function parseRow(v: Buffer | null): AggregateRow | null {
-  if (!v) return null;
-  try {
-    const r = JSON.parse(v.toString('utf8')) as Partial<AggregateRow>;
-    if (typeof r.deviceId !== 'string' || typeof r.metric !== 'string' || typeof r.resolution !== 'string') return null;
-    if (typeof r.windowStart !== 'number') return null;
-    return r as AggregateRow;
-  } catch {
-    return null;
-  }
-}
+/** Unreadable records logged one by one per batch; the rest of the batch's are summed up in one line. */
+const InvalidLoggedPerBatch = 10;
 
 export async function startScoring(
   config: ScoringConfig,
@@ -107,12 +100,8 @@ export async function startScoring(
       if (store && anomalous.length > 0) await store.writeAll(anomalous);
     },
   };
-  const scorer = new Scorer(registry, sink, {
-    maxBatch: config.maxBatch,
-    maxWaitMs: config.maxWaitMs,
-    log,
-    metrics,
-  });
+  const scorer = new Scorer(registry, sink, { maxBatch: config.maxBatch, log, metrics });
+  for (const line of config.ignored) log(line);
 
   const committed = new Map<number, bigint>();
   const commit = async (partitions: Iterable<number>) => {
@@ -209,20 +198,32 @@ export async function startScoring(
     partitionsConsumedConcurrently: 1,
     eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
       if (!isRunning() || isStale()) return;
+      const last = batch.messages.at(-1);
+      if (!last) return;
       const t0 = performance.now();
-      const rows: RowIn[] = [];
+      const records: RecordIn[] = [];
+      const invalid: string[] = [];
       for (const m of batch.messages) {
-        const row = parseRow(m.value);
-        if (row) rows.push({ partition: batch.partition, offset: BigInt(m.offset), row });
-        else log(`skipping unreadable record ${batch.topic}[${batch.partition}]@${m.offset}`);
-      }
-      await scorer.locked(async () => {
-        await scorer.ingest(rows);
-        // Unreadable records advance the position too.
-        const last = batch.messages.at(-1);
-        if (last && rows.length < batch.messages.length && rows.at(-1)?.offset !== BigInt(last.offset)) {
-          await scorer.ingest([]);
+        try {
+          records.push({ partition: batch.partition, offset: BigInt(m.offset), record: parseWindowRecord(m.value) });
+        } catch (e) {
+          if (!(e instanceof InvalidRecord)) throw e;
+          metrics.invalid.inc({ reason: e.reason });
+          if (invalid.length < InvalidLoggedPerBatch)
+            log(`skipping ${batch.topic}[${batch.partition}]@${m.offset}: not a window record: ${e.message}`);
+          invalid.push(m.offset);
         }
+      }
+      if (invalid.length > InvalidLoggedPerBatch)
+        log(
+          `skipping ${invalid.length - InvalidLoggedPerBatch} more records of ${batch.topic}[${batch.partition}] ` +
+            `that are not window records, up to @${invalid.at(-1)}`,
+        );
+      await scorer.locked(async () => {
+        await scorer.ingest(records);
+        // Records that are not window records (and non-final ones) move the position too, once the scores of every
+        // record before them are out.
+        scorer.advance(batch.partition, BigInt(last.offset) + 1n);
         await commit([batch.partition]);
       });
       metrics.batchSeconds.observe((performance.now() - t0) / 1000);
@@ -230,14 +231,6 @@ export async function startScoring(
     },
   });
   consuming = true;
-  const tick = setInterval(() => {
-    void scorer
-      .locked(async () => {
-        await scorer.expire();
-        await commit(scorer.partitions());
-      })
-      .catch((e: unknown) => log(`tick: ${e instanceof Error ? e.message : String(e)}`));
-  }, config.tickMs);
   log(`consuming ${config.sourceTopic} as ${config.groupId}; scores to ${config.scoresTopic}; http on :${port}`);
 
   return {
@@ -249,10 +242,8 @@ export async function startScoring(
     models: () => registry.status(),
     close: async () => {
       closing = true;
-      clearInterval(tick);
       watcher.close();
       await consumer.stop();
-      // Windows still waiting stay uncommitted: the next run re-reads them.
       await consumer.disconnect();
       await producer.disconnect();
       store?.stop();

@@ -1,15 +1,15 @@
 /**
- * Simulator fleet -> window rows, in-process: the same aggregates the stream processor would publish, without Kafka.
- * Used to make training data (tools/make-training-data.ts), by the integration tests (to publish realistic
- * metrics.aggregates and check scores against the ground truth) and by the benchmark.
+ * Simulator fleet -> window records, in-process: the same records the stream processor would publish on
+ * metrics.aggregates, without Kafka. Used to make training data (tools/make-training-data.ts), by the integration
+ * tests (to publish realistic metrics.aggregates and check scores against the ground truth) and by the benchmark.
  */
-import type { AggregateRow } from '@fleetpulse/contracts';
+import type { AggregateRow, MetricStats, WindowRecord } from '@fleetpulse/contracts';
 import { createFleet, type AnomalyTruth } from '@fleetpulse/simulator';
 import { WindowAggregator } from '@fleetpulse/stream-processor';
 
 export interface SimulatedAggregates {
-  /** Rows of closed windows at `resolution`, in the order the aggregator closed them. */
-  rows: AggregateRow[];
+  /** One final record per closed window at `resolution`, in the order the aggregator closed them. */
+  records: WindowRecord[];
   truth: AnomalyTruth[];
   deviceIds: readonly string[];
 }
@@ -27,6 +27,28 @@ export interface SimulateOptions {
   anomalyRate?: number;
 }
 
+/**
+ * The window record of one window's per-metric points (v1 aggregate rows, all of one device, resolution and window):
+ * the inverse of contracts' `pointsOf`. Kept here, not in contracts, as only the simulation needs it.
+ */
+export function windowRecordOf(points: readonly AggregateRow[], final = true): WindowRecord {
+  const p0 = points[0];
+  if (!p0) throw new RangeError('a window record needs at least one metric');
+  const metrics: Record<string, MetricStats> = {};
+  for (const { deviceId, metric, resolution, windowStart, windowEnd, ...stats } of points) {
+    if (
+      deviceId !== p0.deviceId ||
+      resolution !== p0.resolution ||
+      windowStart !== p0.windowStart ||
+      windowEnd !== p0.windowEnd
+    )
+      throw new RangeError(`${metric} of ${deviceId} ${resolution}@${windowStart} is not in the first point's window`);
+    metrics[metric] = stats;
+  }
+  const { deviceId, resolution, windowStart, windowEnd } = p0;
+  return { deviceId, resolution, windowStart, windowEnd, final, metrics };
+}
+
 /** Runs the fleet in historic mode and folds every event through a WindowAggregator (one partition). */
 export function simulateAggregates(o: SimulateOptions): SimulatedAggregates {
   const resolution = o.resolution ?? '10s';
@@ -40,9 +62,9 @@ export function simulateAggregates(o: SimulateOptions): SimulatedAggregates {
   });
   const agg = new WindowAggregator({ resolutions: [resolution] });
   agg.assignPartition(0);
-  const rows: AggregateRow[] = [];
+  const records: WindowRecord[] = [];
   const take = (): void => {
-    for (const w of agg.drain().windows) for (const r of w.rows) rows.push(r);
+    for (const w of agg.drain().windows) if (w.rows.length > 0) records.push(windowRecordOf(w.rows));
   };
   let offset = 0;
   for (const batch of fleet.batches()) {
@@ -53,7 +75,7 @@ export function simulateAggregates(o: SimulateOptions): SimulatedAggregates {
   }
   agg.flush(0);
   take();
-  return { rows, truth: fleet.groundTruth(), deviceIds: fleet.deviceIds };
+  return { records, truth: fleet.groundTruth(), deviceIds: fleet.deviceIds };
 }
 
 /** The anomalies of a device overlapping `[windowStart, windowEnd)`. */

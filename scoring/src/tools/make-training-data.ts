@@ -31,29 +31,28 @@ async function main(): Promise<void> {
     resolution: values.resolution,
   });
   const byDevice = truthByDevice(sim.truth);
-  // Group rows per (device, window); a window lacking a metric leaves its columns empty.
-  const windows = new Map<string, { deviceId: string; start: number; end: number; stats: Map<string, number> }>();
-  for (const r of sim.rows) {
-    const k = `${r.deviceId}|${r.windowStart}`;
-    let w = windows.get(k);
-    if (!w) windows.set(k, (w = { deviceId: r.deviceId, start: r.windowStart, end: r.windowEnd, stats: new Map() }));
-    for (const s of Stats) w.stats.set(`${r.metric}.${s}`, r[s]);
-  }
+  // One line per window record; a metric the window lacks leaves its columns empty.
+  const windows = [...sim.records].sort(
+    (a, b) => a.windowStart - b.windowStart || (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0),
+  );
   const columns = MetricNames.flatMap((m) => Stats.map((s) => `${m}.${s}`));
   const out = createWriteStream(values.out);
   out.write(['deviceId', 'windowStart', 'label', 'kind', ...columns].join(',') + '\n');
   let positives = 0;
-  for (const w of [...windows.values()].sort((a, b) => a.start - b.start || (a.deviceId < b.deviceId ? -1 : 1))) {
-    const hits = overlappingTruth(byDevice, w.deviceId, w.start, w.end);
+  for (const w of windows) {
+    const hits = overlappingTruth(byDevice, w.deviceId, w.windowStart, w.windowEnd);
     if (hits.length > 0) positives++;
-    const line = [w.deviceId, w.start, hits.length > 0 ? 1 : 0, hits.map((h) => h.kind).join('+')];
-    for (const c of columns) line.push(w.stats.get(c) ?? '');
+    const line = [w.deviceId, w.windowStart, hits.length > 0 ? 1 : 0, hits.map((h) => h.kind).join('+')];
+    for (const m of MetricNames) {
+      const stats = Object.prototype.hasOwnProperty.call(w.metrics, m) ? w.metrics[m] : undefined;
+      for (const st of Stats) line.push(stats?.[st] ?? '');
+    }
     if (!out.write(line.join(',') + '\n')) await once(out, 'drain');
   }
   out.end();
   await once(out, 'finish');
   process.stderr.write(
-    `make-training-data: ${windows.size} windows (${positives} anomalous) from ${sim.rows.length} rows, ` +
+    `make-training-data: ${windows.length} window records (${positives} anomalous), ` +
       `${sim.truth.length} anomalies, in ${Date.now() - t0} ms -> ${values.out}\n`,
   );
 }
