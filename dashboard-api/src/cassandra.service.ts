@@ -47,7 +47,12 @@ export class CassandraService implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  async execute(query: string, params: unknown[], options: { fetchSize?: number } = {}): Promise<types.ResultSet> {
+  /** `fetchSize`: rows per page (rs.rows is the first); `pageState`: a previous result's, to read its next page. */
+  async execute(
+    query: string,
+    params: unknown[],
+    options: { fetchSize?: number; pageState?: string } = {},
+  ): Promise<types.ResultSet> {
     if (!this.connected) throw new StorageUnavailable(`Cassandra unavailable: ${this.lastError}`);
     try {
       return await this.client.execute(query, params, { prepare: true, ...options });

@@ -1,5 +1,5 @@
-import type { AggregateRow } from '@fleetpulse/contracts';
 import { Coalescer, type CoalescerClock, type DeviceUpdate } from './coalescer';
+import { windowRecord } from './testing';
 
 /** A hand-driven clock: time moves only when the test says, immediates run on `drain()`. */
 class FakeClock implements CoalescerClock {
@@ -32,21 +32,14 @@ class FakeClock implements CoalescerClock {
   }
 }
 
-const row = (deviceId: string, metric: string, windowStart: number, last: number, resolution = '1s'): AggregateRow => ({
-  deviceId,
-  metric,
-  resolution,
-  windowStart,
-  windowEnd: windowStart + 1000,
-  count: 1,
-  sum: last,
-  min: last,
-  max: last,
-  mean: last,
-  stddev: 0,
-  first: last,
-  last,
-});
+/** A 1s (or `resolution`) window record of `deviceId` with `temp` (and any `more` metrics) ending on `last`. */
+const rec = (
+  deviceId: string,
+  windowStart: number,
+  last: number,
+  resolution = '1s',
+  more: Record<string, number> = {},
+) => windowRecord(deviceId, windowStart, { temp: last, ...more }, resolution);
 
 function setup(intervalMs = 250) {
   const clock = new FakeClock();
@@ -56,22 +49,22 @@ function setup(intervalMs = 250) {
 }
 
 describe('Coalescer', () => {
-  it('sends a quiet device at once, with the rows of one turn together', () => {
+  it('sends a quiet device at once, with the records of one turn together', () => {
     const { clock, flushes, c } = setup();
-    c.offer(row('a', 'temp', 0, 1));
-    c.offer(row('a', 'vib', 0, 2));
+    c.offer(rec('a', 0, 1));
+    c.offer(rec('a', 0, 2, '10s'));
     expect(flushes).toHaveLength(0);
     clock.drain();
     expect(flushes).toHaveLength(1);
-    expect(flushes[0]!.updates).toEqual([{ deviceId: 'a', rows: [row('a', 'temp', 0, 1), row('a', 'vib', 0, 2)] }]);
+    expect(flushes[0]!.updates).toEqual([{ deviceId: 'a', records: [rec('a', 0, 1), rec('a', 0, 2, '10s')] }]);
   });
 
-  it('limits a fast device to one update per interval, carrying only the latest row of each series', () => {
+  it('limits a fast device to one update per interval, carrying only the latest record of each resolution', () => {
     const { clock, flushes, c } = setup(250);
-    // 1000 rows a second for 2 s, for one series, plus a second series now and then.
+    // 1000 1s records a second for 2 s, plus a 10s record now and then.
     for (let i = 0; i < 2000; i++) {
-      c.offer(row('fast', 'temp', i * 1000, i));
-      if (i % 100 === 0) c.offer(row('fast', 'vib', i * 1000, -i));
+      c.offer(rec('fast', i * 1000, i, '1s', { vib: i / 10 }));
+      if (i % 100 === 0) c.offer(rec('fast', i * 10_000, -i, '10s'));
       clock.advance(1);
     }
     clock.advance(1000);
@@ -80,42 +73,54 @@ describe('Coalescer', () => {
     // At most 4 a second (+1 for the first, immediate one).
     expect(flushes.length).toBeLessThanOrEqual(2 * 4 + 2);
     for (const f of flushes) {
-      const metrics = f.updates[0]!.rows.map((r) => r.metric);
-      expect(new Set(metrics).size).toBe(metrics.length);
+      const resolutions = f.updates[0]!.records.map((r) => r.resolution);
+      expect(new Set(resolutions).size).toBe(resolutions.length);
     }
-    // The last update has the newest values.
-    const lastRows = flushes.at(-1)!.updates[0]!.rows;
-    expect(lastRows.find((r) => r.metric === 'temp')!.last).toBe(1999);
-    expect(lastRows.find((r) => r.metric === 'vib')!.last).toBe(-1900);
+    // The last update has the newest records, whole (every metric of the window).
+    const last = flushes.at(-1)!.updates[0]!.records;
+    expect(last.find((r) => r.resolution === '1s')).toEqual(rec('fast', 1999_000, 1999, '1s', { vib: 199.9 }));
+    expect(last.find((r) => r.resolution === '10s')!.metrics.temp!.last).toBe(-1900);
     expect(c.coalesced).toBeGreaterThan(1900);
     expect(c.pendingDevices).toBe(0);
   });
 
   it('keeps devices independent: one fast device does not delay another', () => {
     const { clock, flushes, c } = setup(250);
-    c.offer(row('fast', 'temp', 0, 0));
+    c.offer(rec('fast', 0, 0));
     clock.drain();
-    c.offer(row('fast', 'temp', 1000, 1));
-    c.offer(row('slow', 'temp', 0, 5));
+    c.offer(rec('fast', 1000, 1));
+    c.offer(rec('slow', 0, 5));
     clock.drain();
     expect(flushes.map((f) => f.updates.map((u) => u.deviceId))).toEqual([['fast'], ['slow']]);
     clock.advance(250);
     expect(flushes.at(-1)!.updates.map((u) => u.deviceId)).toEqual(['fast']);
   });
 
-  it('never moves a series backwards (a replayed older window is ignored)', () => {
+  it('never moves a resolution backwards (a replayed older window is ignored)', () => {
     const { clock, flushes, c } = setup(250);
-    c.offer(row('a', 'temp', 0, 0));
+    c.offer(rec('a', 0, 0));
     clock.drain();
-    c.offer(row('a', 'temp', 5000, 5));
-    c.offer(row('a', 'temp', 1000, 1));
+    c.offer(rec('a', 5000, 5));
+    c.offer(rec('a', 1000, 1));
     clock.advance(300);
-    expect(flushes.at(-1)!.updates[0]!.rows.map((r) => r.last)).toEqual([5]);
+    expect(flushes.at(-1)!.updates[0]!.records.map((r) => [r.windowStart, r.metrics.temp!.last])).toEqual([[5000, 5]]);
   });
 
-  it('holds one row per series however many arrive (memory does not grow with rate)', () => {
+  it('replaces a pending record of the same window by the one that arrives later', () => {
+    const { clock, flushes, c } = setup(250);
+    c.offer(rec('a', 0, 0));
+    clock.drain();
+    c.offer(rec('a', 1000, 1));
+    c.offer(rec('a', 1000, 2, '1s', { vib: 3 }));
+    clock.advance(300);
+    expect(flushes.at(-1)!.updates[0]!.records).toEqual([rec('a', 1000, 2, '1s', { vib: 3 })]);
+  });
+
+  it('holds one record per device and resolution however many arrive (memory does not grow with rate)', () => {
     const { c } = setup(250);
-    for (let i = 0; i < 100_000; i++) c.offer(row(`d${i % 10}`, 'temp', i, i));
+    for (let i = 0; i < 100_000; i++) c.offer(rec(`d${i % 10}`, i * 1000, i));
     expect(c.pendingDevices).toBe(10);
+    const pending = (c as unknown as { pending: Map<string, Map<string, unknown>> }).pending;
+    expect([...pending.values()].map((m) => m.size)).toEqual(Array(10).fill(1));
   });
 });

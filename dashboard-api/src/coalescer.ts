@@ -1,9 +1,9 @@
-import type { AggregateRow } from '@fleetpulse/contracts';
+import type { WindowRecord } from '@fleetpulse/contracts';
 
 export interface DeviceUpdate {
   deviceId: string;
-  /** The latest row of each series (metric, resolution) that changed since the device's previous update. */
-  rows: AggregateRow[];
+  /** The latest window record of each resolution that changed since the device's previous update. */
+  records: WindowRecord[];
 }
 
 export interface CoalescerClock {
@@ -22,16 +22,18 @@ const realClock: CoalescerClock = {
 
 /**
  * Per-device rate limit with coalescing for the live streams: a device is flushed at most once per `intervalMs`
- * (1000 / FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC), carrying only the latest row of each of its series.
+ * (1000 / FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC), carrying only the latest window record of each of its resolutions
+ * (a v2 record holds every metric of its window, so the latest record is the device's latest values).
  *
- * A device that was quiet for an interval is flushed at once (on the next turn of the event loop, so the rows of one
- * Kafka batch, e.g. the metrics of one window, go out together): the limit costs no latency at ordinary rates. A
- * device that sends faster waits until `lastFlush + intervalMs`, and what arrived meanwhile replaces what was
- * pending, so memory is one row per series however fast data comes. Since every device waits the same interval,
+ * A device that was quiet for an interval is flushed at once (on the next turn of the event loop, so the records of
+ * one Kafka batch, e.g. the 1s and 10s windows closing together, go out together): the limit costs no latency at
+ * ordinary rates. A device that sends faster waits until `lastFlush + intervalMs`, and what arrived meanwhile
+ * replaces what was pending, so memory is one record per resolution however fast data comes. Since every device waits the same interval,
  * devices wait in a FIFO whose head is always the next due: one timer serves them all.
  */
 export class Coalescer {
-  private pending = new Map<string, Map<string, AggregateRow>>();
+  /** deviceId -> resolution -> the latest record not yet sent. */
+  private pending = new Map<string, Map<string, WindowRecord>>();
   private readonly lastFlush = new Map<string, number>();
   private readonly readyNow = new Set<string>();
   private immediateScheduled = false;
@@ -41,7 +43,7 @@ export class Coalescer {
   private timer: NodeJS.Timeout | undefined;
   private offers = 0;
   private stopped = false;
-  /** Rows replaced by a newer row of their series before they were sent. */
+  /** Records replaced by a newer record of their device and resolution (or refused as older) before a flush. */
   coalesced = 0;
 
   constructor(
@@ -50,20 +52,19 @@ export class Coalescer {
     private readonly clock: CoalescerClock = realClock,
   ) {}
 
-  offer(row: AggregateRow): void {
+  offer(record: WindowRecord): void {
     if (this.stopped) return;
-    const { deviceId } = row;
-    let series = this.pending.get(deviceId);
-    if (!series) this.pending.set(deviceId, (series = new Map()));
-    const key = `${row.metric}\u0000${row.resolution}`;
-    const prev = series.get(key);
+    const { deviceId } = record;
+    let latest = this.pending.get(deviceId);
+    if (!latest) this.pending.set(deviceId, (latest = new Map()));
+    const prev = latest.get(record.resolution);
     // A replay or a late duplicate must not move the live value backwards.
-    if (prev && prev.windowStart > row.windowStart) {
+    if (prev && prev.windowStart > record.windowStart) {
       this.coalesced++;
       return;
     }
     if (prev) this.coalesced++;
-    series.set(key, row);
+    latest.set(record.resolution, record);
     if (this.readyNow.has(deviceId) || this.waitingSet.has(deviceId)) return;
     const now = this.clock.now();
     const last = this.lastFlush.get(deviceId);
@@ -81,7 +82,7 @@ export class Coalescer {
     if (++this.offers % 10_000 === 0) this.prune(now);
   }
 
-  /** Devices with rows waiting to be sent. */
+  /** Devices with records waiting to be sent. */
   get pendingDevices(): number {
     return this.pending.size;
   }
@@ -130,11 +131,11 @@ export class Coalescer {
     const now = this.clock.now();
     const updates: DeviceUpdate[] = [];
     for (const deviceId of ids) {
-      const series = this.pending.get(deviceId);
-      if (!series) continue;
+      const latest = this.pending.get(deviceId);
+      if (!latest) continue;
       this.pending.delete(deviceId);
       this.lastFlush.set(deviceId, now);
-      updates.push({ deviceId, rows: [...series.values()] });
+      updates.push({ deviceId, records: [...latest.values()] });
     }
     if (updates.length > 0) this.flush(updates);
   }

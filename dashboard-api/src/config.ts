@@ -1,6 +1,14 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connectionConfig, connectionEnv, DefaultPorts, envInt, ServiceConfigError } from '@fleetpulse/contracts';
+import {
+  connectionConfig,
+  connectionEnv,
+  DefaultPorts,
+  DefaultStoredResolutions,
+  envInt,
+  parseStoredResolutions,
+  ServiceConfigError,
+} from '@fleetpulse/contracts';
 import { z } from 'zod';
 
 export interface DashboardConfig {
@@ -29,6 +37,11 @@ export interface DashboardConfig {
   uiDir: string;
   /** Health checks give up after this, ms. */
   healthTimeoutMs: number;
+  /**
+   * Resolutions the stream-processor writes to Cassandra (FLEETPULSE_STORED_RESOLUTIONS, as the processor reads it):
+   * REST history of any other resolution answers 400 naming these. Live streams carry every resolution.
+   */
+  storedResolutions: string[];
 }
 
 export class ConfigError extends ServiceConfigError {
@@ -49,6 +62,7 @@ const envSchema = z.object({
   FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG: envInt(1, 1_000_000).default(1000),
   FLEETPULSE_DASHBOARD_UI_DIR: z.string().min(1).optional(),
   FLEETPULSE_HEALTH_TIMEOUT_MS: envInt(100, 60_000).default(2000),
+  FLEETPULSE_STORED_RESOLUTIONS: z.string().default(DefaultStoredResolutions),
 });
 
 /** Parses and validates every variable at once; one ConfigError lists every bad one. Empty strings count as unset. */
@@ -59,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
   const e = parsed.data;
   const problems: string[] = [];
   const connection = connectionConfig(e, problems);
+  const storedResolutions = parseStoredResolutions(e.FLEETPULSE_STORED_RESOLUTIONS, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host: e.FLEETPULSE_DASHBOARD_HOST,
@@ -72,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
     liveMaxAnomalyBacklog: e.FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG,
     uiDir: resolve(e.FLEETPULSE_DASHBOARD_UI_DIR ?? join(__dirname, '..', '..', 'dashboard-ui', 'dist')),
     healthTimeoutMs: e.FLEETPULSE_HEALTH_TIMEOUT_MS,
+    storedResolutions,
   };
 }
 
@@ -97,4 +113,6 @@ Configuration is by environment variable (validated at start-up, all at once):
   FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG   drop anomalies for a socket with more unsent packets than this (default 1000)
   FLEETPULSE_DASHBOARD_UI_DIR           built UI to serve at / (default dashboard-ui/dist)
   FLEETPULSE_HEALTH_TIMEOUT_MS          /readyz checks give up after this (default 2000)
+  FLEETPULSE_STORED_RESOLUTIONS         resolutions the stream-processor stores in Cassandra, as set there (default
+                                        ${DefaultStoredResolutions}); REST history of another one answers 400 (live only)
 `;

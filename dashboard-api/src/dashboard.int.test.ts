@@ -1,17 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
-import { bucketOf, resolutionMs, Topics, type AggregateRow, type AnomalyScore } from '@fleetpulse/contracts';
+import {
+  bucketOf,
+  pointOf,
+  resolutionMs,
+  Topics,
+  type AggregateRow,
+  type AnomalyScore,
+  type WindowRecord,
+} from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Producer } from 'kafkajs';
 import { io, type Socket } from 'socket.io-client';
 import { startDashboard, type RunningDashboard } from './app';
-import { aggregateRow, anomalyScore, collect, testConfig } from './testing';
+import { DashboardMetrics } from './metrics.service';
+import { aggregateRow, anomalyScore, collect, testConfig, windowRecord } from './testing';
 
-// The API against the real Kafka and Cassandra of the launcher: REST on rows written with the stream-processor's
-// CQL, and socket.io clients receiving what is produced to the real topics. Device ids are unique per run.
+// The API against the real Kafka and Cassandra of the launcher: REST on window records written as the
+// stream-processor writes them (fleetpulse.windows), and socket.io clients receiving window records produced to the
+// real topics. Device ids are unique per run. Stored resolutions here: 1s and 10s (60s is live only).
 const run = randomBytes(4).toString('hex');
 const dev = (n: string) => `dash-it-${run}-${n}`;
-// 1s windows straddling an hour boundary: two Cassandra buckets.
+// 1s windows straddling an hour boundary: two Cassandra buckets (t0 .. t0+9s in one, t0+10s .. in the next).
 const t0 = Date.UTC(2031, 4, 6, 9, 59, 50);
 
 let dashboard: RunningDashboard;
@@ -19,39 +29,56 @@ let cassandra: Client;
 let producer: Producer;
 const sockets: Socket[] = [];
 
-async function writeRows(rows: AggregateRow[]): Promise<void> {
+/** Rows of fleetpulse.windows (contracts/cql/003-windows.cql) and the device list, as the processor writes them. */
+async function writeWindows(records: WindowRecord[]): Promise<void> {
   const insert =
-    'INSERT INTO fleetpulse.aggregates (device_id, metric, resolution, bucket, window_start, window_end, count, sum, min, max, mean, stddev, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-  for (const r of rows)
+    'INSERT INTO fleetpulse.windows (device_id, resolution, bucket, window_start, window_end, metrics) VALUES (?, ?, ?, ?, ?, ?)';
+  for (const r of records)
     await cassandra.execute(
       insert,
       [
         r.deviceId,
-        r.metric,
         r.resolution,
         bucketOf(r.windowStart, resolutionMs(r.resolution)),
         r.windowStart,
         r.windowEnd,
-        r.count,
-        r.sum,
-        r.min,
-        r.max,
-        r.mean,
-        r.stddev,
-        r.first,
-        r.last,
+        r.metrics,
       ],
       { prepare: true },
     );
   const touch = 'UPDATE fleetpulse.devices SET last_seen = ?, metrics = metrics + ? WHERE device_id = ?';
-  for (const id of new Set(rows.map((r) => r.deviceId))) {
-    const mine = rows.filter((r) => r.deviceId === id);
+  for (const id of new Set(records.map((r) => r.deviceId))) {
+    const mine = records.filter((r) => r.deviceId === id);
     await cassandra.execute(
       touch,
-      [Math.max(...mine.map((r) => r.windowEnd)), [...new Set(mine.map((r) => r.metric))], id],
+      [Math.max(...mine.map((r) => r.windowEnd)), [...new Set(mine.flatMap((r) => Object.keys(r.metrics)))], id],
       { prepare: true },
     );
   }
+}
+
+/** A v1 row in the old `aggregates` table, which the API must no longer read. */
+async function writeV1Row(r: AggregateRow): Promise<void> {
+  await cassandra.execute(
+    'INSERT INTO fleetpulse.aggregates (device_id, metric, resolution, bucket, window_start, window_end, count, sum, min, max, mean, stddev, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    [
+      r.deviceId,
+      r.metric,
+      r.resolution,
+      bucketOf(r.windowStart, resolutionMs(r.resolution)),
+      r.windowStart,
+      r.windowEnd,
+      r.count,
+      r.sum,
+      r.min,
+      r.max,
+      r.mean,
+      r.stddev,
+      r.first,
+      r.last,
+    ],
+    { prepare: true },
+  );
 }
 
 async function writeAnomaly(s: AnomalyScore): Promise<void> {
@@ -73,7 +100,7 @@ beforeAll(async () => {
   cassandra = await connectedCassandra();
   producer = kafkaClient().producer();
   await producer.connect();
-  dashboard = await startDashboard(testConfig(), { logLevels: ['warn', 'error'] });
+  dashboard = await startDashboard(testConfig({ storedResolutions: ['1s', '10s'] }), { logLevels: ['error'] });
 });
 
 afterEach(() => {
@@ -92,11 +119,23 @@ async function get(path: string): Promise<{ status: number; body: any }> {
   return { status: res.status, body: await res.json() };
 }
 
-describe('REST on real Cassandra rows', () => {
-  const rows = Array.from({ length: 20 }, (_, i) => aggregateRow(dev('a'), 'temp', t0 + i * 1000, 20 + i));
+describe('REST on real Cassandra window records', () => {
+  // 20 1s windows of device a: temp and humidity in each, except window 7, which saw only humidity; vib in window 0.
+  const NoTemp = 7;
+  const records = Array.from({ length: 20 }, (_, i) =>
+    windowRecord(
+      dev('a'),
+      t0 + i * 1000,
+      i === NoTemp ? { humidity: 40 + i } : { temp: 20 + i, humidity: 40 + i, ...(i === 0 ? { vib: 0.1 } : {}) },
+    ),
+  );
+  const temps = records.filter((_, i) => i !== NoTemp).map((r) => pointOf(r, 'temp')!);
+  const range = (from: number, to: number) => `from=${from}&to=${to}`;
 
   beforeAll(async () => {
-    await writeRows([...rows, aggregateRow(dev('a'), 'vib', t0, 0.1), aggregateRow(dev('b'), 'temp', t0, 5, '10s')]);
+    await writeWindows([...records, windowRecord(dev('b'), t0, { temp: 5 }, '10s')]);
+    // The old table holds a temp row where the windows table has none: it must not show up.
+    await writeV1Row(aggregateRow(dev('a'), 'temp', t0 + NoTemp * 1000, 99));
     await writeAnomaly(anomalyScore(dev('a'), t0 + 5000, 0.8));
     await writeAnomaly(anomalyScore(dev('a'), t0 + 15_000, 0.9));
     await writeAnomaly(anomalyScore(dev('b'), t0 + 10_000, 0.7));
@@ -108,30 +147,79 @@ describe('REST on real Cassandra rows', () => {
     expect(body.find((d: { deviceId: string }) => d.deviceId === dev('a'))).toEqual({
       deviceId: dev('a'),
       lastSeen: t0 + 20_000,
-      metrics: ['temp', 'vib'],
+      metrics: ['humidity', 'temp', 'vib'],
     });
   });
 
-  it('returns a series across two buckets, oldest first, equal to what was written', async () => {
+  it('returns a metric as v1 points from the window records, across two buckets, skipping windows without it', async () => {
     const { status, body } = await get(
       `/api/devices/${dev('a')}/metrics/temp?resolution=1s&from=${t0}&to=${new Date(t0 + 60_000).toISOString()}`,
     );
     expect(status).toBe(200);
-    expect(body).toEqual({ deviceId: dev('a'), metric: 'temp', resolution: '1s', points: rows, next: null });
+    expect(body).toEqual({ deviceId: dev('a'), metric: 'temp', resolution: '1s', points: temps, next: null });
+    expect(body.points[0]).toEqual(aggregateRow(dev('a'), 'temp', t0, 20));
+    expect(body.points.map((p: AggregateRow) => p.windowStart)).not.toContain(t0 + NoTemp * 1000);
+    const vib = await get(`/api/devices/${dev('a')}/metrics/vib?resolution=1s&${range(t0, t0 + 60_000)}`);
+    expect(vib.body.points).toEqual([aggregateRow(dev('a'), 'vib', t0, 0.1)]);
+    const none = await get(`/api/devices/${dev('a')}/metrics/volt?resolution=1s&${range(t0, t0 + 60_000)}`);
+    expect(none.body).toEqual({ deviceId: dev('a'), metric: 'volt', resolution: '1s', points: [], next: null });
   });
 
-  it('pages with limit and next', async () => {
+  it('pages a metric with limit and next, over the skipped window', async () => {
     const pages: AggregateRow[][] = [];
     let from: number | null = t0;
     while (from !== null) {
       const { body } = await get(
-        `/api/devices/${dev('a')}/metrics/temp?resolution=1s&from=${from}&to=${t0 + 60_000}&limit=7`,
+        `/api/devices/${dev('a')}/metrics/temp?resolution=1s&${range(from, t0 + 60_000)}&limit=7`,
       );
       pages.push(body.points);
       from = body.next;
     }
-    expect(pages.map((p) => p.length)).toEqual([7, 7, 6]);
-    expect(pages.flat()).toEqual(rows);
+    expect(pages.map((p) => p.length)).toEqual([7, 7, 5]);
+    expect(pages.flat()).toEqual(temps);
+  });
+
+  it('returns the window records, whole and final, oldest first, and pages them', async () => {
+    const { status, body } = await get(`/api/devices/${dev('a')}/windows?resolution=1s&${range(t0, t0 + 60_000)}`);
+    expect(status).toBe(200);
+    expect(body).toEqual({ deviceId: dev('a'), resolution: '1s', windows: records, next: null });
+    const pages: WindowRecord[][] = [];
+    let from: number | null = t0;
+    while (from !== null) {
+      const page = await get(`/api/devices/${dev('a')}/windows?resolution=1s&${range(from, t0 + 60_000)}&limit=8`);
+      pages.push(page.body.windows);
+      from = page.body.next;
+    }
+    expect(pages.map((p) => p.length)).toEqual([8, 8, 4]);
+    expect(pages.flat()).toEqual(records);
+    expect(await get(`/api/devices/${dev('b')}/windows?${range(t0, t0 + 60_000)}`)).toEqual({
+      status: 200,
+      body: {
+        deviceId: dev('b'),
+        resolution: '10s',
+        windows: [windowRecord(dev('b'), t0, { temp: 5 }, '10s')],
+        next: null,
+      },
+    });
+  });
+
+  it('reads only windows starting in [from, to), not the rest of their buckets', async () => {
+    // Windows 5..11: 5..9 share a bucket with 0..4, and 10..11 one with 12..19; from is inclusive, to exclusive.
+    const from = t0 + 5000;
+    const to = t0 + 12_000;
+    const w = await get(`/api/devices/${dev('a')}/windows?resolution=1s&${range(from, to)}`);
+    expect(w.body.windows.map((r: WindowRecord) => (r.windowStart - t0) / 1000)).toEqual([5, 6, 7, 8, 9, 10, 11]);
+    const p = await get(`/api/devices/${dev('a')}/metrics/humidity?resolution=1s&${range(from, to)}`);
+    expect(p.body.points.map((r: AggregateRow) => (r.windowStart - t0) / 1000)).toEqual([5, 6, 7, 8, 9, 10, 11]);
+    // A range inside one bucket that holds rows on both sides of it.
+    const inner = await get(`/api/devices/${dev('a')}/metrics/temp?resolution=1s&${range(t0 + 2500, t0 + 4000)}`);
+    expect(inner.body.points.map((r: AggregateRow) => r.windowStart)).toEqual([t0 + 3000]);
+  });
+
+  it('answers 400 naming the stored resolutions for a live-only one', async () => {
+    const error = 'resolution 60s is live only (not stored); stored: 1s,10s';
+    expect(await get(`/api/devices/${dev('a')}/metrics/temp?resolution=60s`)).toEqual({ status: 400, body: { error } });
+    expect(await get(`/api/devices/${dev('a')}/windows?resolution=60s`)).toEqual({ status: 400, body: { error } });
   });
 
   it('returns the anomalies of a device and of the fleet, newest first', async () => {
@@ -149,16 +237,15 @@ describe('REST on real Cassandra rows', () => {
   });
 
   it('answers 404 for an unknown device and 400 with the reason for bad parameters', async () => {
-    expect(await get(`/api/devices/${dev('ghost')}/metrics/temp`)).toEqual({
-      status: 404,
-      body: { error: `unknown device "${dev('ghost')}"` },
-    });
+    const unknown = { status: 404, body: { error: `unknown device "${dev('ghost')}"` } };
+    expect(await get(`/api/devices/${dev('ghost')}/metrics/temp`)).toEqual(unknown);
+    expect(await get(`/api/devices/${dev('ghost')}/windows`)).toEqual(unknown);
     expect(await get(`/api/anomalies?deviceId=${dev('ghost')}`)).toMatchObject({ status: 404 });
     expect(await get(`/api/devices/${dev('a')}/metrics/temp?resolution=fast`)).toEqual({
       status: 400,
       body: { error: 'resolution: "fast" is not of the form <seconds>s, e.g. 10s' },
     });
-    expect(await get(`/api/devices/${dev('a')}/metrics/temp?from=soon`)).toMatchObject({ status: 400 });
+    expect(await get(`/api/devices/${dev('a')}/windows?from=soon`)).toMatchObject({ status: 400 });
   });
 
   it('is ready with Kafka and Cassandra up, and exposes Prometheus metrics', async () => {
@@ -192,30 +279,70 @@ describe('live streams from the real topics', () => {
     const on = () => void (got = true);
     s.on('aggregate', on);
     for (let i = 0; !got && i < 100; i++) {
-      await send(Topics.aggregates, aggregateRow(deviceId, 'probe', Date.now(), i));
+      await send(Topics.aggregates, windowRecord(deviceId, Date.now(), { probe: i }));
       await new Promise((r) => setTimeout(r, 300));
     }
     s.off('aggregate', on);
     if (!got) throw new Error('the API never passed a probe record on');
   }
 
-  it('sends a device subscriber the aggregates and anomalies produced to Kafka', async () => {
+  const invalidCount = async () =>
+    (await dashboard.app.get(DashboardMetrics).kafkaRecords.get()).values.find(
+      (v) => v.labels.topic === Topics.aggregates && v.labels.outcome === 'invalid',
+    )?.value ?? 0;
+
+  it('sends a device subscriber the window records and anomalies produced to Kafka', async () => {
     const id = dev('live');
     const s = await client({ deviceId: id });
     await untilLive(s, id);
-    const now = Math.floor(Date.now() / 1000) * 1000;
-    const aggs = collect<AggregateRow>(s, 'aggregate', 2, 30_000);
+    const now = Math.floor(Date.now() / 10_000) * 10_000;
+    const records = [windowRecord(id, now, { temp: 21.5, humidity: 40 }), windowRecord(id, now, { temp: 21 }, '10s')];
+    const aggs = collect<WindowRecord>(s, 'aggregate', 2, 30_000);
     const anomalies = collect<AnomalyScore>(s, 'anomaly', 1, 30_000);
-    await send(Topics.aggregates, aggregateRow(id, 'temp', now, 21.5));
-    await send(Topics.aggregates, aggregateRow(id, 'humidity', now, 40));
+    for (const r of records) await send(Topics.aggregates, r);
     // A score that is not anomalous is not an anomaly event.
     await send(Topics.scores, { ...anomalyScore(id, now, 0.1), anomalous: false });
     await send(Topics.scores, anomalyScore(id, now, 0.95));
-    expect((await aggs).map((r) => [r.metric, r.last])).toEqual([
-      ['temp', 21.5],
-      ['humidity', 40],
-    ]);
+    expect(await aggs).toEqual(records);
     expect(await anomalies).toEqual([anomalyScore(id, now, 0.95)]);
+  });
+
+  it('filters by the resolution of a subscription', async () => {
+    const id = dev('res');
+    const probe = await client({ deviceId: id });
+    await untilLive(probe, id);
+    const s = await client({ deviceId: id, resolution: '10s' });
+    const got: WindowRecord[] = [];
+    s.on('aggregate', (r: WindowRecord) => got.push(r));
+    const now = Math.floor(Date.now() / 10_000) * 10_000;
+    const all = collect<WindowRecord>(probe, 'aggregate', 3, 30_000);
+    await send(Topics.aggregates, windowRecord(id, now, { temp: 1 }, '1s'));
+    await send(Topics.aggregates, windowRecord(id, now, { temp: 2 }, '10s'));
+    await send(Topics.aggregates, windowRecord(id, now, { temp: 3 }, '60s'));
+    // Once the unfiltered socket has all three, the filtered one has had its chance at them too.
+    expect((await all).map((r) => r.resolution)).toEqual(['1s', '10s', '60s']);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got).toEqual([windowRecord(id, now, { temp: 2 }, '10s')]);
+  });
+
+  it('counts and skips invalid records, and keeps streaming', async () => {
+    const id = dev('bad');
+    const s = await client({ deviceId: id });
+    await untilLive(s, id);
+    const before = await invalidCount();
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const next = collect<WindowRecord>(s, 'aggregate', 1, 30_000);
+    await producer.send({
+      topic: Topics.aggregates,
+      messages: [
+        { key: id, value: '{"deviceId": "' },
+        { key: id, value: JSON.stringify(aggregateRow(id, 'temp', now, 1)) },
+        { key: id, value: JSON.stringify({ ...windowRecord(id, now, { temp: 1 }), metrics: {} }) },
+        { key: id, value: JSON.stringify(windowRecord(id, now, { temp: 7 })) },
+      ],
+    });
+    expect(await next).toEqual([windowRecord(id, now, { temp: 7 })]);
+    expect((await invalidCount()) - before).toBeGreaterThanOrEqual(3);
   });
 
   it('sends a fleet subscriber every device', async () => {
@@ -224,12 +351,12 @@ describe('live streams from the real topics', () => {
     const ids = [dev('f1'), dev('f2'), dev('f3')];
     const mine = new Set<string>();
     const done = new Promise<void>((resolve) =>
-      s.on('aggregate', (r: AggregateRow) => {
+      s.on('aggregate', (r: WindowRecord) => {
         if (ids.includes(r.deviceId)) mine.add(r.deviceId);
         if (mine.size === ids.length) resolve();
       }),
     );
-    for (const id of ids) await send(Topics.aggregates, aggregateRow(id, 'temp', Date.now(), 1));
+    for (const id of ids) await send(Topics.aggregates, windowRecord(id, Date.now(), { temp: 1 }));
     await done;
   });
 });

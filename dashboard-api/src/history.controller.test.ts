@@ -5,13 +5,19 @@ import { HistoryController } from './history.controller';
 import { HistoryService } from './history.service';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { StorageUnavailable } from './cassandra.service';
-import type { AnomalyQuery, SeriesQuery } from './query';
+import type { AnomalyQuery, SeriesQuery, WindowsQuery } from './query';
+import { testConfig } from './testing';
+import { DashboardConfigToken } from './tokens';
 
 // The REST validation in a TestingModule with the storage faked: which parameters reach the queries, which get 400
-// with the reason, and the 404 of an unknown device.
+// with the reason, and the 404 of an unknown device. Stored resolutions here: 10s and 60s (1s is live only).
 let app: INestApplication;
 let base: string;
-const calls: { series: SeriesQuery[]; anomalies: AnomalyQuery[] } = { series: [], anomalies: [] };
+const calls: { series: SeriesQuery[]; windows: WindowsQuery[]; anomalies: AnomalyQuery[] } = {
+  series: [],
+  windows: [],
+  anomalies: [],
+};
 let storageDown = false;
 
 const fakeHistory = {
@@ -30,6 +36,10 @@ const fakeHistory = {
       next: null,
     });
   },
+  windows: (q: WindowsQuery) => {
+    calls.windows.push(q);
+    return Promise.resolve({ deviceId: q.deviceId, resolution: q.resolution, windows: [], next: 42 });
+  },
   anomalies: (q: AnomalyQuery) => {
     calls.anomalies.push(q);
     return Promise.resolve({ scores: [], next: q.limit === 1 ? 123 : null });
@@ -39,7 +49,10 @@ const fakeHistory = {
 beforeAll(async () => {
   const moduleRef = await Test.createTestingModule({
     controllers: [HistoryController],
-    providers: [{ provide: HistoryService, useValue: fakeHistory }],
+    providers: [
+      { provide: HistoryService, useValue: fakeHistory },
+      { provide: DashboardConfigToken, useValue: testConfig({ storedResolutions: ['10s', '60s'] }) },
+    ],
   }).compile();
   app = moduleRef.createNestApplication({ logger: false });
   app.useGlobalFilters(new HttpErrorsFilter());
@@ -53,6 +66,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   calls.series.length = 0;
+  calls.windows.length = 0;
   calls.anomalies.length = 0;
   storageDown = false;
 });
@@ -98,9 +112,10 @@ describe('GET /api/devices/:id/metrics/:metric', () => {
     ['limit=10001', 'limit: "10001" is not a whole number from 1 to 10000'],
     ['limit=abc', 'limit: "abc" is not a whole number from 1 to 10000'],
     ['from=1&from=2', 'from: give it once, as a single value'],
+    ['resolution=1s', 'resolution 1s is live only (not stored); stored: 10s,60s'],
     [
-      'resolution=1s&from=0&to=1767229200000',
-      'range too wide for resolution 1s: it spans 490898 storage buckets, at most 1000 (narrow from/to or use a coarser resolution)',
+      'resolution=10s&from=0&to=1767229200000',
+      'range too wide for resolution 10s: it spans 49090 storage buckets, at most 1000 (narrow from/to or use a coarser resolution)',
     ],
   ])('400 for %s', async (query, error) => {
     const r = await get(`/api/devices/known-1/metrics/temp?${query}`);
@@ -125,6 +140,60 @@ describe('GET /api/devices/:id/metrics/:metric', () => {
     const r = await get('/api/devices/known-1/metrics/temp');
     expect(r).toMatchObject({ status: 503, body: { error: 'Cassandra unavailable: test' } });
     expect(r.headers.get('retry-after')).toBe('5');
+  });
+});
+
+describe('GET /api/devices/:id/windows', () => {
+  it('takes a resolution, a range and a limit, defaults to 10s over the last hour, 1000 windows', async () => {
+    const r = await get(
+      '/api/devices/known-1/windows?resolution=60s&from=2026-01-01T00:00:00Z&to=1767229200000&limit=9',
+    );
+    expect(r).toEqual({
+      status: 200,
+      body: { deviceId: 'known-1', resolution: '60s', windows: [], next: 42 },
+      headers: expect.anything() as unknown,
+    });
+    expect(calls.windows[0]).toEqual({
+      deviceId: 'known-1',
+      resolution: '60s',
+      sizeMs: 60_000,
+      from: Date.UTC(2026, 0, 1),
+      to: 1767229200000,
+      limit: 9,
+    });
+    const before = Date.now();
+    await get('/api/devices/known-1/windows');
+    const q = calls.windows[1]!;
+    expect(q).toMatchObject({ resolution: '10s', limit: 1000 });
+    expect(q.to - q.from).toBe(3_600_000);
+    expect(q.to).toBeGreaterThanOrEqual(before);
+  });
+
+  it.each([
+    ['resolution=1s', 'resolution 1s is live only (not stored); stored: 10s,60s'],
+    ['resolution=5s', 'resolution 5s is live only (not stored); stored: 10s,60s'],
+    ['resolution=ten', 'resolution: "ten" is not of the form <seconds>s, e.g. 10s'],
+    ['from=soon', 'from: "soon" is neither epoch milliseconds nor an ISO 8601 time'],
+    ['from=5&to=5', 'from (5) must be before to (5)'],
+    ['limit=5001', 'limit: "5001" is not a whole number from 1 to 5000'],
+    ['resolution=10s&resolution=60s', 'resolution: give it once, as a single value'],
+  ])('400 for %s', async (query, error) => {
+    expect(await get(`/api/devices/known-1/windows?${query}`)).toMatchObject({ status: 400, body: { error } });
+    expect(calls.windows).toHaveLength(0);
+  });
+
+  it('400 for a malformed device id, 404 for an unknown device, 503 while Cassandra is unreachable', async () => {
+    expect(await get('/api/devices/a%20b/windows')).toMatchObject({
+      status: 400,
+      body: { error: 'device id "a b" is not 1-128 chars of [A-Za-z0-9._:-]' },
+    });
+    expect(await get('/api/devices/nobody/windows')).toMatchObject({
+      status: 404,
+      body: { error: 'unknown device "nobody"' },
+    });
+    storageDown = true;
+    expect(await get('/api/devices/known-1/windows')).toMatchObject({ status: 503 });
+    expect(calls.windows).toHaveLength(0);
   });
 });
 

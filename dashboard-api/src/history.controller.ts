@@ -1,19 +1,29 @@
-import { Controller, Get, NotFoundException, Param, Query, Res } from '@nestjs/common';
+import { Controller, Get, Inject, NotFoundException, Param, Query, Res } from '@nestjs/common';
 import type { AnomalyScore } from '@fleetpulse/contracts';
 import type { Response } from 'express';
-import { HistoryService, type DeviceSummary, type SeriesPage } from './history.service';
-import { parseAnomalyQuery, parseDeviceId, parseSeriesQuery } from './query';
+import type { DashboardConfig } from './config';
+import { HistoryService, type DeviceSummary, type SeriesPage, type WindowsPage } from './history.service';
+import { parseAnomalyQuery, parseDeviceId, parseSeriesQuery, parseWindowsQuery } from './query';
+import { DashboardConfigToken } from './tokens';
 
 /**
  * REST of the contract (shared/design.md, "Dashboard API"), with bounded answers:
- * - series pages: `limit` (default 1000, max 10000) points, and `next`: the windowStart to pass as `from` for the
- *   next page, null on the last one;
+ * - history (per-metric points and window records, from the `windows` table, stored resolutions only): `limit`
+ *   (points: default 1000, max 10000; windows: default 1000, max 5000) per page, and `next`: the windowStart to pass
+ *   as `from` for the next page, null on the last one;
  * - anomalies: newest first, at most `limit` (default 500, max 5000); when cut, header `X-Next-To` gives the `to`
  *   of the next page (rows of that exact window start may repeat: de-duplicate by device, window, resolution, model).
  */
 @Controller('api')
 export class HistoryController {
-  constructor(private readonly history: HistoryService) {}
+  private readonly stored: readonly string[];
+
+  constructor(
+    private readonly history: HistoryService,
+    @Inject(DashboardConfigToken) config: DashboardConfig,
+  ) {
+    this.stored = config.storedResolutions;
+  }
 
   @Get('devices')
   async devices(@Res({ passthrough: true }) res: Response): Promise<DeviceSummary[]> {
@@ -28,9 +38,16 @@ export class HistoryController {
     @Param('metric') metric: string,
     @Query() query: Record<string, unknown>,
   ): Promise<SeriesPage> {
-    const q = parseSeriesQuery(id, metric, query);
+    const q = parseSeriesQuery(id, metric, query, this.stored);
     await this.requireDevice(q.deviceId);
     return this.history.series(q);
+  }
+
+  @Get('devices/:id/windows')
+  async windows(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<WindowsPage> {
+    const q = parseWindowsQuery(id, query, this.stored);
+    await this.requireDevice(q.deviceId);
+    return this.history.windows(q);
   }
 
   @Get('anomalies')

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { AggregateRow, AnomalyScore, MetricStats, WindowRecord } from '@fleetpulse/contracts';
 import type { types } from 'cassandra-driver';
 import { CassandraService } from './cassandra.service';
 import type { DashboardConfig } from './config';
-import { DayMs, seriesBuckets, type AnomalyQuery, type SeriesQuery } from './query';
+import { DayMs, Limits, queryBuckets, type AnomalyQuery, type SeriesQuery, type WindowsQuery } from './query';
 import { DashboardConfigToken } from './tokens';
 
 export interface DeviceSummary {
@@ -17,8 +17,18 @@ export interface SeriesPage {
   deviceId: string;
   metric: string;
   resolution: string;
+  /** v1 aggregate rows: the metric of each window that has it, oldest first. */
   points: AggregateRow[];
-  /** windowStart of the first point not returned: pass it as `from` for the next page; null when complete. */
+  /** windowStart to pass as `from` for the next page; null when complete. */
+  next: number | null;
+}
+
+export interface WindowsPage {
+  deviceId: string;
+  resolution: string;
+  /** Window records (final), oldest first. */
+  windows: WindowRecord[];
+  /** windowStart to pass as `from` for the next page; null when complete. */
   next: number | null;
 }
 
@@ -33,23 +43,24 @@ export const MaxDevices = 100_000;
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v as types.Long));
 
-function rowToAggregate(r: types.Row): AggregateRow {
+/** A `metric_stats` UDT as the driver decodes it (a null-prototype object) to a plain one, in the contract's order. */
+function statsOf(v: unknown): MetricStats | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const u = v as Record<keyof MetricStats, number>;
   return {
-    deviceId: r.get('device_id') as string,
-    metric: r.get('metric') as string,
-    resolution: r.get('resolution') as string,
-    windowStart: num(r.get('window_start')),
-    windowEnd: num(r.get('window_end')),
-    count: num(r.get('count')),
-    sum: r.get('sum') as number,
-    min: r.get('min') as number,
-    max: r.get('max') as number,
-    mean: r.get('mean') as number,
-    stddev: r.get('stddev') as number,
-    first: r.get('first') as number,
-    last: r.get('last') as number,
+    count: u.count,
+    sum: u.sum,
+    min: u.min,
+    max: u.max,
+    mean: u.mean,
+    stddev: u.stddev,
+    first: u.first,
+    last: u.last,
   };
 }
+
+/** Once windows were skipped (no such metric), a history read fetches at least this many rows a round trip. */
+const MinFetchAfterSkip = 100;
 
 function rowToScore(r: types.Row): AnomalyScore {
   return {
@@ -68,6 +79,8 @@ function rowToScore(r: types.Row): AnomalyScore {
 @Injectable()
 export class HistoryService {
   private readonly ks: string;
+  /** Windows a history page reads at most (Limits.windowsScannedMax; lowered by tests). */
+  scannedMax: number = Limits.windowsScannedMax;
 
   constructor(
     private readonly db: CassandraService,
@@ -102,27 +115,93 @@ export class HistoryService {
   }
 
   /**
-   * Points of one series, oldest first: the buckets of the range in order, each read with the rows still wanted
-   * (+1 to learn whether a next page exists), so a page costs at most `limit + 1` rows however wide the range.
+   * Points of one metric, oldest first, from the window records: `metrics[?]` selects only that metric's stats, and
+   * windows without it are skipped.
    */
   async series(q: SeriesQuery): Promise<SeriesPage> {
     const cql =
-      `SELECT device_id, metric, resolution, window_start, window_end, count, sum, min, max, mean, stddev, first, last ` +
-      `FROM ${this.ks}.aggregates WHERE device_id = ? AND metric = ? AND resolution = ? AND bucket = ? ` +
-      `AND window_start >= ? AND window_start < ? LIMIT ?`;
-    const points: AggregateRow[] = [];
-    for (const bucket of seriesBuckets(q)) {
-      const want = q.limit + 1 - points.length;
-      const rs = await this.db.execute(cql, [q.deviceId, q.metric, q.resolution, bucket, q.from, q.to, want], {
-        fetchSize: want,
-      });
-      for (const r of rs.rows) points.push(rowToAggregate(r));
-      if (points.length > q.limit) break;
+      `SELECT window_start, window_end, metrics[?] AS stats FROM ${this.ks}.windows ` +
+      `WHERE device_id = ? AND resolution = ? AND bucket = ? AND window_start >= ? AND window_start < ?`;
+    const { deviceId, metric, resolution } = q;
+    const { items, next } = await this.scan(
+      q,
+      cql,
+      (bucket) => [metric, deviceId, resolution, bucket, q.from, q.to],
+      (r, windowStart): AggregateRow | undefined => {
+        const s = statsOf(r.get('stats'));
+        return s && { deviceId, metric, resolution, windowStart, windowEnd: num(r.get('window_end')), ...s };
+      },
+    );
+    return { deviceId, metric, resolution, points: items, next };
+  }
+
+  /** Window records, oldest first, every metric of each. */
+  async windows(q: WindowsQuery): Promise<WindowsPage> {
+    const cql =
+      `SELECT window_start, window_end, metrics FROM ${this.ks}.windows ` +
+      `WHERE device_id = ? AND resolution = ? AND bucket = ? AND window_start >= ? AND window_start < ?`;
+    const { deviceId, resolution } = q;
+    const { items, next } = await this.scan(
+      q,
+      cql,
+      (bucket) => [deviceId, resolution, bucket, q.from, q.to],
+      (r, windowStart): WindowRecord | undefined => {
+        const stored = r.get('metrics') as Record<string, unknown> | null;
+        if (stored === null) return undefined;
+        const metrics: Record<string, MetricStats> = {};
+        let any = false;
+        for (const [name, v] of Object.entries(stored)) {
+          const s = statsOf(v);
+          if (!s) continue;
+          metrics[name] = s;
+          any = true;
+        }
+        return any
+          ? { deviceId, resolution, windowStart, windowEnd: num(r.get('window_end')), final: true, metrics }
+          : undefined;
+      },
+    );
+    return { deviceId, resolution, windows: items, next };
+  }
+
+  /**
+   * One page of a history read: the buckets of the range in order, each read only within [from, to) and page by page
+   * for as many rows as the page still wants (+1 to learn whether a next page exists), so a page of complete windows
+   * costs at most `limit + 1` rows however wide the range. `item` turns a row into what
+   * the page holds, or undefined to skip it. At most `scannedMax` windows are read; past that the page
+   * ends early with `next` at the first window not read.
+   */
+  private async scan<T>(
+    q: WindowsQuery,
+    cql: string,
+    params: (bucket: number) => unknown[],
+    item: (r: types.Row, windowStart: number) => T | undefined,
+  ): Promise<{ items: T[]; next: number | null }> {
+    const items: T[] = [];
+    let scanned = 0;
+    let skipped = false;
+    for (const bucket of queryBuckets(q)) {
+      let pageState: string | undefined;
+      do {
+        const want = q.limit + 1 - items.length;
+        const fetchSize = Math.min(skipped ? Math.max(want, MinFetchAfterSkip) : want, this.scannedMax - scanned + 1);
+        const rs = await this.db.execute(cql, params(bucket), { fetchSize, pageState });
+        for (const r of rs.rows) {
+          const windowStart = num(r.get('window_start'));
+          if (scanned === this.scannedMax) return { items, next: windowStart };
+          scanned++;
+          const it = item(r, windowStart);
+          if (it === undefined) {
+            skipped = true;
+            continue;
+          }
+          if (items.length === q.limit) return { items, next: windowStart };
+          items.push(it);
+        }
+        pageState = rs.pageState ?? undefined;
+      } while (pageState !== undefined);
     }
-    const more = points.length > q.limit;
-    const next = more ? points[q.limit]!.windowStart : null;
-    if (more) points.length = q.limit;
-    return { deviceId: q.deviceId, metric: q.metric, resolution: q.resolution, points, next };
+    return { items, next: null };
   }
 
   /** Anomalous scores, newest first: one partition per UTC day, newest day first. */

@@ -4,5 +4,5 @@ export { loadConfig, ConfigError, helpText, type DashboardConfig } from './confi
 export { Coalescer, type DeviceUpdate } from './coalescer';
 export { Limits } from './query';
 export type { LiveSubscription, SubscribeAck } from './live.gateway';
-export type { DeviceSummary, SeriesPage } from './history.service';
+export type { DeviceSummary, SeriesPage, WindowsPage } from './history.service';
 export type { ModelsAnswer } from './models.controller';

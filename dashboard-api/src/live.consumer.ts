@@ -1,22 +1,43 @@
 import { Controller, Logger } from '@nestjs/common';
 import { EventPattern, Payload } from '@nestjs/microservices';
-import { Topics, type AggregateRow, type AnomalyScore } from '@fleetpulse/contracts';
+import { MetricStatNames, Topics, type AnomalyScore, type WindowRecord } from '@fleetpulse/contracts';
 import { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Cheap shape checks (this runs per record): the producers validate; we only refuse what would break a client. */
-export function asAggregateRow(v: unknown): AggregateRow | undefined {
-  if (typeof v !== 'object' || v === null) return undefined;
-  const r = v as Record<string, unknown>;
-  return typeof r.deviceId === 'string' &&
-    typeof r.metric === 'string' &&
-    typeof r.resolution === 'string' &&
-    isNum(r.windowStart) &&
-    isNum(r.windowEnd)
-    ? (v as AggregateRow)
-    : undefined;
+/** The start of a value for a log line; never throws. */
+function preview(value: unknown): string {
+  try {
+    return String(JSON.stringify(value)).slice(0, 200);
+  } catch {
+    return String(value).slice(0, 200);
+  }
+}
+
+/**
+ * Cheap shape checks of a v2 window record (this runs per record): the producer validates; we only refuse what would
+ * break a client, with the reason. A v1 aggregate row (one metric, `metric` field) is refused by name.
+ */
+export function checkWindowRecord(v: unknown): WindowRecord | string {
+  if (!isObject(v)) return 'not a JSON object';
+  if (typeof v.metric === 'string' && v.metrics === undefined)
+    return 'a v1 aggregate row (one metric); metrics.aggregates carries v2 window records';
+  if (typeof v.deviceId !== 'string') return 'deviceId: expected a string';
+  if (typeof v.resolution !== 'string') return 'resolution: expected a string';
+  if (!isNum(v.windowStart)) return 'windowStart: expected a number';
+  if (!isNum(v.windowEnd)) return 'windowEnd: expected a number';
+  if (typeof v.final !== 'boolean') return 'final: expected true or false';
+  if (!isObject(v.metrics)) return 'metrics: expected an object';
+  let n = 0;
+  for (const [name, stats] of Object.entries(v.metrics)) {
+    n++;
+    if (!isObject(stats)) return `metrics.${name}: expected an object`;
+    for (const stat of MetricStatNames) if (!isNum(stats[stat])) return `metrics.${name}.${stat}: expected a number`;
+  }
+  if (n === 0) return 'metrics: empty';
+  return v as unknown as WindowRecord;
 }
 
 export function asScore(v: unknown): AnomalyScore | undefined {
@@ -32,14 +53,15 @@ export function asScore(v: unknown): AnomalyScore | undefined {
 }
 
 /**
- * Kafka side of the hybrid app (main.ts connects the Kafka transport): every record of metrics.aggregates and
- * anomaly.scores, handed to the gateway. Handlers never throw: a bad record is counted and skipped, as a throw
+ * Kafka side of the hybrid app (main.ts connects the Kafka transport): every record of metrics.aggregates (v2 window
+ * records) and anomaly.scores, handed to the gateway. Handlers never throw: a bad record is counted
+ * (fleetpulse_dashboard_kafka_records_total{outcome="invalid"}), logged with its reason, and skipped, as a throw
  * would make kafkajs retry the batch.
  */
 @Controller()
 export class LiveConsumer {
   private readonly log = new Logger('LiveConsumer');
-  private invalidLogged = 0;
+  private invalidSeen = 0;
 
   constructor(
     private readonly gateway: LiveGateway,
@@ -48,20 +70,20 @@ export class LiveConsumer {
 
   @EventPattern(Topics.aggregates)
   onAggregate(@Payload() value: unknown): void {
-    const row = asAggregateRow(value);
-    if (!row) return this.invalid(Topics.aggregates, value);
+    const record = checkWindowRecord(value);
+    if (typeof record === 'string') return this.invalid(Topics.aggregates, record, value);
     this.metrics.kafkaRecords.inc({ topic: Topics.aggregates, outcome: 'ok' });
     try {
-      this.gateway.publishAggregate(row);
+      this.gateway.publishAggregate(record);
     } catch (e) {
-      this.log.error(`publishing an aggregate: ${String(e)}`);
+      this.log.error(`publishing a window record: ${String(e)}`);
     }
   }
 
   @EventPattern(Topics.scores)
   onScore(@Payload() value: unknown): void {
     const score = asScore(value);
-    if (!score) return this.invalid(Topics.scores, value);
+    if (!score) return this.invalid(Topics.scores, 'not an anomaly score', value);
     this.metrics.kafkaRecords.inc({ topic: Topics.scores, outcome: 'ok' });
     if (!score.anomalous) return;
     try {
@@ -71,10 +93,11 @@ export class LiveConsumer {
     }
   }
 
-  private invalid(topic: string, value: unknown): void {
+  private invalid(topic: string, reason: string, value: unknown): void {
     this.metrics.kafkaRecords.inc({ topic, outcome: 'invalid' });
-    // The first few are logged; the counter has the rest.
-    if (this.invalidLogged++ < 10)
-      this.log.warn(`skipping an invalid record on ${topic}: ${JSON.stringify(value)?.slice(0, 200)}`);
+    // The first few are logged, then every 1000th; the counter has them all.
+    const n = ++this.invalidSeen;
+    if (n <= 10 || n % 1000 === 0)
+      this.log.warn(`skipping an invalid record on ${topic} (${n} so far): ${reason}: ${preview(value)}`);
   }
 }

@@ -1,12 +1,12 @@
 import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
 import { IoAdapter } from '@nestjs/platform-socket.io';
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type { AddressInfo } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
 import { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
-import { aggregateRow, anomalyScore, collect, testConfig } from './testing';
+import { anomalyScore, collect, testConfig, windowRecord } from './testing';
 import { DashboardConfigToken } from './tokens';
 
 // The gateway in a TestingModule on a real socket.io server, fed directly (no Kafka): rooms, the coalescing rate
@@ -55,51 +55,65 @@ async function client(...subs: object[]): Promise<Socket> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('LiveGateway', () => {
-  it('sends a device room its rows and nothing of other devices', async () => {
+  it('sends a device room its window records, whole, and nothing of other devices', async () => {
     const s = await client({ deviceId: 'gw-a' });
-    const got = collect<AggregateRow>(s, 'aggregate', 2);
-    gateway.publishAggregate(aggregateRow('gw-b', 'temp', 0, 1));
-    gateway.publishAggregate(aggregateRow('gw-a', 'temp', 0, 2));
-    gateway.publishAggregate(aggregateRow('gw-a', 'vib', 0, 3));
-    expect((await got).map((r) => [r.deviceId, r.metric, r.last])).toEqual([
-      ['gw-a', 'temp', 2],
-      ['gw-a', 'vib', 3],
+    const got = collect<WindowRecord>(s, 'aggregate', 2);
+    gateway.publishAggregate(windowRecord('gw-b', 0, { temp: 1 }));
+    gateway.publishAggregate(windowRecord('gw-a', 0, { temp: 2, vib: 3 }));
+    gateway.publishAggregate(windowRecord('gw-a', 0, { temp: 4 }, '10s'));
+    expect(await got).toEqual([
+      windowRecord('gw-a', 0, { temp: 2, vib: 3 }),
+      windowRecord('gw-a', 0, { temp: 4 }, '10s'),
     ]);
+  });
+
+  it('filters a subscription by resolution', async () => {
+    const s = await client({ deviceId: 'gw-res', resolution: '10s' });
+    const got = collect<WindowRecord>(s, 'aggregate', 1);
+    let more = 0;
+    gateway.publishAggregate(windowRecord('gw-res', 0, { temp: 1 }, '1s'));
+    gateway.publishAggregate(windowRecord('gw-res', 0, { temp: 2 }, '10s'));
+    gateway.publishAggregate(windowRecord('gw-res', 0, { temp: 3 }, '60s'));
+    expect((await got).map((r) => [r.resolution, r.metrics.temp!.last])).toEqual([['10s', 2]]);
+    s.on('aggregate', () => more++);
+    await sleep(300);
+    expect(more).toBe(0);
   });
 
   it(`limits a fast device to ${MaxPerSec} updates a second and ends on the latest values`, async () => {
     const s = await client({ deviceId: 'gw-fast' });
-    const received: { at: number; row: AggregateRow }[] = [];
-    s.on('aggregate', (row: AggregateRow) => received.push({ at: Date.now(), row }));
-    // ~2000 rows a second for 2 s: far faster than the limit.
+    const received: { at: number; record: WindowRecord }[] = [];
+    s.on('aggregate', (record: WindowRecord) => received.push({ at: Date.now(), record }));
+    // ~2000 records a second for 2 s: far faster than the limit.
     const started = Date.now();
     let i = 0;
     while (Date.now() - started < 2000) {
-      for (let k = 0; k < 20; k++, i++) gateway.publishAggregate(aggregateRow('gw-fast', 'temp', i * 1000, i));
+      for (let k = 0; k < 20; k++, i++)
+        gateway.publishAggregate(windowRecord('gw-fast', i * 1000, { temp: i, vib: -i }));
       await sleep(10);
     }
     await sleep(500);
     const seconds = (received.at(-1)!.at - received[0]!.at) / 1000;
-    // Every update is one row of the only series; count them per second of receiving.
+    // Every update is one record of the only resolution; count them per second of receiving.
     expect(received.length).toBeLessThanOrEqual(Math.ceil(seconds * MaxPerSec) + 2);
     expect(received.length).toBeGreaterThanOrEqual(Math.floor(2 * MaxPerSec) - 2);
-    expect(received.at(-1)!.row.last).toBe(i - 1);
-    const windows = received.map((r) => r.row.windowStart);
+    expect(received.at(-1)!.record).toEqual(windowRecord('gw-fast', (i - 1) * 1000, { temp: i - 1, vib: 1 - i }));
+    const windows = received.map((r) => r.record.windowStart);
     expect([...windows].sort((a, b) => a - b)).toEqual(windows);
   });
 
   it('sends the fleet room every device, and a batch subscription arrays of one resolution', async () => {
     const single = await client({ fleet: true });
     const batch = await client({ fleet: true, batch: true, resolution: '10s' });
-    const singles = collect<AggregateRow>(single, 'aggregate', 3);
-    const batches = collect<AggregateRow[]>(batch, 'aggregates', 1);
-    gateway.publishAggregate(aggregateRow('gw-f1', 'temp', 0, 1, '1s'));
-    gateway.publishAggregate(aggregateRow('gw-f1', 'temp', 0, 2, '10s'));
-    gateway.publishAggregate(aggregateRow('gw-f2', 'temp', 0, 3, '10s'));
-    expect((await singles).map((r) => r.last)).toEqual([1, 2, 3]);
-    expect((await batches)[0]!.map((r) => [r.deviceId, r.resolution])).toEqual([
-      ['gw-f1', '10s'],
-      ['gw-f2', '10s'],
+    const singles = collect<WindowRecord>(single, 'aggregate', 3);
+    const batches = collect<WindowRecord[]>(batch, 'aggregates', 1);
+    gateway.publishAggregate(windowRecord('gw-f1', 0, { temp: 1 }, '1s'));
+    gateway.publishAggregate(windowRecord('gw-f1', 0, { temp: 2, vib: 7 }, '10s'));
+    gateway.publishAggregate(windowRecord('gw-f2', 0, { temp: 3 }, '10s'));
+    expect((await singles).map((r) => r.metrics.temp!.last)).toEqual([1, 2, 3]);
+    expect((await batches)[0]).toEqual([
+      windowRecord('gw-f1', 0, { temp: 2, vib: 7 }, '10s'),
+      windowRecord('gw-f2', 0, { temp: 3 }, '10s'),
     ]);
   });
 
@@ -113,7 +127,7 @@ describe('LiveGateway', () => {
     s.on('anomaly', () => after++);
     s.on('aggregate', () => after++);
     gateway.publishAnomaly(anomalyScore('gw-anom', 1e9));
-    gateway.publishAggregate(aggregateRow('gw-anom', 'temp', 1e9, 1));
+    gateway.publishAggregate(windowRecord('gw-anom', 1e9, { temp: 1 }));
     await sleep(300);
     expect(after).toBe(0);
   });

@@ -9,7 +9,7 @@ import {
   type OnGatewayDisconnect,
   type OnGatewayInit,
 } from '@nestjs/websockets';
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type { Namespace, Socket } from 'socket.io';
 import { Coalescer, type DeviceUpdate } from './coalescer';
 import type { DashboardConfig } from './config';
@@ -20,9 +20,9 @@ import { DashboardConfigToken } from './tokens';
 /**
  * What a client may send with `subscribe` / `unsubscribe`. The contract's forms are `{"deviceId": "..."}` and
  * `{"fleet": true}`; two optional additions narrow what a subscription carries:
- * - `resolution: "10s"`: only rows of that resolution (anomalies are sent whatever their resolution);
- * - `batch: true`: instead of one `aggregate` event per row, one `aggregates` event (an array of rows) per flush,
- *   which is what a fleet overview of thousands of devices wants.
+ * - `resolution: "10s"`: only window records of that resolution (anomalies are sent whatever their resolution);
+ * - `batch: true`: instead of one `aggregate` event per window record, one `aggregates` event (an array of records)
+ *   per flush, which is what a fleet overview of thousands of devices wants.
  * `unsubscribe` leaves every subscription of that device (or of the fleet), whatever its options.
  */
 export interface LiveSubscription {
@@ -56,7 +56,7 @@ function parseSubscription(body: unknown): { target: Target; resolution: string;
 }
 
 /**
- * Room names: `<target>|<resolution or *>|<b (batch) or s (single rows)>`, target `d:<deviceId>` or `f`.
+ * Room names: `<target>|<resolution or *>|<b (batch) or s (single records)>`, target `d:<deviceId>` or `f`.
  * socket.io rooms are sets of socket ids in the adapter; a broadcast to several rooms reaches each socket once.
  */
 const roomOf = (t: Target, resolution: string, batch: boolean) =>
@@ -68,14 +68,15 @@ const deviceOfRoom = (room: string): string | undefined =>
   room.startsWith('d:') ? room.slice(2, room.indexOf('|', 2)) : undefined;
 
 /**
- * socket.io namespace `/live` (shared/design.md, "Dashboard API"). Aggregates go through the Coalescer, so a socket
- * gets at most FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC updates a second per device, each with the latest rows.
+ * socket.io namespace `/live` (shared/design.md, "Dashboard API"). The `aggregate` payload is the v2 window record
+ * (every metric of one device, resolution and window). Records go through the Coalescer, so a socket gets at most
+ * FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC updates a second per device, each with the latest record of each resolution.
  *
  * Slow clients: engine.io queues a socket's packets while its transport is busy (a slow browser, a congested link).
  * Each flush skips the sockets whose queue already holds more than FLEETPULSE_LIVE_MAX_BACKLOG packets, so a slow
  * client's queue stays bounded and, once it drains, the next flush brings the current values, not a backlog of old
  * ones. (socket.io's `volatile` flag would bound it too, but drops every packet after the first of a flush while
- * the first is being written, which loses the other series of the same window.) Anomalies are sent at once and
+ * the first is being written, which loses the other resolutions of the same flush.) Anomalies are sent at once and
  * never coalesced away; a socket whose queue holds more than FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG packets gets none
  * until it drains (counted in fleetpulse_dashboard_live_anomalies_dropped_total; GET /api/anomalies has them).
  */
@@ -128,10 +129,10 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     return { ok: true };
   }
 
-  /** From the Kafka consumer: one aggregate row. Rows nobody listens to are dropped here. */
-  publishAggregate(row: AggregateRow): void {
-    if (this.fleetRooms.size === 0 && !this.deviceRooms.has(row.deviceId)) return;
-    this.coalescer.offer(row);
+  /** From the Kafka consumer: one window record. Records nobody listens to are dropped here. */
+  publishAggregate(record: WindowRecord): void {
+    if (this.fleetRooms.size === 0 && !this.deviceRooms.has(record.deviceId)) return;
+    this.coalescer.offer(record);
     if (this.coalescer.coalesced !== this.coalescedSeen) {
       this.metrics.coalesced.inc(this.coalescer.coalesced - this.coalescedSeen);
       this.coalescedSeen = this.coalescer.coalesced;
@@ -162,44 +163,39 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
 
   private flush(updates: DeviceUpdate[]): void {
     const end = this.metrics.flushSeconds.startTimer();
-    const batches = new Map<string, AggregateRow[]>();
+    const batches = new Map<string, WindowRecord[]>();
     let singles = 0;
-    const addBatch = (room: string, rows: AggregateRow[]) => {
+    const addBatch = (room: string, records: WindowRecord[]) => {
       const b = batches.get(room);
-      if (b) for (const r of rows) b.push(r);
-      else batches.set(room, [...rows]);
+      if (b) for (const r of records) b.push(r);
+      else batches.set(room, [...records]);
     };
     const slow: string[] = [];
     for (const [id, socket] of this.nsp.sockets) if (unsent(socket) > this.config.liveMaxBacklog) slow.push(id);
     if (slow.length > 0) this.metrics.slowSkipped.inc(slow.length);
-    for (const { deviceId, rows } of updates) {
+    for (const { deviceId, records } of updates) {
       const targets = [...this.fleetRooms, ...(this.deviceRooms.get(deviceId) ?? [])];
       if (targets.length === 0) continue;
-      const byRes = new Map<string, AggregateRow[]>();
-      for (const r of rows) {
-        const l = byRes.get(r.resolution);
-        if (l) l.push(r);
-        else byRes.set(r.resolution, [r]);
-      }
       for (const room of targets) {
         if (!room.endsWith('|b')) continue;
         const res = room.slice(room.lastIndexOf('|', room.length - 3) + 1, -2);
-        if (res === '*') addBatch(room, rows);
+        // The coalescer holds one record per resolution: at most one matches.
+        if (res === '*') addBatch(room, records);
         else {
-          const some = byRes.get(res);
-          if (some) addBatch(room, some);
+          const one = records.find((r) => r.resolution === res);
+          if (one) addBatch(room, [one]);
         }
       }
       const singleRooms = targets.filter((t) => t.endsWith('|s'));
       if (singleRooms.length === 0) continue;
-      for (const r of rows) {
+      for (const r of records) {
         const to = singleRooms.filter((room) => room.endsWith('|*|s') || room.endsWith(`|${r.resolution}|s`));
         if (to.length === 0) continue;
         this.nsp.to(to).except(slow).emit('aggregate', r);
         singles++;
       }
     }
-    for (const [room, rows] of batches) this.nsp.to(room).except(slow).emit('aggregates', rows);
+    for (const [room, records] of batches) this.nsp.to(room).except(slow).emit('aggregates', records);
     if (singles > 0) this.metrics.liveEmits.inc({ event: 'aggregate' }, singles);
     if (batches.size > 0) this.metrics.liveEmits.inc({ event: 'aggregates' }, batches.size);
     end();

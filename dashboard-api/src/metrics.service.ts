@@ -19,7 +19,7 @@ export class DashboardMetrics {
   });
   readonly coalesced = new Counter({
     name: 'fleetpulse_dashboard_live_coalesced_total',
-    help: 'Aggregate rows replaced by a newer row of the same series before a flush',
+    help: 'Window records replaced by a newer record of the same device and resolution (or refused as older) before a flush',
     registers: [this.registry],
   });
   readonly anomaliesDropped = new Counter({

@@ -2,7 +2,7 @@
  * Validation of the REST API's path and query parameters. Every function returns the parsed value or throws
  * `QueryError`, whose message is the `error` of the 400 answer.
  */
-import { bucketsBetween, resolutionMs } from '@fleetpulse/contracts';
+import { bucketsBetween, resolutionMs, WindowsPerBucket } from '@fleetpulse/contracts';
 
 export class QueryError extends Error {
   override name = 'QueryError';
@@ -15,7 +15,15 @@ export const Limits = {
   /** Points per page of a metric series. */
   pointsDefault: 1000,
   pointsMax: 10_000,
-  /** A series query may touch at most this many Cassandra partitions (buckets of 3600 windows). */
+  /** Window records per page of `GET /api/devices/:id/windows` (each holds every metric: up to 64). */
+  windowsDefault: 1000,
+  windowsMax: 5000,
+  /**
+   * A history page reads at most this many windows: windows without the asked metric are skipped, so a rare metric
+   * could otherwise make one page scan the whole range. Past it, the page ends early with `next` set.
+   */
+  windowsScannedMax: 50_000,
+  /** A history query may touch at most this many Cassandra partitions (buckets of 3600 windows). */
   maxBuckets: 1000,
   anomaliesDefault: 500,
   anomaliesMax: 5000,
@@ -67,27 +75,34 @@ export function parseDeviceId(raw: string): string {
   return raw;
 }
 
-export interface SeriesQuery {
+/** A range of one device's windows at one stored resolution, as the history routes read it. */
+export interface WindowsQuery {
   deviceId: string;
-  metric: string;
   resolution: string;
   sizeMs: number;
   /** Inclusive, ms: windows starting at or after this. */
   from: number;
   /** Exclusive, ms: windows starting before this. */
   to: number;
+  /** Items (points or window records) per page. */
   limit: number;
 }
 
-/** `GET /api/devices/:id/metrics/:metric?resolution=10s&from=&to=&limit=`. */
-export function parseSeriesQuery(
+export interface SeriesQuery extends WindowsQuery {
+  metric: string;
+}
+
+/**
+ * What the history routes share: a stored resolution (default 10s), the range (default the hour before `to`), at
+ * most `Limits.maxBuckets` storage partitions, and a page size.
+ */
+function parseWindowsRange(
   deviceId: string,
-  metric: string,
   query: Record<string, unknown>,
-  now = Date.now(),
-): SeriesQuery {
-  parseDeviceId(deviceId);
-  if (!MetricPattern.test(metric)) throw new QueryError(`metric "${metric}" is not 1-64 chars of [A-Za-z0-9._-]`);
+  stored: readonly string[],
+  limits: { def: number; max: number },
+  now: number,
+): WindowsQuery {
   const resolution = single(query, 'resolution') ?? '10s';
   let sizeMs: number;
   try {
@@ -95,20 +110,49 @@ export function parseSeriesQuery(
   } catch {
     throw new QueryError(`resolution: "${resolution}" is not of the form <seconds>s, e.g. 10s`);
   }
+  if (!stored.includes(resolution))
+    throw new QueryError(
+      `resolution ${resolution} is live only (not stored); stored: ${stored.length > 0 ? stored.join(',') : 'none'}`,
+    );
   const { from, to } = parseRange(query, now, Limits.seriesDefaultSpanMs);
-  const limit = parseLimit(single(query, 'limit'), Limits.pointsDefault, Limits.pointsMax);
+  const limit = parseLimit(single(query, 'limit'), limits.def, limits.max);
   // Counted without building the list: a range from 1970 at 1s would otherwise allocate ~500k numbers.
-  const bucketMs = sizeMs * 3600;
+  const bucketMs = sizeMs * WindowsPerBucket;
   const buckets = Math.floor(to / bucketMs) - Math.floor(from / bucketMs) + 1;
   if (buckets > Limits.maxBuckets)
     throw new QueryError(
       `range too wide for resolution ${resolution}: it spans ${buckets} storage buckets, at most ${Limits.maxBuckets} (narrow from/to or use a coarser resolution)`,
     );
-  return { deviceId, metric, resolution, sizeMs, from, to, limit };
+  return { deviceId, resolution, sizeMs, from, to, limit };
 }
 
-/** The bucket starts a series query reads, oldest first. */
-export const seriesBuckets = (q: SeriesQuery): number[] => bucketsBetween(q.from, q.to, q.sizeMs);
+/** `GET /api/devices/:id/metrics/:metric?resolution=10s&from=&to=&limit=`; `stored`: the stored resolutions. */
+export function parseSeriesQuery(
+  deviceId: string,
+  metric: string,
+  query: Record<string, unknown>,
+  stored: readonly string[],
+  now = Date.now(),
+): SeriesQuery {
+  parseDeviceId(deviceId);
+  if (!MetricPattern.test(metric)) throw new QueryError(`metric "${metric}" is not 1-64 chars of [A-Za-z0-9._-]`);
+  const range = parseWindowsRange(deviceId, query, stored, { def: Limits.pointsDefault, max: Limits.pointsMax }, now);
+  return { ...range, metric };
+}
+
+/** `GET /api/devices/:id/windows?resolution=10s&from=&to=&limit=`; `stored`: the stored resolutions. */
+export function parseWindowsQuery(
+  deviceId: string,
+  query: Record<string, unknown>,
+  stored: readonly string[],
+  now = Date.now(),
+): WindowsQuery {
+  parseDeviceId(deviceId);
+  return parseWindowsRange(deviceId, query, stored, { def: Limits.windowsDefault, max: Limits.windowsMax }, now);
+}
+
+/** The bucket starts a history query reads, oldest first. */
+export const queryBuckets = (q: WindowsQuery): number[] => bucketsBetween(q.from, q.to, q.sizeMs);
 
 export interface AnomalyQuery {
   deviceId: string | undefined;

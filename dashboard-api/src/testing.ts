@@ -1,4 +1,10 @@
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import {
+  resolutionMs,
+  type AggregateRow,
+  type AnomalyScore,
+  type MetricStats,
+  type WindowRecord,
+} from '@fleetpulse/contracts';
 import { loadConfig, type DashboardConfig } from './config';
 
 /** A configuration for tests: port 0, everything else from the environment as the launcher sets it. */
@@ -9,20 +15,9 @@ export function testConfig(overrides: Partial<DashboardConfig> = {}): DashboardC
   };
 }
 
-export function aggregateRow(
-  deviceId: string,
-  metric: string,
-  windowStart: number,
-  value: number,
-  resolution = '1s',
-): AggregateRow {
-  const size = Number(resolution.slice(0, -1)) * 1000;
+/** Statistics of a window whose events were around `value` (4 events; `last` is `value`). */
+export function metricStats(value: number): MetricStats {
   return {
-    deviceId,
-    metric,
-    resolution,
-    windowStart,
-    windowEnd: windowStart + size,
     count: 4,
     sum: value * 4,
     min: value - 1,
@@ -31,6 +26,43 @@ export function aggregateRow(
     stddev: 0.5,
     first: value - 0.5,
     last: value,
+  };
+}
+
+/** A final window record of `deviceId` with `values` (metric -> value, see metricStats). */
+export function windowRecord(
+  deviceId: string,
+  windowStart: number,
+  values: Record<string, number>,
+  resolution = '1s',
+): WindowRecord {
+  const metrics: Record<string, MetricStats> = {};
+  for (const [m, v] of Object.entries(values)) metrics[m] = metricStats(v);
+  return {
+    deviceId,
+    resolution,
+    windowStart,
+    windowEnd: windowStart + resolutionMs(resolution),
+    final: true,
+    metrics,
+  };
+}
+
+/** The v1 point of one metric that windowRecord(deviceId, windowStart, {[metric]: value}, resolution) holds. */
+export function aggregateRow(
+  deviceId: string,
+  metric: string,
+  windowStart: number,
+  value: number,
+  resolution = '1s',
+): AggregateRow {
+  return {
+    deviceId,
+    metric,
+    resolution,
+    windowStart,
+    windowEnd: windowStart + resolutionMs(resolution),
+    ...metricStats(value),
   };
 }
 
