@@ -1,6 +1,6 @@
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { AggregateRow, AnomalyScore, MetricStats, WindowRecord } from '@fleetpulse/contracts';
 
-export type { AggregateRow, AnomalyScore };
+export type { AggregateRow, AnomalyScore, MetricStats, WindowRecord };
 
 export interface DeviceSummary {
   deviceId: string;
@@ -42,7 +42,11 @@ export const fetchAnomalies = (q: { deviceId?: string; from?: number; to?: numbe
 
 export const fetchModels = () => getJson<{ models: ModelStatus[]; error?: string }>('/api/models');
 
-/** Every point of a range, page by page (`next`), up to `maxPoints`. */
+/**
+ * Every point of one metric in a range, page by page (`next`), up to `maxPoints`: the per-metric endpoint extracts
+ * the metric from the stored window records, so only that metric crosses the wire. A resolution that is not stored
+ * (live only) is an error naming the stored ones.
+ */
 export async function fetchSeries(
   deviceId: string,
   metric: string,

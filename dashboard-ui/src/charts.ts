@@ -1,6 +1,6 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { AggregateRow } from './api';
+import type { AggregateRow, MetricStats } from './api';
 
 const LivePoints = 300;
 
@@ -29,14 +29,15 @@ export class LiveChart {
     this.plot = new uPlot(chartOptions(metric, Math.max(300, parent.clientWidth - 16), 120), [[], [], [], []], el);
   }
 
-  add(r: AggregateRow): void {
-    const size = r.windowEnd - r.windowStart;
+  /** One window's statistics of this chart's metric (from a live window record). */
+  add(windowStart: number, windowEnd: number, r: MetricStats): void {
+    const size = windowEnd - windowStart;
     if (size < this.resolutionMs) {
       // A finer resolution takes over the chart.
       this.resolutionMs = size;
       this.xs.length = this.mean.length = this.min.length = this.max.length = 0;
     } else if (size > this.resolutionMs) return;
-    const x = r.windowStart / 1000;
+    const x = windowStart / 1000;
     const lastX = this.xs[this.xs.length - 1];
     if (lastX !== undefined && x <= lastX) {
       const i = this.xs.lastIndexOf(x);

@@ -6,14 +6,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
-import { bucketOf, Topics, type AggregateRow, type AnomalyScore } from '@fleetpulse/contracts';
+import { bucketOf, Topics, type AnomalyScore, type MetricStats, type WindowRecord } from '@fleetpulse/contracts';
 import { loadConfig, startDashboard, type RunningDashboard } from '@fleetpulse/dashboard-api';
 import type { Client } from 'cassandra-driver';
 import type { Producer } from 'kafkajs';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 // The browser dashboard end to end: the API in-process on the real Kafka and Cassandra, Debian's chromium driven by
-// playwright-core (no downloaded browser), data produced to the real topics by the test. Screenshots go to
+// playwright-core (no downloaded browser), v2 window records produced to the real topics and written to the
+// `windows` table by the test. Screenshots go to
 // artifacts/dashboard-ui/; FLEETPULSE_UPDATE_DOCS=1 also refreshes docs/dashboard.png.
 const root = resolve(__dirname, '..', '..');
 const uiDist = join(root, 'dashboard-ui', 'dist');
@@ -37,17 +38,11 @@ let tick = 0;
 const value = (m: string, i: number, t: number) =>
   base[m]! * (1 + 0.05 * Math.sin(t / 7000 + i)) + (m === 'temp' ? tick * 0.01 : 0);
 
-function row(deviceId: string, metric: string, resolution: string, windowStart: number, v: number): AggregateRow {
-  const size = Number(resolution.slice(0, -1)) * 1000;
+function stats(v: number, sizeMs: number): MetricStats {
   const spread = Math.abs(v) * 0.02;
   return {
-    deviceId,
-    metric,
-    resolution,
-    windowStart,
-    windowEnd: windowStart + size,
-    count: size / 250,
-    sum: (v * size) / 250,
+    count: sizeMs / 250,
+    sum: (v * sizeMs) / 250,
     min: v - spread,
     max: v + spread,
     mean: v,
@@ -57,17 +52,29 @@ function row(deviceId: string, metric: string, resolution: string, windowStart: 
   };
 }
 
+/** One device's window record with `values` (metric -> value). */
+function record(
+  deviceId: string,
+  resolution: string,
+  windowStart: number,
+  values: Record<string, number>,
+): WindowRecord {
+  const size = Number(resolution.slice(0, -1)) * 1000;
+  const m: Record<string, MetricStats> = {};
+  for (const [name, v] of Object.entries(values)) m[name] = stats(v, size);
+  return { deviceId, resolution, windowStart, windowEnd: windowStart + size, final: true, metrics: m };
+}
+
 /** What a running fleet would publish each second: 1s windows of every device, 10s ones every tenth second. */
 async function publishSecond(): Promise<void> {
   tick++;
   const now = Math.floor(Date.now() / 1000) * 1000 - 1000;
-  const messages = [];
-  for (const [i, d] of devices.entries())
-    for (const m of metrics) {
-      messages.push(row(d, m, '1s', now, value(m, i, now)));
-      if (now % 10_000 === 0 || tick === 1)
-        messages.push(row(d, m, '10s', Math.floor(now / 10_000) * 10_000, value(m, i, now)));
-    }
+  const messages: WindowRecord[] = [];
+  for (const [i, d] of devices.entries()) {
+    const values = Object.fromEntries(metrics.map((m) => [m, value(m, i, now)]));
+    messages.push(record(d, '1s', now, values));
+    if (now % 10_000 === 0 || tick === 1) messages.push(record(d, '10s', Math.floor(now / 10_000) * 10_000, values));
+  }
   await producer.send({
     topic: Topics.aggregates,
     messages: messages.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })),
@@ -76,34 +83,25 @@ async function publishSecond(): Promise<void> {
 
 async function seedHistory(): Promise<void> {
   const insert =
-    'INSERT INTO fleetpulse.aggregates (device_id, metric, resolution, bucket, window_start, window_end, count, sum, min, max, mean, stddev, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+    'INSERT INTO fleetpulse.windows (device_id, resolution, bucket, window_start, window_end, metrics) VALUES (?, ?, ?, ?, ?, ?)';
   const end = Math.floor(Date.now() / 10_000) * 10_000;
-  const rows: AggregateRow[] = [];
+  const records: WindowRecord[] = [];
+  // An hour of 10s windows of every metric; temp is what the test charts.
   for (let t = end - 3_600_000; t < end; t += 10_000)
-    rows.push(row(chosen, 'temp', '10s', t, 22 + 3 * Math.sin(t / 600_000) + Math.random() * 0.4));
-  for (let i = 0; i < rows.length; i += 50)
+    records.push(
+      record(chosen, '10s', t, {
+        ...Object.fromEntries(metrics.map((m, i) => [m, value(m, i, t)])),
+        temp: 22 + 3 * Math.sin(t / 600_000) + Math.random() * 0.4,
+      }),
+    );
+  for (let i = 0; i < records.length; i += 50)
     await Promise.all(
-      rows
+      records
         .slice(i, i + 50)
         .map((r) =>
           cassandra.execute(
             insert,
-            [
-              r.deviceId,
-              r.metric,
-              r.resolution,
-              bucketOf(r.windowStart, 10_000),
-              r.windowStart,
-              r.windowEnd,
-              r.count,
-              r.sum,
-              r.min,
-              r.max,
-              r.mean,
-              r.stddev,
-              r.first,
-              r.last,
-            ],
+            [r.deviceId, r.resolution, bucketOf(r.windowStart, 10_000), r.windowStart, r.windowEnd, r.metrics],
             { prepare: true },
           ),
         ),
@@ -167,6 +165,8 @@ beforeAll(async () => {
     FLEETPULSE_SCORING_URL: `http://127.0.0.1:${(scoring.address() as AddressInfo).port}`,
     FLEETPULSE_SCORING_MODELS_PATH: '/api/models',
     FLEETPULSE_DASHBOARD_UI_DIR: uiDist,
+    // 1s live only, as on a large fleet: the history picker's 1s answers with the reason.
+    FLEETPULSE_STORED_RESOLUTIONS: '10s,60s',
   });
   dashboard = await startDashboard(config, { logLevels: ['warn', 'error'] });
   feeding = setInterval(() => void publishSecond().catch(() => undefined), 1000);
@@ -239,6 +239,17 @@ describe('dashboard in a browser', () => {
       undefined,
       { timeout: 30_000 },
     );
+    // Every metric of the live window records gets its chart.
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('#live-charts .chart[data-metric] canvas').length >= n,
+      metrics.length,
+      { timeout: 30_000 },
+    );
+    expect(
+      await page.$$eval('#live-charts .chart[data-metric]', (els) =>
+        els.map((e) => (e as HTMLElement).dataset.metric).sort(),
+      ),
+    ).toEqual(metrics);
     await page.selectOption('#hist-metric', 'temp');
     await page.waitForFunction(
       () => /^\d[\d,]* points/.test(document.getElementById('hist-status')?.textContent ?? ''),
@@ -250,6 +261,24 @@ describe('dashboard in a browser', () => {
     );
     await page.waitForTimeout(4000);
     await shot('02-device');
+  });
+
+  it('says why a live-only resolution has no history', async () => {
+    await page.selectOption('#hist-res', '1s');
+    await page.waitForFunction(
+      () => (document.getElementById('hist-status')?.textContent ?? '').startsWith('error'),
+      undefined,
+      { timeout: 30_000 },
+    );
+    expect(await page.textContent('#hist-status')).toBe(
+      'error: resolution 1s is live only (not stored); stored: 10s,60s',
+    );
+    await page.selectOption('#hist-res', '10s');
+    await page.waitForFunction(
+      () => /^\d[\d,]* points/.test(document.getElementById('hist-status')?.textContent ?? ''),
+      undefined,
+      { timeout: 30_000 },
+    );
   });
 
   it('shows an injected anomaly in the feed', async () => {

@@ -1,11 +1,12 @@
 import { io, type Socket } from 'socket.io-client';
-import type { AggregateRow, AnomalyScore } from './api';
+import type { AnomalyScore, WindowRecord } from './api';
 
 export type ConnState = 'connecting' | 'live' | 'reconnecting' | 'offline';
 
+/** What the `/live` namespace sends: `aggregate` / `aggregates` carry v2 window records (every metric of a window). */
 export interface LiveHandlers {
-  aggregate(row: AggregateRow): void;
-  aggregates(rows: AggregateRow[]): void;
+  aggregate(record: WindowRecord): void;
+  aggregates(records: WindowRecord[]): void;
   anomaly(score: AnomalyScore): void;
   state(s: ConnState, detail?: string): void;
   /** After a reconnect: what was missed while away is in the REST API. */
@@ -42,8 +43,8 @@ export class Live {
     });
     this.socket.on('disconnect', (reason) => this.h.state('reconnecting', reason));
     this.socket.on('connect_error', (e) => this.h.state(this.everConnected ? 'reconnecting' : 'offline', e.message));
-    this.socket.on('aggregate', (r: AggregateRow) => this.h.aggregate(r));
-    this.socket.on('aggregates', (rs: AggregateRow[]) => this.h.aggregates(rs));
+    this.socket.on('aggregate', (r: WindowRecord) => this.h.aggregate(r));
+    this.socket.on('aggregates', (rs: WindowRecord[]) => this.h.aggregates(rs));
     this.socket.on('anomaly', (s: AnomalyScore) => this.h.anomaly(s));
   }
 

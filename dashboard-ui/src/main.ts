@@ -4,9 +4,9 @@ import {
   fetchDevices,
   fetchModels,
   fetchSeries,
-  type AggregateRow,
   type AnomalyScore,
   type ModelStatus,
+  type WindowRecord,
 } from './api';
 import { historyChart, LiveChart } from './charts';
 import { FleetList } from './fleet';
@@ -37,23 +37,24 @@ function setConn(state: ConnState, detail?: string): void {
           : 'connecting…';
 }
 
-// ---- live data
-function seen(r: AggregateRow): void {
+// ---- live data: v2 window records, every metric of one device, resolution and window
+function seen(r: WindowRecord): void {
   const d = fleet.upsert(r.deviceId);
   if (d.lastSeen === null || r.windowEnd > d.lastSeen) d.lastSeen = r.windowEnd;
-  d.metrics.add(r.metric);
-  if (r.metric === OverviewMetric) d.value = r.last;
+  for (const m of Object.keys(r.metrics)) d.metrics.add(m);
+  const overview = r.metrics[OverviewMetric];
+  if (overview) d.value = overview.last;
 }
 
-function onAggregate(r: AggregateRow): void {
+function onAggregate(r: WindowRecord): void {
   seen(r);
-  if (r.deviceId === selected) liveRow(r);
+  if (r.deviceId === selected) liveRecord(r);
 }
 
 const live = new Live({
   aggregate: onAggregate,
-  aggregates: (rows) => {
-    for (const r of rows) onAggregate(r);
+  aggregates: (records) => {
+    for (const r of records) onAggregate(r);
   },
   anomaly: (s) => addAnomaly(s, true),
   state: setConn,
@@ -146,15 +147,18 @@ function selectDevice(id: string): void {
   void loadHistory();
 }
 
-function liveRow(r: AggregateRow): void {
-  let c = charts.get(r.metric);
-  if (!c) {
-    c = new LiveChart(liveCharts, r.metric);
-    charts.set(r.metric, c);
-    const sel = $<HTMLSelectElement>('hist-metric');
-    if (![...sel.options].some((o) => o.value === r.metric)) sel.add(new Option(r.metric, r.metric));
+/** A live window record of the selected device: one point on the chart of each of its metrics. */
+function liveRecord(r: WindowRecord): void {
+  for (const [metric, stats] of Object.entries(r.metrics)) {
+    let c = charts.get(metric);
+    if (!c) {
+      c = new LiveChart(liveCharts, metric);
+      charts.set(metric, c);
+      const sel = $<HTMLSelectElement>('hist-metric');
+      if (![...sel.options].some((o) => o.value === metric)) sel.add(new Option(metric, metric));
+    }
+    c.add(r.windowStart, r.windowEnd, stats);
   }
-  c.add(r);
   scheduleValues();
 }
 
