@@ -109,7 +109,7 @@ async function main(): Promise<number> {
     });
     process.stderr.write(`\r${bar(result)}\n`);
     console.error(
-      `done in ${result.seconds.toFixed(1)} s: ${result.events} events, ${result.rowsWritten} rows written, ${result.partialRowsOffered} rows of windows straddling the start written only where absent, ${result.invalid} invalid records skipped${values.rescore ? `; rows published to ${values['rescore-topic']} for re-scoring` : ''}`,
+      `done in ${result.seconds.toFixed(1)} s: ${result.events} events, ${result.rowsWritten} window rows written, ${result.partialRowsOffered} window rows straddling the start written only where absent, ${result.invalid} invalid records skipped${values.rescore ? `; window records published to ${values['rescore-topic']} for re-scoring` : ''}`,
     );
   } finally {
     await cassandra.shutdown();

@@ -123,16 +123,15 @@ describe('replay against the real Kafka and Cassandra', () => {
     const to = startTs + 25_000;
     let deleted = 0;
     for (const d of query().devices)
-      for (const metric of metrics)
-        for (const resolution of ['1s', '10s'])
-          for (const bucket of bucketsBetween(from, to, resolutionMs(resolution))) {
-            await cassandra.execute(
-              'DELETE FROM fleetpulse.aggregates WHERE device_id = ? AND metric = ? AND resolution = ? AND bucket = ? AND window_start >= ? AND window_start < ?',
-              [d, metric, resolution, bucket, from, to],
-              { prepare: true },
-            );
-            deleted++;
-          }
+      for (const resolution of ['1s', '10s'])
+        for (const bucket of bucketsBetween(from, to, resolutionMs(resolution))) {
+          await cassandra.execute(
+            'DELETE FROM fleetpulse.windows WHERE device_id = ? AND resolution = ? AND bucket = ? AND window_start >= ? AND window_start < ?',
+            [d, resolution, bucket, from, to],
+            { prepare: true },
+          );
+          deleted++;
+        }
     expect(deleted).toBeGreaterThan(0);
     const gone = indexRows(await readRows(cassandra, query()));
     expect(before.size - gone.size).toBeGreaterThan(100);

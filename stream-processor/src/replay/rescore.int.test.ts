@@ -122,7 +122,7 @@ describe('replay --rescore after a model swap', () => {
     // First pass: the range scored by v1.
     const first = await rescore();
     expect({ code: first.code, output: first.output }).toMatchObject({ code: 0 });
-    expect(first.output).toMatch(new RegExp(`rows published to ${topics.aggregates.replace(/\./g, '\\.')}`));
+    expect(first.output).toMatch(new RegExp(`window records published to ${topics.aggregates.replace(/\./g, '\\.')}`));
     await waitFor('a v1 score for every window', async () => scores.length >= expectedWindows, 60_000);
     await quiet();
     const v1 = scores.filter((s) => s.modelVersion === '1');

@@ -1,6 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { bucketsBetween, resolutionMs, type AggregateRow, type TelemetryEvent } from '@fleetpulse/contracts';
+import {
+  bucketsBetween,
+  pointsOf,
+  resolutionMs,
+  type AggregateRow,
+  type MetricStats,
+  type TelemetryEvent,
+  type WindowRecord,
+} from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
 import { createTestTopic } from '@fleetpulse/compose/dist/testing/helpers';
@@ -62,9 +70,10 @@ export async function readTopic(
 export function expectedRows(
   records: TopicRecord[],
   opts: { resolutions: string[]; latenessMs: number; idleMs: number; closeAll: boolean },
-): { rows: AggregateRow[]; late: number } {
+): { rows: AggregateRow[]; late: number; lateEvents: TelemetryEvent[] } {
   const ref = new ReferenceAggregator(opts.resolutions, opts.latenessMs, opts.idleMs);
   const rows: AggregateRow[] = [];
+  const lateEvents: TelemetryEvent[] = [];
   let late = 0;
   const partitions = [...new Set(records.map((r) => r.partition))];
   for (const p of partitions) ref.assign(p);
@@ -72,12 +81,13 @@ export function expectedRows(
     const out = ref.apply({ kind: 'record', partition: r.partition, offset: r.offset, value: r.value });
     for (const w of out.windows) rows.push(...w.rows);
     late += out.late.length;
+    lateEvents.push(...out.late.map((l) => l.event));
   }
   if (opts.closeAll)
     for (const p of partitions)
       for (const w of ref.apply({ kind: 'advance', partition: p, ms: Number.MAX_SAFE_INTEGER }).windows)
         rows.push(...w.rows);
-  return { rows, late };
+  return { rows, late, lateEvents };
 }
 
 const rowKey = (r: Pick<AggregateRow, 'deviceId' | 'metric' | 'resolution' | 'windowStart'>) =>
@@ -87,37 +97,54 @@ export function indexRows(rows: AggregateRow[]): Map<string, AggregateRow> {
   return new Map(rows.map((r) => [rowKey(r), r]));
 }
 
-/** Every row Cassandra holds for these devices and metrics between fromMs and toMs. */
+/**
+ * Every metric row (v1 point) of the window rows Cassandra holds for these devices with a window start in
+ * [fromMs, toMs): each bucket is read bounded by window start, since a bucket spans far more than a test's range
+ * (a 60 s bucket is 60 hours) and may hold rows of earlier runs.
+ */
 export async function readRows(
   client: Client,
   q: { devices: string[]; metrics: string[]; resolutions: string[]; fromMs: number; toMs: number },
 ): Promise<AggregateRow[]> {
   const rows: AggregateRow[] = [];
   const cql =
-    'SELECT device_id, metric, resolution, window_start, window_end, count, sum, min, max, mean, stddev, first, last FROM fleetpulse.aggregates WHERE device_id = ? AND metric = ? AND resolution = ? AND bucket = ?';
+    'SELECT device_id, resolution, window_start, window_end, metrics FROM fleetpulse.windows WHERE device_id = ? AND resolution = ? AND bucket = ? AND window_start >= ? AND window_start < ?';
+  const wanted = new Set(q.metrics);
   for (const deviceId of q.devices)
-    for (const metric of q.metrics)
-      for (const resolution of q.resolutions)
-        for (const bucket of bucketsBetween(q.fromMs, q.toMs, resolutionMs(resolution))) {
-          const rs = await client.execute(cql, [deviceId, metric, resolution, bucket], { prepare: true });
-          for (const r of rs.rows)
-            rows.push({
-              deviceId: r.get('device_id') as string,
-              metric: r.get('metric') as string,
-              resolution: r.get('resolution') as string,
-              windowStart: Number(r.get('window_start')),
-              windowEnd: Number(r.get('window_end')),
-              count: Number(r.get('count')),
-              sum: r.get('sum') as number,
-              min: r.get('min') as number,
-              max: r.get('max') as number,
-              mean: r.get('mean') as number,
-              stddev: r.get('stddev') as number,
-              first: r.get('first') as number,
-              last: r.get('last') as number,
-            });
+    for (const resolution of q.resolutions)
+      for (const bucket of bucketsBetween(q.fromMs, q.toMs, resolutionMs(resolution))) {
+        const rs = await client.execute(cql, [deviceId, resolution, bucket, q.fromMs, q.toMs], { prepare: true });
+        for (const r of rs.rows) {
+          const record = windowFromRow(r);
+          for (const point of pointsOf(record)) if (wanted.has(point.metric)) rows.push(point);
         }
+      }
   return rows;
+}
+
+/** A `windows` row as its window record. */
+export function windowFromRow(r: { get(name: string): unknown }): WindowRecord {
+  const metrics: Record<string, MetricStats> = {};
+  const stored = r.get('metrics') as Record<string, Record<string, unknown>>;
+  for (const [name, s] of Object.entries(stored))
+    metrics[name] = {
+      count: Number(s.count),
+      sum: s.sum as number,
+      min: s.min as number,
+      max: s.max as number,
+      mean: s.mean as number,
+      stddev: s.stddev as number,
+      first: s.first as number,
+      last: s.last as number,
+    };
+  return {
+    deviceId: r.get('device_id') as string,
+    resolution: r.get('resolution') as string,
+    windowStart: Number(r.get('window_start')),
+    windowEnd: Number(r.get('window_end')),
+    final: true,
+    metrics,
+  };
 }
 
 export async function waitFor(
