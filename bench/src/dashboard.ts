@@ -1,40 +1,48 @@
 /**
  * Dashboard benchmark: one dashboard-api instance (its built dist/main.js, as its own process so its CPU and RSS
- * are its own) on the real Kafka, `clients` socket.io clients subscribed to the fleet, and aggregate rows produced
- * to metrics.aggregates at several rates.
+ * are its own) on the real Kafka, `clients` socket.io clients subscribed to the fleet, and v2 window records
+ * (`WindowRecord`: one per device, resolution and window, every metric) produced to metrics.aggregates at several
+ * rates.
  *
- * Latency is from a row's production to Kafka (the stand-in for its window's close: the stream processor publishes
- * a row right after the window closes) to its arrival at a socket.io client, over every delivered (row, client).
- * Each device sends one window a second (every metric), below the coalescing limit, so no row waits for a flush.
+ * Latency is from a record's production to Kafka (the stand-in for its window's close: the stream processor
+ * publishes a record right after the window closes) to its arrival at a socket.io client, over every delivered
+ * (record, client). Each device closes one 1 s window a second, below the coalescing limit (4 updates/s per device),
+ * so no record waits for a flush.
  *
- *   npx tsc -b dashboard-api bench && node bench/dist/dashboard.js [--clients 200] [--seconds 6] [--rates 250,500,1000,2000] [--batch]
+ *   npx tsc -b dashboard-api bench && node bench/dist/dashboard.js [--clients 200] [--seconds 6]
+ *     [--rates 250,500,1000,2000] [--metrics 4] [--batch]
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { MetricStats, WindowRecord } from '@fleetpulse/contracts';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { io, type Socket } from 'socket.io-client';
 
 export interface BenchDashboardOptions {
   /** socket.io clients subscribed to the fleet. [200] */
   clients?: number;
-  /** Rows per second produced, one level after another. [250, 500, 1000, 2000] */
+  /**
+   * Window records produced per second (= devices: each closes one 1 s window a second), one level after another.
+   * [250, 500, 1000, 2000]
+   */
   rates?: number[];
   /** Seconds per level (after 1 s of warm-up). [6] */
   seconds?: number;
   brokers?: string[];
-  /** Clients subscribe with `batch: true` (one `aggregates` array per flush) instead of one event per row. [false] */
+  /** Clients subscribe with `batch: true` (one `aggregates` array per flush) instead of one per record. [false] */
   batch?: boolean;
-  /** Metrics per device window. [4] */
+  /** Metrics per window record. [4] */
   metrics?: number;
   log?: (line: string) => void;
 }
 
 export interface DashboardLevel {
+  /** Window records produced per second. */
   producedPerSec: number;
-  /** Rows delivered to clients per second, summed over clients. */
+  /** Records delivered to clients per second, summed over clients. */
   deliveredPerSec: number;
   /** delivered / (produced x clients). */
   deliveredShare: number;
@@ -42,18 +50,16 @@ export interface DashboardLevel {
   /** API process CPU over the level, % of one core. */
   apiCpuPercent: number;
   apiRssMiB: number;
+  /** Records client 0 got without every metric produced or not final (0 unless the API mangles them). */
+  incomplete: number;
 }
 
 export interface BenchDashboardResult {
   clients: number;
   batch: boolean;
+  /** Metrics in each window record. */
+  metrics: number;
   levels: DashboardLevel[];
-}
-
-interface Row {
-  deviceId: string;
-  metric: string;
-  windowStart: number;
 }
 
 const root = resolve(__dirname, '..', '..');
@@ -123,20 +129,24 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
     }
     await producer.connect();
     const run = Math.random().toString(36).slice(2, 8);
-    // key -> production time, for every row in flight; a client looks its arrivals up here.
+    const metrics = Array.from({ length: metricCount }, (_, i) => `m${i}`);
+    // `deviceId|windowStart` -> production time, for every record in flight; a client looks its arrivals up here.
     const sentAt = new Map<string, number>();
     let latencies: number[] = [];
     let delivered = 0;
+    let incomplete = 0;
     for (let i = 0; i < clients; i++) {
       const s = io(`${url}/live`, { transports: ['websocket'], forceNew: true });
-      const arrived = (r: { deviceId: string; metric: string; windowStart: number }, now: number) => {
-        const t = sentAt.get(`${r.deviceId}|${r.metric}|${r.windowStart}`);
+      const arrived = (r: WindowRecord, now: number) => {
+        const t = sentAt.get(`${r.deviceId}|${r.windowStart}`);
         if (t === undefined) return;
         delivered++;
         latencies.push(now - t);
+        // One client checks that what arrives is the whole record (cheap enough not to slow the other 199 down).
+        if (i === 0 && (r.final !== true || !metrics.every((m) => r.metrics[m] !== undefined))) incomplete++;
       };
-      s.on('aggregate', (r: Row) => arrived(r, Date.now()));
-      s.on('aggregates', (rs: Row[]) => {
+      s.on('aggregate', (r: WindowRecord) => arrived(r, Date.now()));
+      s.on('aggregates', (rs: WindowRecord[]) => {
         const now = Date.now();
         for (const r of rs) arrived(r, now);
       });
@@ -156,13 +166,12 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
     log(`dashboard bench: ${clients} clients on ${url}/live (fleet${batch ? ', batch' : ''}), API pid ${api.pid}`);
 
     const levels: DashboardLevel[] = [];
-    const metrics = Array.from({ length: metricCount }, (_, i) => `m${i}`);
     for (const rate of rates) {
-      const devices = Math.max(1, Math.round(rate / metricCount));
+      const devices = Math.max(1, Math.round(rate));
       const tickMs = 50;
       const deviceIds = Array.from({ length: devices }, (_, i) => `bench-${run}-${rate}-${i}`);
       let stop = false;
-      // Each device sends one window a second; devices are spread over the ticks of the second.
+      // Each device closes one 1 s window a second (one record, every metric); devices are spread over the ticks.
       const producing = (async () => {
         let window = Math.floor(Date.now() / 1000) * 1000;
         let next = Date.now();
@@ -173,30 +182,24 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
           const to = Math.floor(((tickInSec + 1) * devices) / ticksPerSec);
           const messages: { key: string; value: string }[] = [];
           const now = Date.now();
-          for (let d = from; d < to; d++)
+          for (let d = from; d < to; d++) {
+            const deviceId = deviceIds[d]!;
+            const stats: Record<string, MetricStats> = {};
             for (const metric of metrics) {
-              const deviceId = deviceIds[d]!;
               const v = Math.random();
-              sentAt.set(`${deviceId}|${metric}|${window}`, now);
-              messages.push({
-                key: deviceId,
-                value: JSON.stringify({
-                  deviceId,
-                  metric,
-                  resolution: '1s',
-                  windowStart: window,
-                  windowEnd: window + 1000,
-                  count: 4,
-                  sum: v * 4,
-                  min: v,
-                  max: v,
-                  mean: v,
-                  stddev: 0,
-                  first: v,
-                  last: v,
-                }),
-              });
+              stats[metric] = { count: 4, sum: v * 4, min: v, max: v, mean: v, stddev: 0, first: v, last: v };
             }
+            const record: WindowRecord = {
+              deviceId,
+              resolution: '1s',
+              windowStart: window,
+              windowEnd: window + 1000,
+              final: true,
+              metrics: stats,
+            };
+            sentAt.set(`${deviceId}|${window}`, now);
+            messages.push({ key: deviceId, value: JSON.stringify(record) });
+          }
           if (messages.length > 0) await producer.send({ topic: 'metrics.aggregates', messages });
           tickInSec = (tickInSec + 1) % ticksPerSec;
           if (tickInSec === 0) window += 1000;
@@ -207,31 +210,38 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
       await sleep(1000);
       delivered = 0;
       latencies = [];
+      incomplete = 0;
       const cpu0 = cpuMs(api.pid!);
       const t0 = Date.now();
       await sleep(seconds * 1000);
       const elapsed = (Date.now() - t0) / 1000;
       const cpu1 = cpuMs(api.pid!);
       const got = delivered;
+      const badRecords = incomplete;
       const lat = [...latencies].sort((a, b) => a - b);
       stop = true;
       await producing;
+      if (got === 0)
+        throw new Error(
+          `no window record reached a client (does the API refuse them?): ${output.join('').slice(-2000)}`,
+        );
       await sleep(500);
       sentAt.clear();
       const level: DashboardLevel = {
-        producedPerSec: devices * metricCount,
+        producedPerSec: devices,
         deliveredPerSec: Math.round(got / elapsed),
-        deliveredShare: Math.round((got / elapsed / (devices * metricCount * clients)) * 1000) / 1000,
+        deliveredShare: Math.round((got / elapsed / (devices * clients)) * 1000) / 1000,
         latencyMs: { p50: pct(lat, 50), p99: pct(lat, 99), max: lat.at(-1) ?? NaN },
         apiCpuPercent: Math.round(((cpu1 - cpu0) / (elapsed * 1000)) * 100),
         apiRssMiB: rssMiB(api.pid!),
+        incomplete: badRecords,
       };
       levels.push(level);
       log(
-        `  ${level.producedPerSec} rows/s in -> ${level.deliveredPerSec} updates/s out (${(level.deliveredShare * 100).toFixed(1)}% of ${clients}x); latency p50 ${level.latencyMs.p50} ms, p99 ${level.latencyMs.p99} ms, max ${level.latencyMs.max} ms; API CPU ${level.apiCpuPercent}% RSS ${level.apiRssMiB} MiB`,
+        `  ${level.producedPerSec} window records/s in (${metricCount} metrics each) -> ${level.deliveredPerSec} updates/s out (${(level.deliveredShare * 100).toFixed(1)}% of ${clients}x); latency p50 ${level.latencyMs.p50} ms, p99 ${level.latencyMs.p99} ms, max ${level.latencyMs.max} ms; API CPU ${level.apiCpuPercent}% RSS ${level.apiRssMiB} MiB${level.incomplete > 0 ? `; ${level.incomplete} incomplete records at client 0` : ''}`,
       );
     }
-    return { clients, batch, levels };
+    return { clients, batch, metrics: metricCount, levels };
   } finally {
     for (const s of sockets) s.disconnect();
     await producer.disconnect().catch(() => undefined);
@@ -246,6 +256,7 @@ if (require.main === module) {
       clients: { type: 'string' },
       seconds: { type: 'string' },
       rates: { type: 'string' },
+      metrics: { type: 'string' },
       batch: { type: 'boolean' },
     },
   });
@@ -253,6 +264,7 @@ if (require.main === module) {
     ...(values.clients ? { clients: Number(values.clients) } : {}),
     ...(values.seconds ? { seconds: Number(values.seconds) } : {}),
     ...(values.rates ? { rates: values.rates.split(',').map(Number) } : {}),
+    ...(values.metrics ? { metrics: Number(values.metrics) } : {}),
     batch: values.batch === true,
   }).then(
     (r) => console.log(JSON.stringify(r, null, 2)),

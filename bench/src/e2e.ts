@@ -1,5 +1,5 @@
 import { io } from 'socket.io-client';
-import type { AggregateRow } from '@fleetpulse/contracts';
+import type { WindowRecord } from '@fleetpulse/contracts';
 
 export interface BenchE2eOptions {
   /** [ingestionUrl=http://127.0.0.1:8080] - of a running stack (`npm start`). */
@@ -20,9 +20,10 @@ export interface BenchE2eResult {
 }
 
 /**
- * From an event's ingestion to its 1 s aggregate at a socket.io client, through a running stack (`npm start`):
+ * From an event's ingestion to its 1 s window record at a socket.io client, through a running stack (`npm start`):
  * one device posts a reading every `intervalMs`; for each 1 s window, the time from posting its first event to the
- * arrival of the window's `temp` row. It includes by design the rest of the window and the allowed lateness (2 s):
+ * arrival of the window's record (v2: one `aggregate` per device, resolution and window, every metric; the device's
+ * 10 s and 60 s records are ignored). It includes by design the rest of the window and the allowed lateness (2 s):
  * a window closes when its device's watermark (max event time - L) passes its end.
  */
 export async function benchE2e(opts: BenchE2eOptions = {}): Promise<BenchE2eResult> {
@@ -35,12 +36,13 @@ export async function benchE2e(opts: BenchE2eOptions = {}): Promise<BenchE2eResu
   const latencies: number[] = [];
   const socket = io(`${dashboard}/live`, { transports: ['websocket'] });
   socket.on('connect', () => socket.emit('subscribe', { deviceId: device }));
-  socket.on('aggregate', (row: AggregateRow) => {
-    if (row.deviceId !== device || row.resolution !== '1s' || row.metric !== 'temp') return;
-    const t0 = firstSent.get(row.windowStart);
+  socket.on('aggregate', (record: WindowRecord) => {
+    if (record.deviceId !== device || record.resolution !== '1s' || !record.final) return;
+    if (record.metrics.temp === undefined) return;
+    const t0 = firstSent.get(record.windowStart);
     if (t0 === undefined) return;
     latencies.push(Date.now() - t0);
-    firstSent.delete(row.windowStart);
+    firstSent.delete(record.windowStart);
   });
   const started = Date.now();
   for (let seq = 0; Date.now() - started < seconds * 1000; seq++) {
