@@ -227,8 +227,15 @@ describe('fleet scale: bounded state and cardinality on the real Kafka and Cassa
     const dlqFrom = await topicEnds(Topics.dlq);
     const flood = `${prefix}-flood`;
     const events: TelemetryEvent[] = [];
+    // Received within 1 s (so the device never goes idle in between, which would empty its windows and its names).
     for (let i = 0; i < 10_000; i++)
-      events.push({ deviceId: flood, ts: T + i, receivedAt: T + i, seq: i, metrics: { [`m${i}`]: i, temp: 1 } });
+      events.push({
+        deviceId: flood,
+        ts: T + i,
+        receivedAt: T + Math.floor(i / 10),
+        seq: i,
+        metrics: { [`m${i}`]: i, temp: 1 },
+      });
     for (let i = 0; i < 50; i++)
       events.push({
         deviceId: `${prefix}-calm`,

@@ -30,6 +30,8 @@ const win = (deviceId: string, metrics: string[], windowStart: number, resolutio
   windowStart,
   windowEnd: windowStart + (resolution === '1s' ? 1000 : 10_000),
   metricStats: () => Object.fromEntries(metrics.map((m) => [m, stats])),
+  metricCount: metrics.length,
+  metricName: (i: number) => metrics[i]!,
 });
 
 const store = (client: Client, storedResolutions = ['1s', '10s']) =>

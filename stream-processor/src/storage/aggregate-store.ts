@@ -18,6 +18,9 @@ export interface WindowToStore {
   readonly windowEnd: number;
   /** Every metric's statistics by name: the row's `metrics` map. */
   metricStats(): Record<string, MetricStats>;
+  /** How many metrics the window holds, and the i-th one's name (without building `metricStats`). */
+  readonly metricCount: number;
+  metricName(i: number): string;
 }
 
 export interface AggregateStoreOptions {
@@ -169,7 +172,7 @@ export class AggregateStore {
       let t = latest.get(w.deviceId);
       if (!t) latest.set(w.deviceId, (t = { lastSeen: seen, metrics: new Set() }));
       t.lastSeen = Math.max(t.lastSeen, seen);
-      for (const m in w.metricStats()) t.metrics.add(m);
+      for (let i = 0; i < w.metricCount; i++) t.metrics.add(w.metricName(i));
     }
     for (const [id, t] of latest) {
       const before = this.touched.get(id);
