@@ -37,7 +37,7 @@ interface PartitionState {
  * late events to telemetry.late, invalid records to telemetry.dlq.
  *
  * Durability order, per flush: drain the aggregator and take each partition's checkpoint in the same synchronous step;
- * write every drained row and publish every output; only then store the checkpoints and commit their offsets (the
+ * write every drained row and publish every output (at once); only then store the checkpoints and commit their offsets (the
  * first record of each partition's oldest open window). A crash anywhere re-reads from the last commit and resumes
  * from its checkpoint, so rows are neither lost nor double-counted; upserts make re-written rows identical.
  * Rebalances bump a generation: flushes begun before it never commit, and all partition state is rebuilt from the
@@ -342,7 +342,6 @@ export class StreamProcessor {
     for (const r of out.rejected) dlq.push(rejectedEventDlqMessage(r, this.config.sourceTopic));
     if (complete.length + partial.length + out.late.length + dlq.length > 0) {
       const started = process.hrtime.bigint();
-      await this.store.writeAll(complete, partial);
       const topicMessages = [];
       if (published.length > 0) topicMessages.push({ topic: Topics.aggregates, messages: published });
       if (out.late.length > 0)
@@ -355,7 +354,8 @@ export class StreamProcessor {
           })),
         });
       if (dlq.length > 0) topicMessages.push({ topic: Topics.dlq, messages: dlq });
-      await sendChunked(this.producer, topicMessages);
+      // Rows and outputs go at once (Cassandra and Kafka work in parallel); the commit below waits for both.
+      await Promise.all([this.store.writeAll(complete, partial), sendChunked(this.producer, topicMessages)]);
       this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
       const byResolution = new Map<string, number>();
       for (const w of complete) byResolution.set(w.resolution, (byResolution.get(w.resolution) ?? 0) + 1);

@@ -1,6 +1,9 @@
-import { bucketOf, resolutionMs, type MetricStats } from '@fleetpulse/contracts';
+import { bucketOf, resolutionMs } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { ProcessorConfig } from '../config';
+import { windowRowParams, type WindowToStore } from './window-row';
+
+export type { WindowToStore } from './window-row';
 
 /** Devices whose device-list entry this process remembers (see `remember`). */
 const MaxTouchedDevices = 100_000;
@@ -8,19 +11,6 @@ const MaxTouchedDevices = 100_000;
 interface DeviceTouch {
   lastSeen: number;
   metrics: Set<string>;
-}
-
-/** A closed window as the store writes it (a ClosedWindow is one). */
-export interface WindowToStore {
-  readonly deviceId: string;
-  readonly resolution: string;
-  readonly windowStart: number;
-  readonly windowEnd: number;
-  /** Every metric's statistics by name: the row's `metrics` map. */
-  metricStats(): Record<string, MetricStats>;
-  /** How many metrics the window holds, and the i-th one's name (without building `metricStats`). */
-  readonly metricCount: number;
-  metricName(i: number): string;
 }
 
 export interface AggregateStoreOptions {
@@ -139,7 +129,7 @@ export class AggregateStore {
     const groups = new Map<string, unknown[][]>();
     for (const w of windows) {
       const params = this.params(w);
-      const key = `${w.deviceId}\u0000${w.resolution}\u0000${String(params[2])}`;
+      const key = `${w.deviceId}\u0000${w.resolution}\u0000${bucketOf(w.windowStart, resolutionMs(w.resolution))}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = []));
       g.push(params);
@@ -201,16 +191,7 @@ export class AggregateStore {
   }
 
   private params(w: WindowToStore): unknown[] {
-    const size = resolutionMs(w.resolution);
-    return [
-      w.deviceId,
-      w.resolution,
-      bucketOf(w.windowStart, size),
-      w.windowStart,
-      w.windowEnd,
-      w.metricStats(),
-      this.opts.ttlSeconds[w.resolution] ?? 0,
-    ];
+    return windowRowParams(w, this.opts.ttlSeconds[w.resolution] ?? 0);
   }
 
   private async runBounded(tasks: (() => Promise<unknown>)[]): Promise<void> {
