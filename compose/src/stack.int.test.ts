@@ -59,25 +59,28 @@ describe('the local Kafka', () => {
 });
 
 describe('the local Cassandra', () => {
-  it('stores and returns rows of fleetpulse.aggregates', async () => {
+  it('stores and returns window rows of fleetpulse.windows (a frozen map of metric_stats)', async () => {
     const client = await connectedCassandra(Keyspace);
     try {
       const deviceId = `it-${process.pid}-${Date.now()}`;
       const windowStart = 1763803200000;
       const bucket = bucketOf(windowStart, 10_000);
-      const insert = `INSERT INTO aggregates (device_id, metric, resolution, bucket, window_start, window_end, count, sum, min, max, mean, stddev, first, last)
-        VALUES (?, 'temp', '10s', ?, ?, ?, 10, 235.0, 22.9, 24.1, 23.5, 0.35, 23.0, 23.9)`;
-      await client.execute(insert, [deviceId, bucket, windowStart, windowStart + 10_000], { prepare: true });
+      const metrics = {
+        temp: { count: 10, sum: 235.0, min: 22.9, max: 24.1, mean: 23.5, stddev: 0.35, first: 23.0, last: 23.9 },
+        humidity: { count: 10, sum: 412.0, min: 40.1, max: 41.9, mean: 41.2, stddev: 0.5, first: 40.1, last: 41.0 },
+      };
+      const insert = `INSERT INTO windows (device_id, resolution, bucket, window_start, window_end, metrics) VALUES (?, '10s', ?, ?, ?, ?)`;
+      await client.execute(insert, [deviceId, bucket, windowStart, windowStart + 10_000, metrics], { prepare: true });
       // Same key again: an upsert, still one row (the replay guarantee of the contract relies on it).
-      await client.execute(insert, [deviceId, bucket, windowStart, windowStart + 10_000], { prepare: true });
+      await client.execute(insert, [deviceId, bucket, windowStart, windowStart + 10_000, metrics], { prepare: true });
       const rs = await client.execute(
-        'SELECT window_start, count, mean FROM aggregates WHERE device_id = ? AND metric = ? AND resolution = ? AND bucket = ?',
-        [deviceId, 'temp', '10s', bucket],
+        'SELECT window_start, metrics FROM windows WHERE device_id = ? AND resolution = ? AND bucket = ?',
+        [deviceId, '10s', bucket],
         { prepare: true },
       );
       expect(rs.rows).toHaveLength(1);
       expect(Number(rs.rows[0]!.get('window_start'))).toBe(windowStart);
-      expect(rs.rows[0]!.get('mean')).toBe(23.5);
+      expect(rs.rows[0]!.get('metrics')).toEqual(metrics);
     } finally {
       await client.shutdown();
     }
