@@ -220,6 +220,81 @@ describe('fleet scale: bounded state and cardinality on the real Kafka and Cassa
     expect(await metric(b, 'fleetpulse_processor_device_lookups_total', 'found="true"')).toBeGreaterThan(0);
   }, 420_000);
 
+  it('30,000 distinct devices reporting once: memory and checkpoints follow the active devices, every row written', async () => {
+    const topic = await newTopic(kafka, 3);
+    const prefix = `many-${randomUUID().slice(0, 8)}`;
+    const group = `many-${randomUUID()}`;
+    const n = 30_000;
+    const events: TelemetryEvent[] = Array.from({ length: n }, (_, d) => ({
+      deviceId: `${prefix}-${d}`,
+      ts: T + (d % 1000),
+      receivedAt: T + Math.floor(d / 10),
+      metrics: { temp: d % 50 },
+    }));
+    // Clocks on every partition close everyone's windows (processing time is per partition).
+    const clocks = [0, 1, 2].map((p) => ({
+      deviceId: `${prefix}-clock-${p}`,
+      ts: T + 600_000,
+      receivedAt: T + 600_000,
+      metrics: { temp: 0 },
+    }));
+    await send(topic, events);
+    await send(topic, clocks, (id) => Number(id.split('-').pop()));
+    const p = start({
+      FLEETPULSE_PROCESSOR_TOPIC: topic,
+      FLEETPULSE_PROCESSOR_GROUP: group,
+      FLEETPULSE_PROCESSOR_MAX_QUIET_DEVICES: '500',
+    });
+    const ends = await topicEnds(topic);
+    // No stall: the committed offsets reach each partition's last record, its clock (whose own windows stay open:
+    // nothing after it moves processing time past it).
+    await waitFor(
+      'the processor to commit every record but the clocks',
+      async () => {
+        const admin = kafka.admin();
+        await admin.connect();
+        try {
+          const committed = (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0]!.partitions;
+          return ends.every(
+            (e) => committed.find((c) => c.partition === e.partition)?.offset === String(BigInt(e.offset) - 1n),
+          );
+        } finally {
+          await admin.disconnect();
+        }
+      },
+      180_000,
+      1000,
+    );
+    // Memory follows the active devices: at most 500 quiet ones a partition stay (the clocks are waiting to go idle).
+    expect(await metric(p, 'fleetpulse_processor_resident_devices')).toBeLessThanOrEqual(3 * 500 + 3);
+    expect(await metric(p, 'fleetpulse_processor_devices_evicted_total')).toBeGreaterThanOrEqual(n - 3 * 500);
+    // Checkpoints are incremental: each device's state was written about once, and the header stays small.
+    expect(await metric(p, 'fleetpulse_processor_checkpoint_devices_total')).toBeLessThan(n * 3);
+    const headers = await cassandra.execute(
+      'SELECT state FROM fleetpulse.processor_checkpoints WHERE group_id = ? AND topic = ? AND partition IN (0, 1, 2)',
+      [group, topic],
+      { prepare: true },
+    );
+    expect(headers.rows).toHaveLength(3);
+    for (const h of headers.rows) expect((h.get('state') as string).length).toBeLessThan(2000);
+    // Every row of a sample of devices, exactly the reference's.
+    const records = await readTopic(kafka, topic);
+    const sample = new Set(Array.from({ length: 200 }, (_, i) => `${prefix}-${i * 149}`));
+    const reference = expectedRows(records, { resolutions, latenessMs: 2000, idleMs: 5000, closeAll: false });
+    const expected = indexRows(reference.rows.filter((r) => sample.has(r.deviceId)));
+    expect(expected.size).toBe(200 * 3);
+    const actual = indexRows(
+      await readRows(cassandra, {
+        devices: [...sample],
+        metrics: ['temp'],
+        resolutions,
+        fromMs: T - 60_000,
+        toMs: T + 60_000,
+      }),
+    );
+    expect(diffRows(expected, actual)).toEqual([]);
+  }, 300_000);
+
   it('a device with 10,000 metric names: the excess goes to telemetry.dlq with the reason, the rest is exact', async () => {
     // One partition: the reference below replays the records in that one order (processing time is per partition).
     const topic = await newTopic(kafka, 1);
