@@ -42,7 +42,11 @@ function messageBytes(m: Message): number {
   let n = 70; // record overhead: length, attributes, varint deltas, key/value lengths
   n += typeof m.key === 'string' ? Buffer.byteLength(m.key) : (m.key?.length ?? 0);
   n += typeof m.value === 'string' ? Buffer.byteLength(m.value) : (m.value?.length ?? 0);
-  for (const [k, v] of Object.entries(m.headers ?? {}))
-    n += Buffer.byteLength(k) + (typeof v === 'string' ? Buffer.byteLength(v) : Buffer.isBuffer(v) ? v.length : 64);
+  const headers = m.headers;
+  if (headers)
+    for (const k in headers) {
+      const v = headers[k];
+      n += Buffer.byteLength(k) + (typeof v === 'string' ? Buffer.byteLength(v) : Buffer.isBuffer(v) ? v.length : 64);
+    }
   return n;
 }

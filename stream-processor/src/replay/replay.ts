@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Topics } from '@fleetpulse/contracts';
-import { Partitioners, type Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { InvalidRecordError, WindowAggregator, decodeRecordValue, type ClosedWindow } from '../core';
 import type { ResolvedConfig } from '../core';
 import type { AggregateStore } from '../storage/aggregate-store';
+import { FastDefaultPartitioner } from '../partitioner';
 import { sendChunked } from '../send-chunked';
 import { ReplayError, type PartitionRange, type RangeBound } from './range';
 
@@ -61,7 +62,7 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
     maxBytesPerPartition: 8 * 1024 * 1024,
   });
   const producer = opts.rescore
-    ? kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+    ? kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: FastDefaultPartitioner })
     : undefined;
   const checkedHead = new Set<number>();
   await consumer.connect();
@@ -144,7 +145,7 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
       await sendChunked(producer, [
         {
           topic: opts.rescoreTopic ?? Topics.aggregates,
-          messages: complete.map((w) => ({ key: w.deviceId, value: w.recordJson() })),
+          messages: complete.map((w) => ({ key: w.deviceId, value: w.recordJsonBytes() })),
         },
       ]);
   }

@@ -79,6 +79,31 @@ describe('AggregateStore', () => {
     expect(calls.filter((c) => c.kind === 'batch').map((c) => c.statements.length)).toEqual([3, 3]);
   });
 
+  it('batches rows of different partitions only where the same replicas own them', async () => {
+    const { calls, client } = fakeClient();
+    // Devices a and b live on node 1, c on node 2 (the routing key starts with the device id's length and bytes).
+    (client as unknown as { getReplicas: (ks: string, key: Buffer) => { address: string }[] }).getReplicas = (
+      _ks,
+      key,
+    ) => [{ address: key.toString('utf8', 2, 3) === 'c' ? '10.0.0.2' : '10.0.0.1' }];
+    const t0 = 1_700_000_000_000 - (1_700_000_000_000 % 3_600_000);
+    const windows = [
+      win('a', ['temp'], t0),
+      win('c', ['temp'], t0),
+      win('b', ['temp'], t0),
+      win('a', ['temp'], t0 + 1000),
+      win('c', ['temp'], t0 + 1000),
+    ];
+    await store(client).writeAll(windows);
+    const batches = calls.filter((c) => c.kind === 'batch' && c.statements[0]!.query.startsWith('INSERT'));
+    const devicesOf = (c: Call) => c.statements.map((st) => `${text(st.params[0])}@${int64(st.params[3]) - t0}`);
+    // maxBatchRows 3: node 1's rows a, a, b (a's two adjacent), then node 2's c, c.
+    expect(batches.map(devicesOf)).toEqual([
+      ['a@0', 'a@1000', 'b@0'],
+      ['c@0', 'c@1000'],
+    ]);
+  });
+
   it('writes no row for a live-only resolution, and still lists the device', async () => {
     const { calls, client } = fakeClient();
     await store(client, ['10s']).writeAll([win('a', ['temp'], 0, '1s'), win('a', ['temp'], 0, '10s')]);

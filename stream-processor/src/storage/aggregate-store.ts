@@ -1,9 +1,11 @@
-import { bucketOf, resolutionMs } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { ProcessorConfig } from '../config';
 import { windowRowParams, type WindowToStore } from './window-row';
 
 export type { WindowToStore } from './window-row';
+
+/** Cassandra partitions whose replicas this process remembers (see `replicasOf`). */
+const MaxRememberedPartitions = 200_000;
 
 /** Devices whose device-list entry this process remembers (see `remember`). */
 const MaxTouchedDevices = 100_000;
@@ -21,7 +23,7 @@ export interface AggregateStoreOptions {
   storedResolutions: readonly string[];
   /** Writes (inserts or batches) in flight at once. */
   concurrency: number;
-  /** Rows of one partition per unlogged batch [20]: bounds a request's size and a retry's cost. */
+  /** Rows per unlogged batch [50]: bounds a request's size and a retry's cost. */
   maxBatchRows?: number;
   /** Least event time between two `last_seen` updates of a device, ms [5000]. */
   deviceTouchIntervalMs?: number;
@@ -64,12 +66,14 @@ export class AggregateStore {
   /** What the device list holds per device, as far as this process wrote it (bounded: see deviceTouches). */
   private readonly touched = new Map<string, DeviceTouch>();
   private stopped = false;
+  private readonly replicaCache = new Map<string, string>();
+  private replicaCacheSince = Date.now();
 
   constructor(
     private readonly client: Client,
     options: AggregateStoreOptions,
   ) {
-    const opts = (this.opts = { maxBatchRows: 20, deviceTouchIntervalMs: 5000, ...options });
+    const opts = (this.opts = { maxBatchRows: 50, deviceTouchIntervalMs: 5000, ...options });
     this.stored = new Set(opts.storedResolutions);
     this.insert =
       `INSERT INTO ${opts.keyspace}.windows (device_id, resolution, bucket, window_start, window_end, metrics) ` +
@@ -90,9 +94,11 @@ export class AggregateStore {
    * Writes every window of a stored resolution, and the device list entries they imply; resolves once all are
    * durable in Cassandra. `partialWindows` are written only where no row exists yet. Returns the rows written.
    *
-   * Rows of one Cassandra partition (device, resolution, bucket) go in one unlogged batch of at most `maxBatchRows`:
-   * a single-partition batch is one mutation for the node, several times cheaper than as many inserts, and as atomic.
-   * A backlog closes many windows per partition at once; live traffic mostly one.
+   * Rows go in unlogged batches of rows that share their replicas (the same Cassandra partition, or partitions the
+   * same nodes own), at most `maxBatchRows` each, rows of one partition next to each other: a batch is one request
+   * the coordinator applies locally, several times cheaper than as many inserts (live traffic closes one window per
+   * device and flush, so single-partition batches alone would leave most rows single). Where the driver does not
+   * know the ring yet, only rows of one partition share a batch.
    */
   async writeAll(windows: readonly WindowToStore[], partialWindows: readonly WindowToStore[] = []): Promise<number> {
     const partial = partialWindows.filter((w) => this.stored.has(w.resolution));
@@ -100,7 +106,7 @@ export class AggregateStore {
       await this.runBounded(partial.map((w) => () => this.withRetry(() => this.writeRow(w, this.insertIfAbsent))));
     const full = windows.filter((w) => this.stored.has(w.resolution));
     const tasks: (() => Promise<unknown>)[] = [];
-    for (const group of this.byPartition(full)) {
+    for (const group of this.byReplicas(full)) {
       if (group.length === 1)
         tasks.push(() => this.withRetry(() => this.client.execute(this.insert, group[0], { prepare: true })));
       else {
@@ -124,21 +130,56 @@ export class AggregateStore {
     return full.length + partial.length;
   }
 
-  /** Each window's insert parameters, grouped by Cassandra partition, each group cut to `maxBatchRows`. */
-  private *byPartition(windows: readonly WindowToStore[]): Generator<unknown[][]> {
-    const groups = new Map<string, unknown[][]>();
+  /**
+   * Each window's insert parameters, grouped by the replicas of its Cassandra partition (else by the partition), rows
+   * of one partition adjacent, each group cut to `maxBatchRows`.
+   */
+  private *byReplicas(windows: readonly WindowToStore[]): Generator<unknown[][]> {
+    const groups = new Map<string, Map<string, Buffer[][]>>();
     for (const w of windows) {
       const params = this.params(w);
-      const key = `${w.deviceId}\u0000${w.resolution}\u0000${bucketOf(w.windowStart, resolutionMs(w.resolution))}`;
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = []));
-      g.push(params);
-      if (g.length === this.opts.maxBatchRows) {
-        yield g;
-        groups.delete(key);
-      }
+      const partition = routingKey(params[0]!, params[1]!, params[2]!);
+      const partKey = partition.toString('latin1');
+      const groupKey = this.replicasOf(partition, partKey) ?? partKey;
+      let g = groups.get(groupKey);
+      if (!g) groups.set(groupKey, (g = new Map()));
+      let rows = g.get(partKey);
+      if (!rows) g.set(partKey, (rows = []));
+      rows.push(params);
     }
-    yield* groups.values();
+    const max = this.opts.maxBatchRows;
+    for (const g of groups.values()) {
+      let batch: Buffer[][] = [];
+      for (const rows of g.values())
+        for (const params of rows) {
+          batch.push(params);
+          if (batch.length === max) {
+            yield batch;
+            batch = [];
+          }
+        }
+      if (batch.length > 0) yield batch;
+    }
+  }
+
+  /**
+   * The replica set owning a partition (its routing key), as a key; null while the driver does not know the ring.
+   * Remembered per partition (hashing a key costs the driver a dozen Long objects): a device's partitions recur every
+   * flush. Forgotten every minute, and past `MaxRememberedPartitions`, so a changed ring is seen.
+   */
+  private replicasOf(routing: Buffer, key: string): string | null {
+    const now = Date.now();
+    if (this.replicaCache.size > MaxRememberedPartitions || now - this.replicaCacheSince > 60_000) {
+      this.replicaCache.clear();
+      this.replicaCacheSince = now;
+    }
+    const known = this.replicaCache.get(key);
+    if (known !== undefined) return known;
+    const hosts = this.client.getReplicas?.(this.opts.keyspace, routing) as { address: string }[] | null | undefined;
+    if (!hosts || hosts.length === 0) return null;
+    const replicas = hosts.length === 1 ? hosts[0]!.address : hosts.map((h) => h.address).join(',');
+    this.replicaCache.set(key, replicas);
+    return replicas;
   }
 
   /**
@@ -190,7 +231,7 @@ export class AggregateStore {
     return this.client.execute(statement, this.params(w), { prepare: true });
   }
 
-  private params(w: WindowToStore): unknown[] {
+  private params(w: WindowToStore): Buffer[] {
     return windowRowParams(w, this.opts.ttlSeconds[w.resolution] ?? 0);
   }
 
@@ -225,4 +266,18 @@ export class AggregateStore {
   stop(): void {
     this.stopped = true;
   }
+}
+
+/** A composite partition key as the driver hashes it: each component as uint16 length, bytes, and a zero byte. */
+function routingKey(...parts: Buffer[]): Buffer {
+  let n = 0;
+  for (const p of parts) n += p.length + 3;
+  const key = Buffer.allocUnsafe(n);
+  let at = 0;
+  for (const p of parts) {
+    at = key.writeUInt16BE(p.length, at);
+    at += p.copy(key, at);
+    key[at++] = 0;
+  }
+  return key;
 }
