@@ -40,7 +40,7 @@ export class CheckpointStore {
     this.upsert = `INSERT INTO ${keyspace}.processor_checkpoints (group_id, topic, partition, commit_offset, state, updated_at) VALUES (?, ?, ?, ?, ?, ?)`;
     this.upsertDevice =
       `INSERT INTO ${keyspace}.processor_device_state (group_id, topic, partition, epoch, bucket, device_id, max_ts, received_at, known_from, frontiers, through) ` +
-      `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+      `VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`;
     this.selectDevices =
       `SELECT device_id, max_ts, received_at, known_from, frontiers, through FROM ${keyspace}.processor_device_state ` +
       `WHERE group_id = ? AND topic = ? AND partition = ? AND epoch = ? AND bucket = ? AND device_id IN ?`;
@@ -113,6 +113,9 @@ export class CheckpointStore {
         d[3],
         d.slice(4, -1).map((f) => (typeof f === 'number' ? f : -Infinity)), // no nulls inside a collection
         d[d.length - 1],
+        // Written at the offset it had seen: of two writes of one device (an instance that lost the partition still
+        // retrying its last checkpoint, and the one that took it over), the state that has seen more wins.
+        Math.max(0, Number(d[d.length - 1])),
       ];
       let g = groups.get(bucket);
       if (!g) groups.set(bucket, (g = []));
