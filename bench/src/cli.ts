@@ -10,33 +10,53 @@ import { parseArgs } from 'node:util';
 import { benchCore } from './core';
 import { benchDashboard } from './dashboard';
 import { benchE2e } from './e2e';
+import { benchFleet, type FleetPhase } from './fleet';
 import { benchIngest } from './ingest';
+import { benchMillion } from './million';
 import { benchMqtt } from './mqtt';
 import { benchParse } from './parse';
 import { benchProcessor } from './processor';
 import { benchScoring } from './scoring';
+import { keepServiceLogs } from './services';
 
 const help = `Usage: npm run bench -- [suite ...] [--quick] [--out <file.json>]
 
-Suites (default: all):
+Suites (default: parse core ingest mqtt processor scoring dashboard):
   parse      native parse+validate+encode vs TypeScript fallback vs bare JSON.parse (one core)
-  core       stream-processor aggregation core alone: events/s, bytes per open window (one core)
+  core       stream-processor aggregation core alone (one core): events/s and windows/s, lazy and with every
+             window record serialised (recordJson, what it publishes); bytes per open window; goal 2,000,000 events/s
   ingest     ingestion service -> Kafka (acks=all) events/s, p50/p99, peak RSS; next to Kafka's ProducerPerformance
-  processor  Kafka -> stream-processor -> Cassandra events/s and rows/s, peak RSS; next to a plain insert loop
-             and to \`npm run replay\` of the same records
+             (which writes the same record values ingestion produced)
+  processor  pre-filled topic -> stream-processor process -> Cassandra + metrics.aggregates, committed to the end:
+             events/s, windows/s, rows/s, peak RSS; run with every resolution stored and with 1s live only
+             (FLEETPULSE_STORED_RESOLUTIONS=10s,60s). Next to Cassandra's insert ceiling for the SAME window rows
+             (the processor's aggregator run in-process over the same events; rows into fleetpulse.windows):
+             one INSERT per row (512 in flight), the processor's own single-partition unlogged batches (<= 20,
+             128 in flight), and multi-partition unlogged batches of 50 (a reference the processor does not use);
+             goal: processor rows/s >= 70% of its batched ceiling. And \`npm run replay\` of the same topic.
   scoring    onnxruntime-node scores/s at batch 1/64/1024 vs Python onnxruntime; swap-to-first-score; loop lag; RSS
   mqtt       events/s over MQTT (QoS 1, PUBACK after Kafka) next to HTTP, same batches
   dashboard  window close -> socket.io client p50/p99; updates/s fanned out to 200 clients with API CPU and RSS
-  e2e        event ingestion -> its 1 s aggregate at a socket.io client, through a running stack (npm start);
-             not in the default set
+Not in the default set (long, or need a running stack):
+  e2e        event ingestion -> its 1 s aggregate at a socket.io client, through a running stack (npm start)
+  fleet      realtime load -> ingestion process -> Kafka -> stream-processor process -> Cassandra, on its own topic:
+             10,000 devices x 5 Hz (50,000 events/s, 4 metrics) for 60 s then x 1 Hz for 60 s; offered and
+             accepted events/s, processor events/s and events not yet read, CPU per process, end delay (last answer ->
+             committed at the end and last windows in Cassandra); then steps of 10k/20k/50k events/s for the
+             highest sustained rate. With every resolution stored and with 1s live only. About 20 minutes.
+  million    1,000,000 devices reporting once then 10,000 of them for 60 s, one processor process: time to consume,
+             longest gap without commits / reads, peak RSS (goal <= 1 GB), resident / evicted / looked-up devices;
+             then a SIGTERM and a SIGKILL half way through a backlog: restart to reading and to caught up.
 Options:
-  --quick    shorter runs (for a smoke test; figures are noisier)
+  --quick    shorter runs (for a smoke test; figures are noisier): processor 200,000 events; fleet 10 s phases
+             and steps; million 100,000 devices
   --out      where to write the JSON results (default bench/results/latest.json)
   --help     this text
 The machine is shared and has 2 cores: run on a quiet machine and compare figures of one run side by side.`;
 
-type Suite = 'parse' | 'core' | 'ingest' | 'mqtt' | 'processor' | 'scoring' | 'dashboard' | 'e2e';
+type Suite = 'parse' | 'core' | 'ingest' | 'mqtt' | 'processor' | 'scoring' | 'dashboard' | 'e2e' | 'fleet' | 'million';
 const allSuites: Suite[] = ['parse', 'core', 'ingest', 'mqtt', 'processor', 'scoring', 'dashboard'];
+const extraSuites: Suite[] = ['e2e', 'fleet', 'million'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -44,9 +64,9 @@ async function main(): Promise<void> {
     options: { quick: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) return void console.log(help);
-  const unknown = positionals.filter((p) => !allSuites.includes(p as Suite) && p !== 'e2e');
+  const unknown = positionals.filter((p) => ![...allSuites, ...extraSuites].includes(p as Suite));
   if (unknown.length > 0)
-    throw new Error(`unknown suite(s) ${unknown.join(', ')}; choose from ${allSuites.join(', ')}`);
+    throw new Error(`unknown suite(s) ${unknown.join(', ')}; choose from ${[...allSuites, ...extraSuites].join(', ')}`);
   const suites = positionals.length > 0 ? (positionals as Suite[]) : allSuites;
   const quick = values.quick === true;
   const results: Record<string, unknown> = {
@@ -89,13 +109,23 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
     case 'core': {
       const r = await benchCore(quick ? { seconds: 60 } : {});
       console.table({
-        'rows lazy': { 'events/s': fmt(r.eventsPerSec), 'rows/s': fmt(r.rowsPerSec) },
+        'windows not read': { 'events/s': fmt(r.eventsPerSec), 'windows/s': fmt(r.windowsPerSec) },
         ...(r.serialized
           ? {
-              'rows serialised': { 'events/s': fmt(r.serialized.eventsPerSec), 'rows/s': fmt(r.serialized.rowsPerSec) },
+              'every window record serialised (recordJson)': {
+                'events/s': fmt(r.serialized.eventsPerSec),
+                'windows/s': fmt(r.serialized.windowsPerSec),
+              },
             }
           : {}),
       });
+      const met = (x: boolean | null) => (x === null ? 'n/a' : x ? 'met' : 'not met');
+      console.error(
+        `goal ${fmt(r.goal.eventsPerSec)} events/s: lazy ${met(r.goal.lazyMet)}, serialised ${met(r.goal.serializedMet)}` +
+          (r.memory
+            ? `; ${fmt(r.memory.bytesPerOpenWindow)} bytes per open window, ${fmt(r.memory.bytesPerDeviceWithWindows)} per device with its first windows${r.memory.exactGc ? '' : ' (no --expose-gc: rough)'}`
+            : ''),
+      );
       return r;
     }
     case 'ingest': {
@@ -119,28 +149,117 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
     }
     case 'processor': {
       const r = await benchProcessor(quick ? { events: 200_000 } : {});
+      const table: Record<string, Record<string, string>> = {};
+      const blank = { 'events/s': '', 'windows published/s': '', 'rows/s': '', 'rows/request': '', 'peak RSS MB': '' };
+      for (const run of r.runs)
+        table[`stream-processor, stored ${run.stored}`] = {
+          ...blank,
+          'events/s': fmt(run.eventsPerSec),
+          'windows published/s': fmt(run.windowsPublishedPerSec),
+          'rows/s': fmt(run.rowsPerSec),
+          'peak RSS MB': fmt(run.peakRssMb),
+        };
+      for (const c of r.ceilings)
+        for (const x of [c.single, c.batched, c.multiPartition])
+          table[
+            `${x.method}${x.method.startsWith('multi') ? ' (reference)' : ''}, ${x.concurrency} in flight, rows of ${c.stored}`
+          ] = {
+            ...blank,
+            'rows/s': fmt(x.rowsPerSec),
+            'rows/request': fmt(x.rowsPerRequest, 1),
+          };
+      if (r.replay)
+        table['replay of the same topic (npm run replay)'] = { ...blank, 'events/s': fmt(r.replay.eventsPerSec) };
+      console.table(table);
+      for (const run of r.runs)
+        console.error(
+          `stored ${run.stored}: ${fmt(run.seconds, 1)} s from the first event read (${fmt(run.startupSeconds, 1)} s start-up before), ` +
+            `${fmt(run.cpuSeconds / run.seconds, 2)} cores of processor CPU, ${fmt(run.flushes)} flushes of ${fmt(run.flushMeanMs)} ms on average, ` +
+            `${fmt(run.late)} late events, rows written ${fmt(run.rowsWritten)} (the same events close ${fmt(run.rowsExpected)})`,
+        );
+      for (const c of r.ceilings)
+        console.error(
+          `stored ${c.stored}: processor rows/s / batched ceiling rows/s = ${(c.ratio * 100).toFixed(0)}% (goal >= 70%)`,
+        );
+      console.error(
+        `windows closed for these events: ${JSON.stringify(r.windows)}; late events in them: ${fmt(r.inputLate)}`,
+      );
+      return r;
+    }
+    case 'fleet': {
+      const r = await benchFleet(
+        quick
+          ? {
+              scenario: [
+                { hz: 5, seconds: 10 },
+                { hz: 1, seconds: 10 },
+              ],
+              stepSeconds: 10,
+              drainTimeoutMs: 180_000,
+            }
+          : {},
+      );
+      const delay = (x: number | null) => (x === null ? 'timeout' : fmt(x / 1000, 1));
+      for (const run of r.runs) {
+        const row = (p: FleetPhase) => ({
+          'offered/s': fmt(p.offeredPerSec),
+          'accepted/s': fmt(p.acceptedPerSec),
+          'processor events/s': fmt(p.processorEventsPerSec),
+          'events behind end/max': `${fmt(p.lagAtEnd)} / ${fmt(p.lagMax)}`,
+          late: fmt(p.late),
+          'flush ms (> 1 s)': `${fmt(p.flushMeanMs)} (${fmt(p.slowFlushes)})`,
+          'p99 ms': fmt(p.latencyMs.p99),
+          cores: Object.entries(p.cores)
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(', '),
+        });
+        const table: Record<string, Record<string, string>> = {};
+        for (const p of run.scenario.phases) table[`${r.devices} x ${p.hz} Hz, ${p.seconds} s`] = row(p);
+        for (const s of run.steps)
+          table[`step ${fmt(s.eventsPerSec)}/s${s.sustained ? '' : ' (not sustained)'}`] = {
+            ...row(s.phase),
+            'end delay s': `${delay(s.endDelay.committedMs)} / ${delay(s.endDelay.windowsMs)}`,
+          };
+        console.error(`\nfleet, stored ${run.stored}:`);
+        console.table(table);
+        console.error(
+          `end of sending -> committed at the end ${delay(run.scenario.endDelay.committedMs)} s, last ${run.scenario.endDelay.resolution} windows in Cassandra ${delay(run.scenario.endDelay.windowsMs)} s; ` +
+            `highest sustained ${run.highestSustained === null ? 'none' : fmt(run.highestSustained)} events/s; ` +
+            `peak RSS processor ${fmt(run.peakRssMb.processor)} MB, ingestion ${fmt(run.peakRssMb.ingestion)} MB; ` +
+            `late events ${fmt(run.processor.late)} (the records themselves imply ${fmt(run.processor.inputLate)})`,
+        );
+      }
+      return r;
+    }
+    case 'million': {
+      const r = await benchMillion(quick ? { devices: 100_000 } : {});
+      const c = r.consume;
       console.table({
-        'stream-processor (Kafka -> Cassandra)': {
-          'events/s': fmt(r.processor.eventsPerSec),
-          'rows/s': fmt(r.processor.rowsPerSec),
-          'peak RSS MB': fmt(r.processor.peakRssMb),
+        [`${fmt(r.devices)} devices once, then ${fmt(r.active)} for 60 s`]: {
+          'to caught up s': fmt(c.seconds, 1),
+          'events/s': fmt(c.eventsPerSec),
+          'longest gap commits / reads s': `${fmt(c.longestCommitGapSeconds, 1)} / ${fmt(c.longestReadGapSeconds, 1)}`,
+          'peak RSS MB': fmt(c.peakRssMb),
+          'resident / evicted': `${fmt(c.state.residentDevices)} / ${fmt(c.state.evicted)}`,
+          'lookups found / not': `${fmt(c.state.lookups.true ?? 0)} / ${fmt(c.state.lookups.false ?? 0)}`,
         },
-        'plain prepared-insert loop, same rows': {
-          'events/s': '',
-          'rows/s': fmt(r.ceiling.rowsPerSec),
-          'peak RSS MB': '',
-        },
-        'unlogged single-partition batches of 20, same rows': {
-          'events/s': '',
-          'rows/s': fmt(r.batchedCeiling.rowsPerSec),
-          'peak RSS MB': '',
-        },
-        'replay of the same topic (npm run replay)': {
-          'events/s': fmt(r.replay.eventsPerSec),
-          'rows/s': '',
-          'peak RSS MB': '',
-        },
+        ...Object.fromEntries(
+          r.restarts.map((x) => [
+            `restart after ${x.signal} (backlog ${fmt(x.backlogEvents)} events)`,
+            {
+              'to caught up s': `${fmt(x.toConsumingSeconds, 1)} to reading, ${fmt(x.toCaughtUpSeconds, 1)} to caught up`,
+              'events/s': '',
+              'longest gap commits / reads s': '',
+              'peak RSS MB': fmt(x.peakRssMb),
+              'resident / evicted': `${fmt(x.state.residentDevices)} / ${fmt(x.state.evicted)}`,
+              'lookups found / not': `${fmt(x.state.lookups.true ?? 0)} / ${fmt(x.state.lookups.false ?? 0)}`,
+            },
+          ]),
+        ),
       });
+      console.error(
+        `peak RSS goal <= 1,024 MB: ${c.peakRssMb <= 1024 ? 'met' : 'not met'}; late events: first run ${fmt(c.state.late)}, after restarts ${r.restarts.map((x) => fmt(x.state.late)).join(', ')} (the records imply ${fmt(r.inputLate)})`,
+      );
       return r;
     }
     case 'mqtt': {
@@ -217,5 +336,7 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
 
 main().catch((e: unknown) => {
   console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+  const logs = keepServiceLogs();
+  if (logs !== undefined) console.error(`the services' logs are kept in ${logs}`);
   process.exit(1);
 });

@@ -1,89 +1,146 @@
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+/*
+ * Kafka -> stream-processor -> Cassandra end to end, next to Cassandra's insert ceiling for the same window rows.
+ *
+ * One topic is pre-filled with `events` of `devices` devices (each reporting once per second of event time, 4 metrics,
+ * `eventsPerRecord` events per record, device d in partition d % partitions). The processor runs on it as users run
+ * it, once per stored-resolution setting (each in its own consumer group): from the spawn until its committed offsets
+ * reach the end, i.e. every window written to Cassandra, published to metrics.aggregates and committed.
+ *
+ * The ceilings insert the processor's own window rows: the same events (same event times, another device prefix)
+ * run in-process through the processor's WindowAggregator, drained as the processor drains (one fetch of one
+ * partition at a time), and each closed window of a stored resolution becomes the row AggregateStore writes
+ * (`fleetpulse.windows`, the same INSERT, parameters and TTL). The rows are sent (a) one prepared INSERT each, 512 in
+ * flight; (b) as the processor sends them: the windows of one drain grouped per Cassandra partition into unlogged
+ * batches of at most 20 (a group of one is a plain INSERT), 128 in flight; (c) for reference only, unlogged batches
+ * of 50 consecutive rows whatever their partitions (not what the processor does: the coordinator splits them again).
+ */
 import { bucketOf, resolutionMs, type TelemetryEvent } from '@fleetpulse/contracts';
 import { cassandraContactPoint, kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
-import { Client } from 'cassandra-driver';
-import { Kafka, logLevel } from 'kafkajs';
-
-const repo = join(__dirname, '..', '..');
+import { WindowAggregator, type ClosedWindow } from '@fleetpulse/stream-processor/dist/core';
+import { join } from 'node:path';
+import type { Client } from 'cassandra-driver';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import {
+  atEnd,
+  BenchTtl,
+  BenchTtlSeconds,
+  cassandraClient,
+  committedOffsets,
+  cpuSeconds,
+  endOffsets,
+  forgetGroup,
+  memoryMb,
+  metricBy,
+  metricSum,
+  repo,
+  runScript,
+  sleep,
+  startProcessor,
+  type ServiceProcess,
+} from './services';
 
 export interface BenchProcessorOptions {
   /** [devices=10000] */
   devices?: number;
   /** [events=2000000] - total events (each device reports once per second of event time, 4 metrics). */
   events?: number;
-  /** [eventsPerRecord=5] - a device's events per Kafka record (ingestion groups a request's events per device). */
+  /**
+   * [eventsPerRecord=4] - a device's events per Kafka record (ingestion groups a request's events per device), i.e.
+   * seconds between a device's records. Kept under the idle timeout (5 s): at 5, a device's next record arrives
+   * after the partition's processing time has made it idle, its 10 s and 60 s windows close early and most of its
+   * events are late for them (135,000 of 200,000 in a 200,000-event run).
+   */
   eventsPerRecord?: number;
-  /** [ceilingRows=200000] - rows for the plain insert loop. */
+  /** [stored=['1s,10s,60s','10s,60s']] - FLEETPULSE_STORED_RESOLUTIONS of each processor run (and its ceilings). */
+  stored?: string[];
+  /** [ceilingRows=400000] - rows each ceiling inserts: the first of the processor's rows, in its order. */
   ceilingRows?: number;
-  /** [ceilingConcurrency=512] */
+  /** [ceilingConcurrency=512] - requests in flight for one INSERT per row. */
   ceilingConcurrency?: number;
+  /** [batchConcurrency=128] - requests in flight for batches: the processor's FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY. */
+  batchConcurrency?: number;
+  /** [fetchBytes=2097152] - the processor's FLEETPULSE_PROCESSOR_FETCH_BYTES: how much one in-process drain reads. */
+  fetchBytes?: number;
+  /** [replay=true] - also time `npm run replay` over the same topic. */
+  replay?: boolean;
+  /** [timeoutMs=1800000] - longest a processor run may take. */
+  timeoutMs?: number;
+}
+
+export interface ProcessorRun {
+  /** FLEETPULSE_STORED_RESOLUTIONS of the run. */
+  stored: string;
+  /** From the first event read (the first /metrics poll that shows one) to committed at the end. */
+  seconds: number;
+  /** From spawn to the first event read: start-up, Cassandra and Kafka connections, group join. */
+  startupSeconds: number;
+  eventsPerSec: number;
+  /** Window records published to metrics.aggregates (every resolution). */
+  windowsPublished: number;
+  windowsPublishedPerSec: number;
+  /** Window rows written to Cassandra (stored resolutions). */
+  rowsWritten: number;
+  rowsPerSec: number;
+  rowsByResolution: Record<string, number>;
+  /** Rows the in-process aggregator closes for the same events, stored resolutions only: should equal rowsWritten. */
+  rowsExpected: number;
+  late: number;
+  /** Flushes (Cassandra writes + publishing, one per batch read or tick) and their mean duration. */
+  flushes: number;
+  flushMeanMs: number;
+  peakRssMb: number;
+  cpuSeconds: number;
 }
 
 export interface InsertCeiling {
+  method: 'one INSERT per row' | 'processor batches (single-partition, <= 20)' | 'multi-partition batches of 50';
   rows: number;
+  requests: number;
+  rowsPerRequest: number;
+  concurrency: number;
   seconds: number;
   rowsPerSec: number;
-  concurrency: number;
-  rowsPerBatch: number;
+}
+
+export interface CeilingSet {
+  stored: string;
+  single: InsertCeiling;
+  batched: InsertCeiling;
+  multiPartition: InsertCeiling;
+  /** Processor rows/s ÷ batched ceiling rows/s (goal >= 0.7). */
+  ratio: number;
 }
 
 export interface BenchProcessorResult {
+  devices: number;
   events: number;
   records: number;
-  processor: { seconds: number; eventsPerSec: number; rows: number; rowsPerSec: number; peakRssMb: number };
-  /** The named baseline: one prepared INSERT per row. */
-  ceiling: InsertCeiling;
-  /** The same rows as the processor sends them: single-partition unlogged batches of 20 (a window run per partition). */
-  batchedCeiling: InsertCeiling;
-  /** `npm run replay` over the same topic, from its first offset: the same core, no commits, no live I/O pacing. */
-  replay: { seconds: number; eventsPerSec: number };
+  partitions: number;
+  /** Windows the aggregator closes for these events, per resolution (what is published; stored ones are rows). */
+  windows: Record<string, number>;
+  /** Late events the in-process aggregator finds in these events (none by construction). */
+  inputLate: number;
+  runs: ProcessorRun[];
+  ceilings: CeilingSet[];
+  /** `npm run replay` over the same topic, from its first offset (every resolution stored). */
+  replay?: { seconds: number; eventsPerSec: number };
 }
 
-function hwmMb(pid: number): number {
-  try {
-    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
+interface Layout {
+  devices: number;
+  seconds: number;
+  perRecord: number;
+  partitions: number;
+  t0: number;
 }
 
-/**
- * Kafka -> stream-processor -> Cassandra end to end: a topic pre-filled with `events` from `devices` devices, then
- * one processor process (3 resolutions) from the first record until its committed offsets reach the end, i.e. every
- * window written and committed. Next to it, the node's ceiling for the same kind of rows: a plain concurrent
- * prepared-insert loop.
- */
-export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<BenchProcessorResult> {
-  const devices = opts.devices ?? 10_000;
-  const total = opts.events ?? 2_000_000;
-  const perRecord = opts.eventsPerRecord ?? 5;
-  await stackUp({ log: stderrLogger });
-  const config = loadStackConfig();
-  const kafka = new Kafka({ clientId: 'bench-processor', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  const topic = `bench.processor.${Date.now()}`;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic, numPartitions: config.topicPartitions, replicationFactor: 1 }],
-  });
-
-  // Event time: the `seconds` before now - 10 s, so that at the end the wall clock makes every device idle at once.
-  const seconds = Math.ceil(total / devices);
-  const t0 = Date.now() - 10_000 - seconds * 1000;
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  let records = 0;
-  let batch: { key: string; value: string }[] = [];
-  const prefix = `bench-${Date.now().toString(36)}`;
-  process.stderr.write(`filling ${topic} with ${total} events of ${devices} devices...`);
-  for (let s = 0; s < seconds; s += perRecord) {
-    for (let d = 0; d < devices; d++) {
+/** The bench's records in production order: rounds of `perRecord` seconds, every device once per round. */
+function* records(prefix: string, l: Layout): Generator<{ partition: number; key: string; events: TelemetryEvent[] }> {
+  for (let s = 0; s < l.seconds; s += l.perRecord) {
+    for (let d = 0; d < l.devices; d++) {
       const events: TelemetryEvent[] = [];
-      for (let k = 0; k < perRecord && s + k < seconds; k++) {
-        const ts = t0 + (s + k) * 1000 + (d % 1000);
+      for (let k = 0; k < l.perRecord && s + k < l.seconds; k++) {
+        const ts = l.t0 + (s + k) * 1000 + (d % 1000);
         events.push({
           deviceId: `${prefix}-${d}`,
           ts,
@@ -97,151 +154,391 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
           receivedAt: ts + 40,
         });
       }
-      batch.push({ key: `${prefix}-${d}`, value: JSON.stringify(events) });
-      records++;
+      yield { partition: d % l.partitions, key: `${prefix}-${d}`, events };
+    }
+  }
+}
+
+export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<BenchProcessorResult> {
+  const devices = opts.devices ?? 10_000;
+  const total = opts.events ?? 2_000_000;
+  const stored = opts.stored ?? ['1s,10s,60s', '10s,60s'];
+  await stackUp({ log: stderrLogger });
+  const config = loadStackConfig();
+  const kafka = new Kafka({ clientId: 'bench-processor', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const client = cassandraClient();
+  await client.connect();
+  const stamp = Date.now().toString(36);
+  const topic = `bench.processor.${stamp}`;
+  const seconds = Math.ceil(total / devices);
+  // Event time: the `seconds` before now - 10 s, so that once caught up the wall clock makes every device idle at once.
+  const layout: Layout = {
+    devices,
+    seconds,
+    perRecord: opts.eventsPerRecord ?? 4,
+    partitions: config.topicPartitions,
+    t0: Date.now() - 10_000 - seconds * 1000,
+  };
+  const groups: string[] = [];
+  const result: BenchProcessorResult = {
+    devices,
+    events: devices * seconds,
+    records: 0,
+    partitions: layout.partitions,
+    windows: {},
+    inputLate: 0,
+    runs: [],
+    ceilings: [],
+  };
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [{ topic, numPartitions: layout.partitions, replicationFactor: 1 }],
+  });
+  try {
+    const { records: n, bytes } = await fill(kafka, topic, `bp${stamp}`, layout);
+    result.records = n;
+    const ends = await endOffsets(admin, topic);
+
+    // The rows the processor writes, computed in-process for the same events under the ceiling's device prefix.
+    process.stderr.write('closing the same windows in-process...');
+    const recordsPerDrain = Math.max(1, Math.floor((opts.fetchBytes ?? 2 * 1024 * 1024) / (bytes / n)));
+    const closed = closeWindows(`bc${stamp}`, layout, recordsPerDrain, stored, opts.ceilingRows ?? 400_000);
+    result.windows = closed.counts;
+    result.inputLate = closed.late;
+    process.stderr.write(` ${JSON.stringify(closed.counts)}\n`);
+
+    for (const s of stored) {
+      const group = `bench-processor-${stamp}-${s.replace(/,/g, '-')}`;
+      groups.push(group);
+      const run = await runProcessor(admin, topic, group, s, ends, opts.timeoutMs ?? 30 * 60_000);
+      run.eventsPerSec = result.events / run.seconds;
+      run.rowsExpected = expectedRows(closed.counts, s);
+      if (run.rowsWritten !== run.rowsExpected)
+        console.error(`  ! processor (${s}) wrote ${run.rowsWritten} rows; the same events close ${run.rowsExpected}`);
+      if (run.late > 0) console.error(`  ! processor (${s}) reported ${run.late} late events; the input has none`);
+      result.runs.push(run);
+    }
+    if (opts.replay !== false) {
+      const started = performance.now();
+      await runReplay(topic);
+      const s = (performance.now() - started) / 1000;
+      result.replay = { seconds: s, eventsPerSec: result.events / s };
+    }
+    for (const s of stored) {
+      const labels = new Set(s.split(','));
+      const drains = closed.drains.map((d) => d.filter((w) => labels.has(w.resolution))).filter((d) => d.length > 0);
+      const rows = takeRows(drains, opts.ceilingRows ?? 400_000);
+      process.stderr.write(`ceilings for ${s}: ${rows.reduce((a, d) => a + d.length, 0)} rows\n`);
+      const single = await insertCeiling(client, 'one INSERT per row', singles(rows), opts.ceilingConcurrency ?? 512);
+      const batched = await insertCeiling(
+        client,
+        'processor batches (single-partition, <= 20)',
+        processorBatches(rows),
+        opts.batchConcurrency ?? 128,
+      );
+      const multiPartition = await insertCeiling(
+        client,
+        'multi-partition batches of 50',
+        chunks(rows, 50),
+        opts.batchConcurrency ?? 128,
+      );
+      const run = result.runs.find((r) => r.stored === s)!;
+      result.ceilings.push({ stored: s, single, batched, multiPartition, ratio: run.rowsPerSec / batched.rowsPerSec });
+    }
+    return result;
+  } finally {
+    for (const g of groups) await forgetGroup(admin, client, g, topic);
+    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+    await admin.disconnect();
+    await client.shutdown();
+  }
+}
+
+function expectedRows(counts: Record<string, number>, stored: string): number {
+  return stored.split(',').reduce((n, r) => n + (counts[r] ?? 0), 0);
+}
+
+async function fill(
+  kafka: Kafka,
+  topic: string,
+  prefix: string,
+  l: Layout,
+): Promise<{ records: number; bytes: number }> {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  let n = 0;
+  let bytes = 0;
+  let batch: { partition: number; key: string; value: string }[] = [];
+  process.stderr.write(`filling ${topic} with ${l.devices * l.seconds} events of ${l.devices} devices...`);
+  try {
+    for (const r of records(prefix, l)) {
+      const value = JSON.stringify(r.events);
+      batch.push({ partition: r.partition, key: r.key, value });
+      bytes += value.length + r.key.length;
+      n++;
       if (batch.length === 2000) {
         await producer.send({ topic, acks: -1, messages: batch });
         batch = [];
       }
     }
+    if (batch.length > 0) await producer.send({ topic, acks: -1, messages: batch });
+  } finally {
+    await producer.disconnect();
   }
-  if (batch.length > 0) await producer.send({ topic, acks: -1, messages: batch });
-  await producer.disconnect();
-  process.stderr.write(` ${records} records\n`);
-  const ends = await admin.fetchTopicOffsets(topic);
+  process.stderr.write(` ${n} records\n`);
+  return { records: n, bytes };
+}
 
-  const group = `bench-processor-${Date.now()}`;
-  const port = 18081;
-  const started = performance.now();
-  const child = spawn(process.execPath, [join(repo, 'stream-processor', 'dist', 'main.js')], {
-    env: {
-      ...process.env,
-      FLEETPULSE_PROCESSOR_TOPIC: topic,
-      FLEETPULSE_PROCESSOR_GROUP: group,
-      FLEETPULSE_PROCESSOR_PORT: String(port),
-      FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
-      FLEETPULSE_CASSANDRA_CONTACT_POINTS: cassandraContactPoint(),
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, hwmMb(child.pid!))), 250);
-  let seconds_ = 0;
-  let rows = 0;
-  try {
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 250));
-      const committed = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-      const done = ends.every(
-        (e) => committed[0]?.partitions.find((p) => p.partition === e.partition)?.offset === e.high,
-      );
-      if (done) break;
-      if (child.exitCode !== null) throw new Error(`stream-processor exited with ${child.exitCode}`);
-      if (performance.now() - started > 15 * 60_000)
-        throw new Error('stream-processor did not finish within 15 minutes');
-    }
-    seconds_ = (performance.now() - started) / 1000;
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    for (const m of metrics.matchAll(/^fleetpulse_processor_rows_written_total\{[^}]*\} (\d+)/gm)) rows += Number(m[1]);
-    peakRss = Math.max(peakRss, hwmMb(child.pid!));
-  } finally {
-    clearInterval(sampler);
-    // Let it finish its final flush and leave the group before the replay runs beside it or the topic goes.
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-  }
-  let replaySeconds = 0;
-  try {
-    const replayStarted = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      const r = spawn(
-        process.execPath,
-        [join(repo, 'stream-processor', 'dist', 'replay', 'main.js'), '--topic', topic, '--from', '0'],
-        {
-          env: {
-            ...process.env,
-            FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
-            FLEETPULSE_CASSANDRA_CONTACT_POINTS: cassandraContactPoint(),
-          },
-          stdio: ['ignore', 'ignore', 'inherit'],
-        },
-      );
-      r.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`replay exited with ${code}`))));
-    });
-    replaySeconds = (performance.now() - replayStarted) / 1000;
-  } finally {
-    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-    await admin.disconnect();
-  }
-  const ceiling = await insertCeiling(opts.ceilingRows ?? 200_000, opts.ceilingConcurrency ?? 512, 1);
-  const batchedCeiling = await insertCeiling(opts.ceilingRows ?? 200_000, 128, 20);
+/** A window row as AggregateStore writes it, kept compact (the ClosedWindow's shared number chunks are let go). */
+interface Row {
+  deviceId: string;
+  resolution: string;
+  windowStart: number;
+  windowEnd: number;
+  names: readonly string[];
+  /** 8 statistics per metric, in MetricStatNames order. */
+  stats: Float64Array;
+}
+
+const StatNames = ['count', 'sum', 'min', 'max', 'mean', 'stddev', 'first', 'last'] as const;
+
+function rowOf(w: ClosedWindow): Row {
+  const ms = w.metricStats();
+  const names = Object.keys(ms);
+  const stats = new Float64Array(names.length * 8);
+  names.forEach((n, i) => StatNames.forEach((f, j) => (stats[i * 8 + j] = ms[n]![f])));
   return {
-    events: total,
-    records,
-    processor: {
-      seconds: seconds_,
-      eventsPerSec: total / seconds_,
-      rows,
-      rowsPerSec: rows / seconds_,
-      peakRssMb: peakRss,
-    },
-    ceiling,
-    batchedCeiling,
-    replay: { seconds: replaySeconds, eventsPerSec: total / replaySeconds },
+    deviceId: w.deviceId,
+    resolution: w.resolution,
+    windowStart: w.windowStart,
+    windowEnd: w.windowEnd,
+    names,
+    stats,
   };
 }
 
 /**
- * The node's own ceiling for aggregate rows: prepared inserts, `concurrency` requests in flight, nothing else. With
- * `rowsPerBatch` > 1, each request is an unlogged batch of that many windows of one partition.
+ * The windows the processor closes for these records, in its order: each partition's records in offset order,
+ * a drain after every `recordsPerDrain` records of a partition (one fetch), partitions taken in turn; the last
+ * windows close by idleness once the wall clock passes (as the processor's tick does when it has caught up).
+ * Counts every window; keeps, per stored-resolution setting, its first `limit` rows.
  */
-async function insertCeiling(rows: number, concurrency: number, rowsPerBatch: number): Promise<InsertCeiling> {
-  const client = new Client({
-    contactPoints: [cassandraContactPoint()],
-    localDataCenter: 'datacenter1',
-    keyspace: 'fleetpulse',
-    pooling: { maxRequestsPerConnection: 4096 },
-  });
-  await client.connect();
-  const cql =
-    'INSERT INTO aggregates (device_id, metric, resolution, bucket, window_start, window_end, count, sum, min, max, mean, stddev, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL 3600';
-  const prefix = `ceiling-${Date.now().toString(36)}`;
-  const size = resolutionMs('1s');
-  const t0 = Date.now() - 3_600_000;
-  const metrics = ['temp', 'humidity', 'vib', 'volt'];
-  // Row i: request q = i / rowsPerBatch goes to device q % 10,000, metric (q / 10,000) % 4; its rows are consecutive
-  // windows of that partition. With rowsPerBatch 1 this is 10,000 devices x 4 metrics, one window after the other.
-  const params = (i: number): unknown[] => {
-    const q = Math.floor(i / rowsPerBatch);
-    const ws = t0 + (Math.floor(q / 40_000) * rowsPerBatch + (i % rowsPerBatch)) * size;
-    return [
-      `${prefix}-${q % 10_000}`,
-      metrics[Math.floor(q / 10_000) % 4],
-      '1s',
-      bucketOf(ws, size),
-      ws,
-      ws + size,
-    ].concat([1, 21.5, 21.5, 21.5, 21.5, 0, 21.5, 21.5]);
+function closeWindows(
+  prefix: string,
+  l: Layout,
+  recordsPerDrain: number,
+  stored: readonly string[],
+  limit: number,
+): { drains: Row[][]; counts: Record<string, number>; late: number } {
+  const agg = new WindowAggregator({ resolutions: ['1s', '10s', '60s'] });
+  const queues: { events: TelemetryEvent[] }[][] = Array.from({ length: l.partitions }, () => []);
+  for (let p = 0; p < l.partitions; p++) agg.assignPartition(p);
+  const drains: Row[][] = [];
+  const counts: Record<string, number> = {};
+  const sets = stored.map((s) => ({ labels: new Set(s.split(',')), kept: 0 }));
+  const offsets = new Array<number>(l.partitions).fill(0);
+  const take = () => {
+    const kept: Row[] = [];
+    for (const w of agg.drain().windows) {
+      counts[w.resolution] = (counts[w.resolution] ?? 0) + 1;
+      let keep = false;
+      for (const s of sets)
+        if (s.labels.has(w.resolution) && s.kept < limit) {
+          s.kept++;
+          keep = true;
+        }
+      if (keep) kept.push(rowOf(w));
+    }
+    if (kept.length > 0) drains.push(kept);
   };
+  const feed = (p: number) => {
+    for (const r of queues[p]!.splice(0, recordsPerDrain)) agg.ingest(p, String(offsets[p]!++), r.events);
+    take();
+  };
+  for (const r of records(prefix, l)) {
+    queues[r.partition]!.push(r);
+    if (queues[r.partition]!.length >= recordsPerDrain) feed(r.partition);
+  }
+  for (let p = 0; p < l.partitions; p++) while (queues[p]!.length > 0) feed(p);
+  for (let p = 0; p < l.partitions; p++) agg.advanceProcessingTime(p, Date.now());
+  take();
+  return { drains, counts, late: agg.stats().late };
+}
+
+function takeRows(drains: Row[][], limit: number): Row[][] {
+  const out: Row[][] = [];
+  let n = 0;
+  for (const d of drains) {
+    if (n >= limit) break;
+    const part = d.slice(0, limit - n);
+    if (part.length > 0) out.push(part);
+    n += part.length;
+  }
+  return out;
+}
+
+const singles = (drains: Row[][]): Row[][] => drains.flat().map((w) => [w]);
+
+const chunks = (drains: Row[][], size: number): Row[][] => {
+  const all = drains.flat();
+  const out: Row[][] = [];
+  for (let i = 0; i < all.length; i += size) out.push(all.slice(i, i + size));
+  return out;
+};
+
+/** Each drain's windows grouped as AggregateStore groups them: per (device, resolution, bucket), at most 20. */
+function processorBatches(drains: Row[][]): Row[][] {
+  const out: Row[][] = [];
+  for (const d of drains) {
+    const groups = new Map<string, Row[]>();
+    for (const w of d) {
+      const key = `${w.deviceId}\u0000${w.resolution}\u0000${bucketOf(w.windowStart, resolutionMs(w.resolution))}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = []));
+      g.push(w);
+      if (g.length === 20) {
+        out.push(g);
+        groups.delete(key);
+      }
+    }
+    out.push(...groups.values());
+  }
+  return out;
+}
+
+const Insert =
+  'INSERT INTO windows (device_id, resolution, bucket, window_start, window_end, metrics) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?';
+
+/** AggregateStore's parameters for a window (its `metrics` map built per request, as the store builds it). */
+function params(w: Row): unknown[] {
+  const metrics: Record<string, Record<string, number>> = {};
+  w.names.forEach((n, i) => {
+    const m: Record<string, number> = {};
+    StatNames.forEach((f, j) => (m[f] = w.stats[i * 8 + j]!));
+    metrics[n] = m;
+  });
+  return [
+    w.deviceId,
+    w.resolution,
+    bucketOf(w.windowStart, resolutionMs(w.resolution)),
+    w.windowStart,
+    w.windowEnd,
+    metrics,
+    BenchTtlSeconds,
+  ];
+}
+
+/** Sends every request (one row: an INSERT; more: an unlogged batch), `concurrency` in flight. */
+async function insertCeiling(
+  client: Client,
+  method: InsertCeiling['method'],
+  requests: Row[][],
+  concurrency: number,
+): Promise<InsertCeiling> {
+  const rows = requests.reduce((n, r) => n + r.length, 0);
+  // Prepared before the clock starts.
+  await client.execute(Insert, params(requests[0]![0]!), { prepare: true });
   let next = 0;
   const started = performance.now();
   const worker = async () => {
-    while (next < rows) {
-      const i = next;
-      next += rowsPerBatch;
-      if (rowsPerBatch === 1) await client.execute(cql, params(i), { prepare: true });
+    while (next < requests.length) {
+      const r = requests[next++]!;
+      if (r.length === 1) await client.execute(Insert, params(r[0]!), { prepare: true });
       else
         await client.batch(
-          Array.from({ length: rowsPerBatch }, (_, j) => ({ query: cql, params: params(i + j) })),
+          r.map((w) => ({ query: Insert, params: params(w) })),
           { prepare: true, logged: false },
         );
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const seconds = (performance.now() - started) / 1000;
-  await client.shutdown();
-  return { rows, seconds, rowsPerSec: rows / seconds, concurrency, rowsPerBatch };
+  return {
+    method,
+    rows,
+    requests: requests.length,
+    rowsPerRequest: rows / requests.length,
+    concurrency,
+    seconds,
+    rowsPerSec: rows / seconds,
+  };
+}
+
+async function runProcessor(
+  admin: Admin,
+  topic: string,
+  group: string,
+  stored: string,
+  ends: Map<number, number>,
+  timeoutMs: number,
+): Promise<ProcessorRun> {
+  process.stderr.write(`stream-processor, FLEETPULSE_STORED_RESOLUTIONS=${stored}...\n`);
+  const proc = await startProcessor(`processor-${stored}`, topic, group, { FLEETPULSE_STORED_RESOLUTIONS: stored });
+  let firstEventAt: number | undefined;
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, memoryMb(proc.pid).hwm)), 250);
+  try {
+    for (;;) {
+      await sleep(250);
+      if (!proc.running()) throw new Error(`stream-processor exited (log: ${proc.logFile})`);
+      if (firstEventAt === undefined) {
+        const events = await proc.metrics().then(
+          (m) => metricSum(m, 'fleetpulse_processor_events_total'),
+          () => 0,
+        );
+        if (events > 0) firstEventAt = performance.now();
+      }
+      if (atEnd(await committedOffsets(admin, group, topic), ends)) break;
+      if (performance.now() - proc.spawnedAt > timeoutMs)
+        throw new Error(`stream-processor did not finish within ${timeoutMs / 60_000} minutes`);
+    }
+    const doneAt = performance.now();
+    const m = await proc.metrics();
+    peak = Math.max(peak, memoryMb(proc.pid).hwm);
+    const first = firstEventAt ?? doneAt;
+    const seconds = (doneAt - first) / 1000;
+    const rowsByResolution = metricBy(m, 'fleetpulse_processor_rows_written_total', 'resolution');
+    const rowsWritten = Object.values(rowsByResolution).reduce((a, b) => a + b, 0);
+    const windowsPublished = metricSum(m, 'fleetpulse_processor_windows_published_total');
+    return {
+      stored,
+      seconds,
+      startupSeconds: (first - proc.spawnedAt) / 1000,
+      eventsPerSec: 0,
+      windowsPublished,
+      windowsPublishedPerSec: windowsPublished / seconds,
+      rowsWritten,
+      rowsPerSec: rowsWritten / seconds,
+      rowsByResolution,
+      rowsExpected: 0,
+      late: metricSum(m, 'fleetpulse_processor_late_events_total'),
+      flushes: metricSum(m, 'fleetpulse_processor_write_seconds_count'),
+      flushMeanMs:
+        (metricSum(m, 'fleetpulse_processor_write_seconds_sum') /
+          Math.max(1, metricSum(m, 'fleetpulse_processor_write_seconds_count'))) *
+        1000,
+      peakRssMb: peak,
+      cpuSeconds: cpuSeconds(proc.pid),
+    };
+  } finally {
+    clearInterval(sampler);
+    await stopQuietly(proc);
+  }
+}
+
+/** Lets it finish its final flush and leave the group before the next run or the clean-up. */
+async function stopQuietly(proc: ServiceProcess): Promise<void> {
+  await proc.stop('SIGTERM', 30_000);
+}
+
+/** `npm run replay -- --topic <topic> --from 0` with every resolution stored. */
+async function runReplay(topic: string): Promise<void> {
+  process.stderr.write('replay of the same topic...\n');
+  await runScript(join(repo, 'stream-processor', 'dist', 'replay', 'main.js'), ['--topic', topic, '--from', '0'], {
+    FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
+    FLEETPULSE_CASSANDRA_CONTACT_POINTS: cassandraContactPoint(),
+    FLEETPULSE_TTL: BenchTtl,
+  });
 }
