@@ -265,9 +265,9 @@ describe('fleet scale: bounded state and cardinality on the real Kafka and Cassa
       180_000,
       1000,
     );
-    // Memory follows the active devices: at most 500 quiet ones a partition stay (the clocks are waiting to go idle).
-    expect(await metric(p, 'fleetpulse_processor_resident_devices')).toBeLessThanOrEqual(3 * 500 + 3);
-    expect(await metric(p, 'fleetpulse_processor_devices_evicted_total')).toBeGreaterThanOrEqual(n - 3 * 500);
+    // Memory follows the active devices: at most 500 quiet ones stay in all (the clocks are waiting to go idle).
+    expect(await metric(p, 'fleetpulse_processor_resident_devices')).toBeLessThanOrEqual(500 + 3);
+    expect(await metric(p, 'fleetpulse_processor_devices_evicted_total')).toBeGreaterThanOrEqual(n - 500);
     // Checkpoints are incremental: each device's state was written about once, and the header stays small.
     expect(await metric(p, 'fleetpulse_processor_checkpoint_devices_total')).toBeLessThan(n * 3);
     const headers = await cassandra.execute(

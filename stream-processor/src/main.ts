@@ -25,9 +25,10 @@ Configuration is by environment variable (validated at start-up):
                                        live only: published to metrics.aggregates, not stored
   FLEETPULSE_PROCESSOR_MAX_METRICS_PER_DEVICE  distinct metric names a device's open windows may hold (default
                                        64); an event adding more goes to telemetry.dlq with the reason
-  FLEETPULSE_PROCESSOR_MAX_QUIET_DEVICES  quiet devices (no open window) kept in memory per partition (default
-                                       50000); beyond it the longest quiet leave memory (their state stays in
-                                       Cassandra, processor_device_state) and are read back when they report
+  FLEETPULSE_PROCESSOR_MAX_QUIET_DEVICES  quiet devices (no open window) kept in memory (default 50000, shared
+                                       by the partitions it holds); beyond it the longest quiet leave memory
+                                       (their state stays in Cassandra, processor_device_state) and are read
+                                       back when they report
   FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY  writes in flight (default 128)
   FLEETPULSE_PROCESSOR_FETCH_BYTES        most bytes a fetch takes per partition (default 2097152): more rows per
                                           Cassandra batch, more memory

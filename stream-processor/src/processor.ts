@@ -21,8 +21,8 @@ export type Log = (line: string) => void;
 interface PartitionState {
   /** Records below this offset were accounted for by the checkpoint we resumed from: skip them. */
   skipBelow: bigint | undefined;
-  /** The last batch reached the partition's end: nothing to read, so the wall clock may stand in for processing time. */
-  caughtUp: boolean;
+  /** The last offset folded (or skipped): the partition has nothing to read while its end is the next one. */
+  lastRead: bigint;
 }
 
 /**
@@ -57,6 +57,8 @@ export class StreamProcessor {
   /** Resolves when the current rewind has sought every partition. */
   private rewound: Promise<void> = Promise.resolve();
   private tick: NodeJS.Timeout | undefined;
+  /** A tick still runs (asking Kafka for the partitions' ends, flushing): the next one is skipped. */
+  private ticking = false;
   private running = false;
 
   constructor(
@@ -170,7 +172,7 @@ export class StreamProcessor {
       start = { kind: 'range' };
     }
     this.log(`stream-processor: partition ${p} from offset ${firstOffset} (${start.kind})`);
-    const state: PartitionState = { skipBelow, caughtUp: false };
+    const state: PartitionState = { skipBelow, lastRead: -1n };
     this.parts.set(p, state);
     return state;
   }
@@ -225,7 +227,7 @@ export class StreamProcessor {
       }
       this.metrics.events.inc(events);
       const last = BigInt(batch.lastOffset());
-      state.caughtUp = BigInt(batch.highWatermark) <= last + 1n;
+      state.lastRead = last;
       this.metrics.lag.set({ partition: String(p) }, Number(BigInt(batch.highWatermark) - last - 1n));
       // A failure rewinds every partition (see flush): nothing of this batch is committed, so it is read again.
       this.batchFlush = this.flush(false).catch(() => undefined);
@@ -255,12 +257,37 @@ export class StreamProcessor {
   }
 
   private async onTick(): Promise<void> {
-    if (!this.running) return;
-    const now = Date.now();
-    // A partition with nothing to read lets the wall clock (less a margin) close its idle devices' windows.
-    for (const [p, s] of this.parts)
-      if (s.caughtUp) this.aggregator.advanceProcessingTime(p, now - this.config.idleSafetyMarginMs);
-    await this.flush(false).catch(() => undefined); // logged by the rewind it causes
+    if (!this.running || this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.advanceQuietPartitions();
+      await this.flush(false).catch(() => undefined); // logged by the rewind it causes
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /**
+   * A partition with nothing to read lets the wall clock (less a margin) close its idle devices' windows. "Nothing to
+   * read" is checked against the partition's end asked for now, not against the end the last batch saw: while the
+   * processor is behind, records arrive after a batch that reached the end, and the wall clock would then close
+   * devices whose next records are still unread (they would be reported late). Processing time moves to the moment
+   * the end was asked for, less the margin: every record after that end was received after it.
+   */
+  private async advanceQuietPartitions(): Promise<void> {
+    if (this.parts.size === 0) return;
+    const asked = Date.now();
+    let ends: { partition: number; high: string }[];
+    try {
+      ends = await this.admin.fetchTopicOffsets(this.config.sourceTopic);
+    } catch {
+      return; // Kafka unreachable: processing time waits
+    }
+    for (const { partition, high } of ends) {
+      const s = this.parts.get(partition);
+      if (s && s.lastRead + 1n >= BigInt(high) && this.aggregator.assignedPartitions().includes(partition))
+        this.aggregator.advanceProcessingTime(partition, asked - this.config.idleSafetyMarginMs);
+    }
   }
 
   /**

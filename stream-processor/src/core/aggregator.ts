@@ -63,7 +63,7 @@ import type {
  * its next event may be (buffered uploads), so it can never be forgotten, only moved. Like a Kafka Streams store with
  * a changelog, each checkpoint lists the devices whose state changed since the previous one (`checkpoint`); once the
  * caller has stored them (`persisted`), quiet devices (no open window, not waiting to go idle) beyond
- * `maxQuietDevices` leave memory, longest quiet first. The caller reads a device back (`restoreDevices`) before
+ * `maxQuietDevices` (shared evenly by the assigned partitions) leave memory, longest quiet first. The caller reads a device back (`restoreDevices`) before
  * ingesting its next record, so the results are those it would have had in memory. A device's distinct metric names
  * (its layout) are reset whenever its last open window closes, so the name limit and the memory a device holds follow
  * its open windows too.
@@ -401,14 +401,17 @@ export class WindowAggregator {
 
   /**
    * The checkpoint `seq` of the partition is stored: devices whose state it holds may leave memory. Evicts the
-   * longest-quiet devices beyond `maxQuietDevices` (down to 3/4 of it, so that this scan is rare); returns how many.
+   * longest-quiet devices beyond the partition's share of `maxQuietDevices` (down to 3/4 of it, so that evictions
+   * come in rounds); returns how many.
    */
   persisted(partition: number, seq: number): number {
     const ps = this.parts.get(partition);
     if (!ps || seq <= ps.persistedSeq) return 0;
     ps.persistedSeq = seq;
+    // The limit is the processor's, shared evenly by the partitions it holds.
+    const limit = Math.floor(this.config.maxQuietDevices / this.parts.size);
     const resident = ps.nDev - ps.freeDev.length;
-    if (resident <= this.config.maxQuietDevices) return 0;
+    if (resident <= limit) return 0;
     const rows = ps.rows;
     const ds = this.ds;
     const quiet: number[] = [];
@@ -418,8 +421,8 @@ export class WindowAggregator {
       if (snap >= 0 && snap <= seq && rows[o + D_OPEN] === 0 && rows[o + D_QSTAMP]! < 0 && ps.ids[di] !== '')
         quiet.push(di);
     }
-    const keep = Math.floor((this.config.maxQuietDevices * 3) / 4);
-    if (quiet.length <= this.config.maxQuietDevices) return 0;
+    const keep = Math.floor((limit * 3) / 4);
+    if (quiet.length <= limit) return 0;
     quiet.sort((a, b) => rows[a * ds + D_RECV]! - rows[b * ds + D_RECV]!);
     const n = quiet.length - keep;
     for (let i = 0; i < n; i++) {

@@ -11,8 +11,9 @@ export interface AggregatorConfig {
   /** [maxMetricsPerDevice=64] - distinct metric names a device's open windows may hold; an event adding more is refused. */
   maxMetricsPerDevice?: number;
   /**
-   * [maxQuietDevices=50000] - quiet devices (no open window, state stored) kept in memory per partition; beyond it the
-   * longest-quiet ones leave memory and are read back from the state store when they report again.
+   * [maxQuietDevices=50000] - quiet devices (no open window, state stored) kept in memory, shared evenly by the
+   * assigned partitions; beyond it the longest-quiet ones leave memory and are read back from the state store when
+   * they report again.
    */
   maxQuietDevices?: number;
 }
