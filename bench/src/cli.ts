@@ -31,8 +31,8 @@ Suites (default: parse core ingest mqtt processor scoring dashboard):
              events/s, windows/s, rows/s, peak RSS; run with every resolution stored and with 1s live only
              (FLEETPULSE_STORED_RESOLUTIONS=10s,60s). Next to Cassandra's insert ceiling for the SAME window rows
              (the processor's aggregator run in-process over the same events; rows into fleetpulse.windows):
-             one INSERT per row (512 in flight), the processor's own single-partition unlogged batches (<= 20,
-             128 in flight), and multi-partition unlogged batches of 50 (a reference the processor does not use);
+             one INSERT per row (512 in flight), the processor's own unlogged batches (by replica set, <= 50,
+             128 in flight), and its single-partition batches of <= 20 from before (a reference);
              goal: processor rows/s >= 70% of its batched ceiling. And \`npm run replay\` of the same topic.
   scoring    onnxruntime-node scores/s at batch 1/64/1024 vs Python onnxruntime; swap-to-first-score; loop lag; RSS
   mqtt       events/s over MQTT (QoS 1, PUBACK after Kafka) next to HTTP, same batches
@@ -160,9 +160,9 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
           'peak RSS MB': fmt(run.peakRssMb),
         };
       for (const c of r.ceilings)
-        for (const x of [c.single, c.batched, c.multiPartition])
+        for (const x of [c.single, c.batched, c.before])
           table[
-            `${x.method}${x.method.startsWith('multi') ? ' (reference)' : ''}, ${x.concurrency} in flight, rows of ${c.stored}`
+            `${x.method}${x.method.endsWith('(before)') ? ' (reference)' : ''}, ${x.concurrency} in flight, rows of ${c.stored}`
           ] = {
             ...blank,
             'rows/s': fmt(x.rowsPerSec),

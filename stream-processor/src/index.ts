@@ -4,3 +4,4 @@ export { startProcessor, type RunningProcessor } from './service';
 export { StreamProcessor } from './processor';
 export { AggregateStore } from './storage/aggregate-store';
 export { CheckpointStore } from './storage/checkpoint-store';
+export { windowRowParams, type WindowToStore } from './storage/window-row';
