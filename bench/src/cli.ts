@@ -24,7 +24,7 @@ const help = `Usage: npm run bench -- [suite ...] [--quick] [--out <file.json>]
 Suites (default: parse core ingest mqtt processor scoring dashboard):
   parse      native parse+validate+encode vs TypeScript fallback vs bare JSON.parse (one core)
   core       stream-processor aggregation core alone (one core): events/s and windows/s, lazy and with every
-             window record serialised (recordJsonBytes, what it publishes); bytes per open window; goal 2,000,000 events/s
+             window record serialised (recordJson, what it publishes); bytes per open window; goal 2,000,000 events/s
   ingest     ingestion service -> Kafka (acks=all) events/s, p50/p99, peak RSS; next to Kafka's ProducerPerformance
              (which writes the same record values ingestion produced)
   processor  pre-filled topic -> stream-processor process -> Cassandra + metrics.aggregates, committed to the end:
@@ -112,7 +112,7 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
         'windows not read': { 'events/s': fmt(r.eventsPerSec), 'windows/s': fmt(r.windowsPerSec) },
         ...(r.serialized
           ? {
-              'every window record serialised (recordJsonBytes)': {
+              'every window record serialised (recordJson)': {
                 'events/s': fmt(r.serialized.eventsPerSec),
                 'windows/s': fmt(r.serialized.windowsPerSec),
               },

@@ -3,7 +3,7 @@
  * through JSON, as the consumer would get them) outside the timed region. Each chunk of events is fed to two
  * aggregators in turn, timed separately:
  *   - lazy: ingest + drain, windows not read (or built as WindowRecord objects with `materializeRecords`);
- *   - serialised: ingest + drain + every window's record as JSON bytes (`ClosedWindow.recordJsonBytes`, one record per
+ *   - serialised: ingest + drain + every window's record as JSON text (`ClosedWindow.recordJson`, one record per
  *     device, resolution and window holding every metric), what the service publishes on metrics.aggregates.
  * Wall time and this process's CPU time are both reported: on a shared machine CPU time is the steadier figure.
  * The issue's goal for the core alone is 2,000,000 events/s (`goalEventsPerSec`).
@@ -248,7 +248,7 @@ export async function benchCore(opts: BenchCoreOptions = {}): Promise<BenchCoreR
           if (i % every === every - 1 || i === chunk.length - 1) {
             for (const w of ser.drain().windows) {
               // Length only: what the producer hands to Kafka, without keeping it.
-              jsonBytes += w.recordJsonBytes().length;
+              jsonBytes += w.recordJson().length;
               jsonRecords++;
             }
           }

@@ -35,21 +35,25 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_COMMIT_INTERVAL_MS        checkpoint + commit at most this often (default 1000)
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS  a dead instance's partitions move after this (default 30000)
   FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS   on SIGTERM, wait this long for the final flush (default 15000);
-                                           a second signal exits at once (uncommitted records are read again)
+                                           the same signal again exits at once (uncommitted records are read
+                                           again); a SIGTERM after a SIGINT (Ctrl-C under npm start) does not
   FLEETPULSE_PROCESSOR_HOST / _PORT    /healthz /readyz /metrics (default 0.0.0.0:8081)
 `;
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) return void process.stdout.write(help);
   const running = await startProcessor(loadConfig());
-  let stopping = false;
+  let stopping: string | undefined;
   const stop = (signal: string) => {
+    // Ctrl-C under `npm start` reaches this process (SIGINT, the terminal's process group) and then the launcher's
+    // SIGTERM: that pair is one request to stop. The same signal twice is the user insisting.
+    if (stopping === 'SIGINT' && signal === 'SIGTERM') return;
     if (stopping) {
       // Nothing is lost by leaving now: what was not committed is read again on the next start.
       console.log(`stream-processor: ${signal} again: exiting now; uncommitted records are read again on restart`);
       process.exit(1);
     }
-    stopping = true;
+    stopping = signal;
     console.log(`stream-processor: ${signal}: writing what is closed and committing`);
     running.close().then(
       () => process.exit(0),

@@ -357,7 +357,7 @@ export class StreamProcessor {
     for (const w of out.windows) {
       (w.complete ? complete : partial).push(w);
       // Serialised straight from the window's numbers (the same text as JSON.stringify of its record).
-      if (w.complete) published.push({ key: Buffer.from(w.deviceId), value: w.recordJsonBytes() });
+      if (w.complete) published.push({ key: Buffer.from(w.deviceId), value: w.recordJson() });
     }
     for (const r of out.rejected) dlq.push(rejectedEventDlqMessage(r, this.config.sourceTopic));
     if (complete.length + partial.length + out.late.length + dlq.length > 0) {

@@ -24,18 +24,6 @@ function num(x: number): string {
   return Number.isFinite(x) ? '' + x : 'null';
 }
 
-/** Longest text `num` gives (e.g. -1.2345678901234567e-308). */
-const MaxNumberChars = 24;
-/** Most bytes a metric's statistics take in a record, besides its name: eight numbers and their keys. */
-const MetricBytesBound = 8 * MaxNumberChars + 80;
-/** Records are written into slabs of this size (see recordJsonBytes). */
-const SlabBytes = 256 * 1024;
-let slab = Buffer.allocUnsafe(0);
-let slabAt = 0;
-
-/** Text that JSON writes as it is between quotes (what the contract allows in device ids and metric names). */
-const PlainJsonText = /^[A-Za-z0-9._:-]*$/;
-
 /** Metric names are few and repeat in every row: their JSON text is kept. */
 const nameJsonCache = new Map<string, string>();
 
@@ -244,67 +232,6 @@ export class ClosedWindow {
         '}';
     }
     return s + '}}';
-  }
-
-  /**
-   * `recordJson()` as UTF-8 bytes, written straight into a shared slab (no intermediate strings but the numbers'): what
-   * the processor publishes. The bytes stay valid; later records go to the slab's rest or to a new slab.
-   */
-  recordJsonBytes(): Buffer {
-    const map = this.rowSlots();
-    const n = map === null ? this.slots : map.length;
-    const id = this.deviceId;
-    const idJson = PlainJsonText.test(id) ? null : JSON.stringify(id);
-    let bound = (idJson === null ? id.length + 2 : Buffer.byteLength(idJson)) + 2 * MaxNumberChars + 96;
-    for (let i = 0; i < n; i++) bound += Buffer.byteLength(nameJson(this.names[map ? map[i]! : i]!)) + MetricBytesBound;
-    if (slabAt + bound > slab.length) {
-      slab = Buffer.allocUnsafe(Math.max(SlabBytes, bound));
-      slabAt = 0;
-    }
-    const start = slabAt;
-    let at = start + slab.write('{"deviceId":', start, 'latin1');
-    if (idJson === null) {
-      slab[at++] = 0x22; // "
-      at += slab.write(id, at, 'latin1');
-      slab[at++] = 0x22;
-    } else at += slab.write(idJson, at);
-    at += slab.write(',"resolution":"', at, 'latin1');
-    at += slab.write(this.resolution, at, 'latin1'); // <seconds>s
-    at += slab.write('","windowStart":', at, 'latin1');
-    at += slab.write(num(this.windowStart), at, 'latin1');
-    at += slab.write(',"windowEnd":', at, 'latin1');
-    at += slab.write(num(this.windowEnd), at, 'latin1');
-    at += slab.write(',"final":true,"metrics":{', at, 'latin1');
-    const buf = this.stats;
-    for (let i = 0; i < n; i++) {
-      const slot = map ? map[i]! : i;
-      const o = this.offset + slot * STRIDE;
-      const c = buf[o + N]!;
-      const m2 = buf[o + M2]!;
-      if (i > 0) slab[at++] = 0x2c; // ,
-      at += slab.write(nameJson(this.names[slot]!), at);
-      at += slab.write(':{"count":', at, 'latin1');
-      at += slab.write(num(c), at, 'latin1');
-      at += slab.write(',"sum":', at, 'latin1');
-      at += slab.write(num(buf[o + SUM]!), at, 'latin1');
-      at += slab.write(',"min":', at, 'latin1');
-      at += slab.write(num(buf[o + MIN]!), at, 'latin1');
-      at += slab.write(',"max":', at, 'latin1');
-      at += slab.write(num(buf[o + MAX]!), at, 'latin1');
-      at += slab.write(',"mean":', at, 'latin1');
-      at += slab.write(num(buf[o + MEAN]!), at, 'latin1');
-      at += slab.write(',"stddev":', at, 'latin1');
-      at += slab.write(num(m2 > 0 ? Math.sqrt(m2 / c) : 0), at, 'latin1');
-      at += slab.write(',"first":', at, 'latin1');
-      at += slab.write(num(buf[o + FIRST]!), at, 'latin1');
-      at += slab.write(',"last":', at, 'latin1');
-      at += slab.write(num(buf[o + LAST]!), at, 'latin1');
-      slab[at++] = 0x7d; // }
-    }
-    slab[at++] = 0x7d;
-    slab[at++] = 0x7d;
-    slabAt = at;
-    return slab.subarray(start, at);
   }
 
   /**

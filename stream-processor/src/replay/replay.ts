@@ -145,7 +145,7 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
       await sendChunked(producer, [
         {
           topic: opts.rescoreTopic ?? Topics.aggregates,
-          messages: complete.map((w) => ({ key: w.deviceId, value: w.recordJsonBytes() })),
+          messages: complete.map((w) => ({ key: w.deviceId, value: w.recordJson() })),
         },
       ]);
   }

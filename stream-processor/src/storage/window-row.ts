@@ -29,24 +29,25 @@ export function windowRowParams(w: WindowToStore, ttlSeconds: number): Buffer[] 
   let mapBytes = 4;
   for (let i = 0; i < n; i++) {
     const name = (names[i] = w.metricName(i));
-    mapBytes += 4 + Buffer.byteLength(name) + 4 + StatsBytes;
+    mapBytes += 4 + utf8Length(name) + 4 + StatsBytes;
   }
-  const idBytes = Buffer.byteLength(w.deviceId);
-  const resBytes = Buffer.byteLength(w.resolution);
+  const idBytes = utf8Length(w.deviceId);
+  const resBytes = utf8Length(w.resolution);
   const buf = Buffer.allocUnsafe(idBytes + resBytes + 24 + mapBytes + 4);
-  let at = buf.write(w.deviceId, 0);
-  at += buf.write(w.resolution, at);
+  let at = writeText(buf, 0, w.deviceId, idBytes);
+  at = writeText(buf, at, w.resolution, resBytes);
   const fixed = at;
-  buf.writeBigInt64BE(BigInt(bucketOf(w.windowStart, resolutionMs(w.resolution))), at);
-  buf.writeBigInt64BE(BigInt(w.windowStart), at + 8);
-  buf.writeBigInt64BE(BigInt(w.windowEnd), at + 16);
+  writeInt64(buf, at, bucketOf(w.windowStart, resolutionMs(w.resolution)));
+  writeInt64(buf, at + 8, w.windowStart);
+  writeInt64(buf, at + 16, w.windowEnd);
   at += 24;
   const mapAt = at;
   at = buf.writeInt32BE(n, at);
   for (let i = 0; i < n; i++) {
-    const nameBytes = buf.write(names[i]!, at + 4);
-    buf.writeInt32BE(nameBytes, at);
-    at += 4 + nameBytes;
+    const name = names[i]!;
+    const nameBytes = utf8Length(name);
+    at = buf.writeInt32BE(nameBytes, at);
+    at = writeText(buf, at, name, nameBytes);
     at = buf.writeInt32BE(StatsBytes, at);
     at = buf.writeInt32BE(4, at);
     at = buf.writeInt32BE(w.stat(i, 'count'), at);
@@ -65,4 +66,24 @@ export function windowRowParams(w: WindowToStore, ttlSeconds: number): Buffer[] 
     buf.subarray(mapAt, at),
     buf.subarray(at, at + 4),
   ];
+}
+
+/** UTF-8 length; ids and names are ASCII by contract, counted without leaving JavaScript. */
+function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s);
+  return s.length;
+}
+
+/** Writes `s` (of `bytes` UTF-8 bytes) at `at`; ASCII byte by byte (cheaper than a call into the runtime). */
+function writeText(buf: Buffer, at: number, s: string, bytes: number): number {
+  if (bytes !== s.length) return at + buf.write(s, at);
+  for (let i = 0; i < bytes; i++) buf[at + i] = s.charCodeAt(i);
+  return at + bytes;
+}
+
+/** A safe integer as a big-endian int64, without a BigInt. */
+function writeInt64(buf: Buffer, at: number, x: number): void {
+  const hi = Math.floor(x / 4294967296);
+  buf.writeInt32BE(hi, at);
+  buf.writeUInt32BE(x - hi * 4294967296, at + 4);
 }
