@@ -160,14 +160,16 @@ export class ClosedWindow {
   }
 
   private json(slot: number, head: string, mid: string): string {
+    return head + nameJson(this.names[slot]!) + mid + this.statsJson(slot) + '}';
+  }
+
+  /** A slot's statistics from the count's value on: `<count>,"sum":...,"last":<last>` (the same in rows and records). */
+  private statsJson(slot: number): string {
     const buf = this.stats;
     const o = this.offset + slot * STRIDE;
     const n = buf[o + N]!;
     const m2 = buf[o + M2]!;
     return (
-      head +
-      nameJson(this.names[slot]!) +
-      mid +
       num(n) +
       ',"sum":' +
       num(buf[o + SUM]!) +
@@ -182,8 +184,7 @@ export class ClosedWindow {
       ',"first":' +
       num(buf[o + FIRST]!) +
       ',"last":' +
-      num(buf[o + LAST]!) +
-      '}'
+      num(buf[o + LAST]!)
     );
   }
 
@@ -204,32 +205,9 @@ export class ClosedWindow {
       ',"windowEnd":' +
       num(this.windowEnd) +
       ',"final":true,"metrics":{';
-    const buf = this.stats;
     for (let i = 0; i < n; i++) {
       const slot = map ? map[i]! : i;
-      const o = this.offset + slot * STRIDE;
-      const c = buf[o + N]!;
-      const m2 = buf[o + M2]!;
-      s +=
-        (i === 0 ? '' : ',') +
-        nameJson(this.names[slot]!) +
-        ':{"count":' +
-        num(c) +
-        ',"sum":' +
-        num(buf[o + SUM]!) +
-        ',"min":' +
-        num(buf[o + MIN]!) +
-        ',"max":' +
-        num(buf[o + MAX]!) +
-        ',"mean":' +
-        num(buf[o + MEAN]!) +
-        ',"stddev":' +
-        num(m2 > 0 ? Math.sqrt(m2 / c) : 0) +
-        ',"first":' +
-        num(buf[o + FIRST]!) +
-        ',"last":' +
-        num(buf[o + LAST]!) +
-        '}';
+      s += (i === 0 ? '' : ',') + nameJson(this.names[slot]!) + ':{"count":' + this.statsJson(slot) + '}';
     }
     return s + '}}';
   }
