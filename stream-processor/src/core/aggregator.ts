@@ -63,10 +63,10 @@ import type {
  * its next event may be (buffered uploads), so it can never be forgotten, only moved. Like a Kafka Streams store with
  * a changelog, each checkpoint lists the devices whose state changed since the previous one (`checkpoint`); once the
  * caller has stored them (`persisted`), quiet devices (no open window, not waiting to go idle) beyond
- * `maxQuietDevices` (shared evenly by the assigned partitions) leave memory, longest quiet first. The caller reads a device back (`restoreDevices`) before
- * ingesting its next record, so the results are those it would have had in memory. A device's distinct metric names
- * (its layout) are reset whenever its last open window closes, so the name limit and the memory a device holds follow
- * its open windows too.
+ * `maxQuietDevices` (shared evenly by the assigned partitions) leave memory, longest quiet first. The caller reads a
+ * device back (`restoreDevices`) before ingesting its next record, so the results are those it would have had in
+ * memory. A device's distinct metric names (its layout) are reset whenever its last open window closes, so the name
+ * limit and the memory a device holds follow its open windows too.
  */
 
 /** Block header, before the metric stats. */
