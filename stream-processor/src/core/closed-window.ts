@@ -218,24 +218,30 @@ export class ClosedWindow {
    */
   metricStats(): Record<string, MetricStats> {
     const out: Record<string, MetricStats> = {};
-    const buf = this.stats;
     for (let m = 0; m < this.slots; m++) {
-      const o = this.offset + m * STRIDE;
-      const n = buf[o + N]!;
-      if (n === 0) continue;
-      const m2 = buf[o + M2]!;
-      out[this.names[m]!] = {
-        count: n,
-        sum: buf[o + SUM]!,
-        min: buf[o + MIN]!,
-        max: buf[o + MAX]!,
-        mean: buf[o + MEAN]!,
-        stddev: m2 > 0 ? Math.sqrt(m2 / n) : 0,
-        first: buf[o + FIRST]!,
-        last: buf[o + LAST]!,
-      };
+      const st = this.slotStats(m);
+      if (st !== null) out[this.names[m]!] = st;
     }
     return out;
+  }
+
+  /** A slot's statistics, or null when the window saw no event of its metric. */
+  private slotStats(slot: number): MetricStats | null {
+    const buf = this.stats;
+    const o = this.offset + slot * STRIDE;
+    const n = buf[o + N]!;
+    if (n === 0) return null;
+    const m2 = buf[o + M2]!;
+    return {
+      count: n,
+      sum: buf[o + SUM]!,
+      min: buf[o + MIN]!,
+      max: buf[o + MAX]!,
+      mean: buf[o + MEAN]!,
+      stddev: m2 > 0 ? Math.sqrt(m2 / n) : 0,
+      first: buf[o + FIRST]!,
+      last: buf[o + LAST]!,
+    };
   }
 
   /** The window record (contract v2). */
@@ -248,27 +254,10 @@ export class ClosedWindow {
   get rows(): AggregateRow[] {
     if (this.built !== null) return this.built;
     const rows: AggregateRow[] = [];
-    const buf = this.stats;
+    const { deviceId, resolution, windowStart, windowEnd } = this;
     for (let m = 0; m < this.slots; m++) {
-      const o = this.offset + m * STRIDE;
-      const n = buf[o + N]!;
-      if (n === 0) continue;
-      const m2 = buf[o + M2]!;
-      rows.push({
-        deviceId: this.deviceId,
-        metric: this.names[m]!,
-        resolution: this.resolution,
-        windowStart: this.windowStart,
-        windowEnd: this.windowEnd,
-        count: n,
-        sum: buf[o + SUM]!,
-        min: buf[o + MIN]!,
-        max: buf[o + MAX]!,
-        mean: buf[o + MEAN]!,
-        stddev: m2 > 0 ? Math.sqrt(m2 / n) : 0,
-        first: buf[o + FIRST]!,
-        last: buf[o + LAST]!,
-      });
+      const st = this.slotStats(m);
+      if (st !== null) rows.push({ deviceId, metric: this.names[m]!, resolution, windowStart, windowEnd, ...st });
     }
     this.built = rows;
     return rows;

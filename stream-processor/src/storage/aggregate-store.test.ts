@@ -127,6 +127,51 @@ describe('AggregateStore', () => {
     expect(touches(calls).map((c) => c.statements[0]!.params)).toEqual([[6_000_000, 6000, ['temp'], 'a']]);
   });
 
+  it('remembers at most maxRememberedDevices device-list entries: a forgotten device is listed again', async () => {
+    const { calls, client } = fakeClient();
+    const s = new AggregateStore(client, {
+      keyspace: 'ks',
+      ttlSeconds: {},
+      storedResolutions: ['1s'],
+      concurrency: 4,
+      initialBackoffMs: 1,
+      maxBackoffMs: 2,
+      maxRememberedDevices: 2,
+    });
+    await s.writeAll([win('a', ['temp'], 0), win('b', ['temp'], 0), win('c', ['temp'], 0)]);
+    calls.length = 0;
+    // a was forgotten (the oldest); b and c are remembered, so only a is listed again.
+    await s.writeAll([win('a', ['temp'], 1000), win('b', ['temp'], 1000), win('c', ['temp'], 1000)]);
+    expect(touches(calls).map((c) => c.statements[0]!.params[3])).toEqual(['a']);
+  });
+
+  it('remembers at most maxRememberedPartitions replica sets, then asks the driver again', async () => {
+    const { client } = fakeClient();
+    let asked = 0;
+    (client as unknown as { getReplicas: () => { address: string }[] }).getReplicas = () => {
+      asked++;
+      return [{ address: '10.0.0.1' }];
+    };
+    const s = new AggregateStore(client, {
+      keyspace: 'ks',
+      ttlSeconds: {},
+      storedResolutions: ['1s'],
+      concurrency: 4,
+      initialBackoffMs: 1,
+      maxBackoffMs: 2,
+      maxRememberedPartitions: 3,
+    });
+    const devices = ['a', 'b', 'c', 'd', 'e'];
+    const cached = () => (s as unknown as { replicaCache: Map<string, string> }).replicaCache.size;
+    await s.writeAll(devices.map((d) => win(d, ['temp'], 0)));
+    expect(asked).toBe(5);
+    expect(cached()).toBeLessThanOrEqual(3); // full at c: emptied, then d and e remembered
+    await s.writeAll([win('d', ['temp'], 1000), win('e', ['temp'], 1000)]);
+    expect(asked).toBe(5); // remembered
+    await s.writeAll([win('a', ['temp'], 1000)]);
+    expect(asked).toBe(6); // forgotten when the cache was emptied
+  });
+
   it('retries failed writes until they succeed', async () => {
     const { calls, client } = fakeClient(2);
     await store(client).writeAll([win('a', ['temp'], 0)]);

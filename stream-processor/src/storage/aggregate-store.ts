@@ -1,14 +1,9 @@
 import type { Client } from 'cassandra-driver';
+import { runBounded } from './run-bounded';
 import type { ProcessorConfig } from '../config';
 import { windowRowParams, type WindowToStore } from './window-row';
 
 export type { WindowToStore } from './window-row';
-
-/** Cassandra partitions whose replicas this process remembers (see `replicasOf`). */
-const MaxRememberedPartitions = 200_000;
-
-/** Devices whose device-list entry this process remembers (see `remember`). */
-const MaxTouchedDevices = 100_000;
 
 interface DeviceTouch {
   lastSeen: number;
@@ -27,6 +22,10 @@ export interface AggregateStoreOptions {
   maxBatchRows?: number;
   /** Least event time between two `last_seen` updates of a device, ms [5000]. */
   deviceTouchIntervalMs?: number;
+  /** Devices whose device-list entry is remembered [100,000]; beyond, the oldest is forgotten (see `remember`). */
+  maxRememberedDevices?: number;
+  /** Cassandra partitions whose replicas are remembered [200,000]; beyond, all are forgotten (see `replicasOf`). */
+  maxRememberedPartitions?: number;
   /** Backoff between retries while Cassandra is slow or down, ms. */
   initialBackoffMs: number;
   maxBackoffMs: number;
@@ -73,7 +72,13 @@ export class AggregateStore {
     private readonly client: Client,
     options: AggregateStoreOptions,
   ) {
-    const opts = (this.opts = { maxBatchRows: 50, deviceTouchIntervalMs: 5000, ...options });
+    const opts = (this.opts = {
+      maxBatchRows: 50,
+      deviceTouchIntervalMs: 5000,
+      maxRememberedDevices: 100_000,
+      maxRememberedPartitions: 200_000,
+      ...options,
+    });
     this.stored = new Set(opts.storedResolutions);
     this.insert =
       `INSERT INTO ${opts.keyspace}.windows (device_id, resolution, bucket, window_start, window_end, metrics) ` +
@@ -103,7 +108,10 @@ export class AggregateStore {
   async writeAll(windows: readonly WindowToStore[], partialWindows: readonly WindowToStore[] = []): Promise<number> {
     const partial = partialWindows.filter((w) => this.stored.has(w.resolution));
     if (partial.length > 0)
-      await this.runBounded(partial.map((w) => () => this.withRetry(() => this.writeRow(w, this.insertIfAbsent))));
+      await runBounded(
+        partial.map((w) => () => this.withRetry(() => this.writeRow(w, this.insertIfAbsent))),
+        this.opts.concurrency,
+      );
     const full = windows.filter((w) => this.stored.has(w.resolution));
     const tasks: (() => Promise<unknown>)[] = [];
     for (const group of this.byReplicas(full)) {
@@ -124,7 +132,7 @@ export class AggregateStore {
           }),
         ),
       );
-    await this.runBounded(tasks);
+    await runBounded(tasks, this.opts.concurrency);
     // Remembered only once written: a failed flush touches again on its retry.
     for (const [id, touch] of written) this.remember(id, touch);
     return full.length + partial.length;
@@ -165,11 +173,11 @@ export class AggregateStore {
   /**
    * The replica set owning a partition (its routing key), as a key; null while the driver does not know the ring.
    * Remembered per partition (hashing a key costs the driver a dozen Long objects): a device's partitions recur every
-   * flush. Forgotten every minute, and past `MaxRememberedPartitions`, so a changed ring is seen.
+   * flush. Forgotten every minute, and past `maxRememberedPartitions`, so a changed ring is seen.
    */
   private replicasOf(routing: Buffer, key: string): string | null {
     const now = Date.now();
-    if (this.replicaCache.size > MaxRememberedPartitions || now - this.replicaCacheSince > 60_000) {
+    if (this.replicaCache.size >= this.opts.maxRememberedPartitions || now - this.replicaCacheSince > 60_000) {
       this.replicaCache.clear();
       this.replicaCacheSince = now;
     }
@@ -218,13 +226,13 @@ export class AggregateStore {
   }
 
   /**
-   * What this process remembers of the device list is a cache, bounded at `MaxTouchedDevices` (the oldest entry goes
+   * What this process remembers of the device list is a cache, bounded at `maxRememberedDevices` (the oldest entry goes
    * first): a device forgotten is touched again with its next window, which is only one more idempotent write.
    */
   private remember(id: string, touch: DeviceTouch): void {
     this.touched.delete(id);
     this.touched.set(id, touch);
-    if (this.touched.size > MaxTouchedDevices) this.touched.delete(this.touched.keys().next().value!);
+    if (this.touched.size > this.opts.maxRememberedDevices) this.touched.delete(this.touched.keys().next().value!);
   }
 
   private writeRow(w: WindowToStore, statement: string): Promise<unknown> {
@@ -233,14 +241,6 @@ export class AggregateStore {
 
   private params(w: WindowToStore): Buffer[] {
     return windowRowParams(w, this.opts.ttlSeconds[w.resolution] ?? 0);
-  }
-
-  private async runBounded(tasks: (() => Promise<unknown>)[]): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < tasks.length) await tasks[next++]!();
-    };
-    await Promise.all(Array.from({ length: Math.min(this.opts.concurrency, tasks.length) }, worker));
   }
 
   /** Runs `op` until it succeeds, backing off with jitter; gives up only after stop(). */

@@ -1,4 +1,5 @@
 import type { Client } from 'cassandra-driver';
+import { runBounded } from './run-bounded';
 import type { DeviceStateTuple, PartitionCheckpoint, StoredDeviceState } from '../core';
 
 /** Buckets of a partition's device states (contracts/cql/004-processor-device-state.cql). */
@@ -92,7 +93,7 @@ export class CheckpointStore {
         out.push({ state, through: Number(r.get('through')) });
       }
     });
-    await this.runBounded(tasks);
+    await runBounded(tasks, this.concurrency);
     return out;
   }
 
@@ -133,7 +134,7 @@ export class CheckpointStore {
           ),
         );
       }
-    await this.runBounded(tasks);
+    await runBounded(tasks, this.concurrency);
   }
 
   private *byBucket(ids: readonly string[]): Generator<[number, string[]]> {
@@ -149,13 +150,5 @@ export class CheckpointStore {
       }
     }
     yield* groups.entries();
-  }
-
-  private async runBounded(tasks: (() => Promise<unknown>)[]): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < tasks.length) await tasks[next++]!();
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, tasks.length) }, worker));
   }
 }
