@@ -16,7 +16,11 @@ const swc = [
 const common = {
   transform: { '^.+\\.ts$': swc },
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/target/'],
-  moduleNameMapper: { '^@fleetpulse/([a-z-]+)$': '<rootDir>/$1/src/index.ts' },
+  // A package's name and its `exports` subpaths (package.json) map to its sources, so tests never need a build.
+  moduleNameMapper: {
+    '^@fleetpulse/([a-z-]+)$': '<rootDir>/$1/src/index.ts',
+    '^@fleetpulse/([a-z-]+)/([a-z-]+)$': '<rootDir>/$1/src/$2',
+  },
 };
 module.exports = {
   projects: [

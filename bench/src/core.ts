@@ -11,7 +11,8 @@
 import { performance } from 'node:perf_hooks';
 import type { TelemetryEvent } from '@fleetpulse/contracts';
 // The core's own entry point (the package's index re-exports it, along with the service's Kafka and Cassandra code).
-import { WindowAggregator } from '@fleetpulse/stream-processor/dist/core';
+import { WindowAggregator } from '@fleetpulse/stream-processor/core';
+import { mulberry32 } from '@fleetpulse/runtime';
 
 /** The goal for the core alone, events/s on one thread. */
 export const CoreGoalEventsPerSec = 2_000_000;
@@ -80,16 +81,6 @@ export interface BenchCoreResult {
 
 const T0 = 1_763_803_200_000;
 const ChunkSeconds = 25;
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-}
 
 interface Rec {
   partition: number;
@@ -167,7 +158,7 @@ function measureMemory(o: Required<BenchCoreOptions>): NonNullable<BenchCoreResu
     idleTimeoutMs: 3_600_000,
   });
   for (let p = 0; p < o.partitions; p++) agg.assignPartition(p);
-  const rand = rng(o.seed + 1);
+  const rand = mulberry32(o.seed + 1);
   const offsets = new Array<number>(o.partitions).fill(0);
   const exactGc = gc();
   const base = used();
@@ -214,7 +205,7 @@ export async function benchCore(opts: BenchCoreOptions = {}): Promise<BenchCoreR
     lazy.assignPartition(p);
     ser.assignPartition(p);
   }
-  const rand = rng(o.seed);
+  const rand = mulberry32(o.seed);
   const offsets = new Array<number>(o.partitions).fill(0);
   const timeL = { wall: 0, cpu: 0 };
   const timeS = { wall: 0, cpu: 0 };

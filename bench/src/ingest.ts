@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
-import { kafkaDeps, resolveClasspath } from '@fleetpulse/compose/dist/java';
+import { kafkaDeps, resolveClasspath } from '@fleetpulse/compose/java';
 import { parseTelemetry } from '@fleetpulse/native';
 import { Kafka, logLevel } from 'kafkajs';
 import { benchPayloads } from './parse';

@@ -5,6 +5,7 @@
  */
 import { fallbackParseTelemetry, nativeParseTelemetry } from '@fleetpulse/native';
 import type { ParseOptions } from '@fleetpulse/native';
+import { mulberry32 } from '@fleetpulse/runtime';
 
 export interface BenchParseOptions {
   /** Events per body (default 500). */
@@ -39,24 +40,12 @@ export interface Result {
 
 const NOW = 1763803200000;
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const round = (v: number, digits: number): number => Number(v.toFixed(digits));
 
 /** Deterministic bodies of `batchSize` realistic events each. */
 /** `now`: event times sit in the minute before it (the service benchmark passes the wall clock: ingestion bounds ts). */
 export function benchPayloads(batchSize: number, bodies: number, contentType: 'json' | 'ndjson', now = NOW): Buffer[] {
-  const rand = rng(42);
+  const rand = mulberry32(42);
   const seq = new Array<number>(50).fill(0);
   return Array.from({ length: bodies }, (_, b) => {
     const events = Array.from({ length: batchSize }, (_, i) => {

@@ -17,7 +17,7 @@
  */
 import { bucketOf, resolutionMs, type TelemetryEvent } from '@fleetpulse/contracts';
 import { cassandraContactPoint, kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
-import { WindowAggregator, type ClosedWindow } from '@fleetpulse/stream-processor/dist/core';
+import { WindowAggregator, type ClosedWindow } from '@fleetpulse/stream-processor/core';
 import { windowRowParams } from '@fleetpulse/stream-processor';
 import { join } from 'node:path';
 import type { Client } from 'cassandra-driver';

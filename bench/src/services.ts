@@ -18,7 +18,7 @@ import {
   stackStatus,
 } from '@fleetpulse/compose';
 import { Client } from 'cassandra-driver';
-import { decodeRecordValue, InvalidRecordError, WindowAggregator } from '@fleetpulse/stream-processor/dist/core';
+import { decodeRecordValue, InvalidRecordError, WindowAggregator } from '@fleetpulse/stream-processor/core';
 import type { Admin, Kafka } from 'kafkajs';
 
 export const repo = join(__dirname, '..', '..');

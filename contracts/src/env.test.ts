@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { connectionConfig, connectionEnv, envInt, envList, ServiceConfigError } from './env';
+import { connectionConfig, connectionEnv, envInt, envList } from './env';
 
 describe('the shared configuration vocabulary', () => {
   it('reads whole numbers within bounds, with messages that say the bound', () => {
@@ -33,11 +33,5 @@ describe('the shared configuration vocabulary', () => {
       'FLEETPULSE_CASSANDRA_CONTACT_POINTS: give at least one host:port',
     ]);
     expect(z.object(connectionEnv).safeParse({ FLEETPULSE_KEYSPACE: 'Bad-Name' }).success).toBe(false);
-  });
-
-  it('lists every problem in one error', () => {
-    const err = new ServiceConfigError('scoring', ['A: bad', 'B: worse']);
-    expect(err.message).toBe('invalid scoring configuration:\n  - A: bad\n  - B: worse');
-    expect(err.name).toBe('ConfigError');
   });
 });

@@ -41,17 +41,6 @@ export function hostPortList(name: string, value: string, problems: string[]): s
   return items;
 }
 
-/** Every problem of a service's configuration at once, one per line, so a user mends them in one go. */
-export class ServiceConfigError extends Error {
-  override name = 'ConfigError';
-  constructor(
-    service: string,
-    readonly problems: string[],
-  ) {
-    super(`invalid ${service} configuration:\n  - ${problems.join('\n  - ')}`);
-  }
-}
-
 export interface ConnectionConfig {
   kafkaBrokers: string[];
   cassandraContactPoints: string[];

@@ -4,15 +4,7 @@ export { DefaultPorts, Keyspace, DevToken } from './defaults';
 export { resolutionMs, resolutionLabel, windowStart, bucketOf, bucketsBetween, WindowsPerBucket } from './windows';
 export { schemaDir, cqlDir, vectorsDir, loadSchema, cqlStatements, type SchemaName } from './schema';
 export { loadTelemetryVectors, type TelemetryVector, type VectorParseOptions, type VectorExpect } from './vectors';
-export {
-  envInt,
-  envList,
-  connectionEnv,
-  connectionConfig,
-  hostPortList,
-  ServiceConfigError,
-  type ConnectionConfig,
-} from './env';
+export { envInt, envList, connectionEnv, connectionConfig, hostPortList, type ConnectionConfig } from './env';
 export type { WindowRecord, MetricStats } from './types.generated';
 export {
   MetricStatNames,

@@ -7,8 +7,8 @@ import {
   DefaultStoredResolutions,
   envInt,
   parseStoredResolutions,
-  ServiceConfigError,
 } from '@fleetpulse/contracts';
+import { ServiceConfigError } from '@fleetpulse/runtime';
 import { z } from 'zod';
 
 export interface DashboardConfig {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
 import {
   bucketOf,
   pointOf,

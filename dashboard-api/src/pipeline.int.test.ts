@@ -1,7 +1,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { createTestTopic, kafkaClient, uniqueName } from '@fleetpulse/compose/dist/testing/helpers';
+import { createTestTopic, kafkaClient, uniqueName } from '@fleetpulse/compose/testing';
 import { pointOf, Topics, type MetricStats, type TelemetryEvent, type WindowRecord } from '@fleetpulse/contracts';
 import type { Producer } from 'kafkajs';
 import { io, type Socket } from 'socket.io-client';

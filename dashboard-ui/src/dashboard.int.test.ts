@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
 import { bucketOf, Topics, type AnomalyScore, type MetricStats, type WindowRecord } from '@fleetpulse/contracts';
 import { loadConfig, startDashboard, type RunningDashboard } from '@fleetpulse/dashboard-api';
 import type { Client } from 'cassandra-driver';

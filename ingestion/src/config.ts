@@ -1,5 +1,6 @@
 import { DefaultPorts, DevToken, envInt, Topics } from '@fleetpulse/contracts';
 import { z } from 'zod';
+import { ServiceConfigError } from '@fleetpulse/runtime';
 
 /** One bearer token and the device ids it may write for (a glob with `*` and `?`; absent: any device). */
 export interface TokenGrant {
@@ -65,10 +66,9 @@ const envSchema = z.object({
   FLEETPULSE_MQTT_HOST: z.string().min(1).optional(),
 });
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  constructor(readonly problems: string[]) {
-    super(`invalid ingestion configuration:\n  - ${problems.join('\n  - ')}`);
+export class ConfigError extends ServiceConfigError {
+  constructor(problems: string[]) {
+    super('ingestion', problems);
   }
 }
 

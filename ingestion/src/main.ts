@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig } from './config';
+import { runService } from '@fleetpulse/runtime';
+import { loadConfig } from './config';
 import { startIngestion } from './service';
 
 const help = `fleetpulse ingestion: telemetry over HTTP and MQTT into Kafka (shared/design.md, "Telemetry in").
@@ -29,32 +30,9 @@ or NDJSON (told apart by the bytes). Username: the device id; password: its toke
 Kafka acknowledged; while Kafka is unavailable the connection is closed instead and the client resends.
 `;
 
-async function main(): Promise<void> {
-  if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write(help);
-    return;
-  }
-  const config = loadConfig();
-  const running = await startIngestion(config);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`ingestion: ${signal}: draining in-flight requests`);
-    running.close().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        console.error('ingestion: shutdown failed', e);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
-
-main().catch((e: unknown) => {
-  if (e instanceof ConfigError) console.error(e.message);
-  else console.error('ingestion: failed to start:', e instanceof Error ? e.message : e);
-  process.exit(1);
+runService({
+  name: 'ingestion',
+  help: help,
+  stopping: 'draining in-flight requests',
+  start: () => startIngestion(loadConfig()),
 });

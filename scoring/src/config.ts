@@ -1,6 +1,7 @@
 /** Scoring configuration: every environment variable and flag checked once, at start-up; one error lists all. */
 import { resolve } from 'node:path';
-import { connectionConfig, connectionEnv, envInt, ServiceConfigError, Topics } from '@fleetpulse/contracts';
+import { connectionConfig, connectionEnv, envInt, Topics } from '@fleetpulse/contracts';
+import { ServiceConfigError } from '@fleetpulse/runtime';
 import { z } from 'zod';
 
 export interface ScoringConfig {

@@ -17,7 +17,7 @@ import {
   kafkaClient,
   testGroupId,
   uniqueName,
-} from '@fleetpulse/compose/dist/testing/helpers';
+} from '@fleetpulse/compose/testing';
 import { loadConfig, type ScoringConfig } from './config';
 import { startScoring, type RunningScoring } from './service';
 import { overlappingTruth, simulateAggregates, truthByDevice } from './sim-data';

@@ -37,4 +37,3 @@ export { LatencyHistogram } from './histogram';
 export { SimulatorError, TransportError, ConfigError } from './errors';
 export { parseCommandLine, helpText, fleetOptions, parseDuration, parseTime, type SimulatorConfig } from './config';
 export { runSimulator, type RunSummary, type RunIo } from './run';
-export { mulberry32, type Rng } from './prng';

@@ -1,20 +1,7 @@
-/**
- * Seeded randomness for the generator. mulberry32 is a 32-bit PRNG of a few integer operations: fast enough for
- * several draws per event at 250k events/s, and the same seed gives the same stream on every platform.
- */
+/** Normal deviates for the generator, drawn from the shared seeded PRNG (@fleetpulse/runtime's mulberry32). */
+import { mulberry32, type Rng } from '@fleetpulse/runtime';
 
-/** A uniform source in [0, 1). */
-export type Rng = () => number;
-
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rng };
 
 const NORMAL_BITS = 16;
 const NORMAL_SIZE = 1 << NORMAL_BITS;

@@ -9,6 +9,7 @@ import { SimulatorError } from './errors';
 import type { EventBatch, SimEvent } from './fleet';
 import { LatencyHistogram } from './histogram';
 import type { Transport, TransportResponse } from './transport';
+import { backoffDelay } from '@fleetpulse/runtime';
 
 export interface SenderOptions {
   transport: Transport;
@@ -228,8 +229,7 @@ export class Sender {
   }
 
   private backoff(attempt: number): number {
-    const cap = Math.min(this.o.backoffMaxMs, this.o.backoffBaseMs * 2 ** Math.min(attempt, 30));
-    return cap * (0.5 + Math.random() / 2);
+    return backoffDelay(attempt, { initialMs: this.o.backoffBaseMs, maxMs: this.o.backoffMaxMs });
   }
 
   /** Sends one batch until it is answered for; splits it in two on 413. */

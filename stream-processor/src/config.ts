@@ -6,8 +6,8 @@ import {
   envList,
   parseStoredResolutions,
   parseTtl,
-  ServiceConfigError,
 } from '@fleetpulse/contracts';
+import { ServiceConfigError } from '@fleetpulse/runtime';
 import { z } from 'zod';
 import { resolveConfig, type ResolvedConfig } from './core';
 

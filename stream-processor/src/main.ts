@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig } from './config';
+import { runService } from '@fleetpulse/runtime';
+import { loadConfig } from './config';
 import { startProcessor } from './service';
 
 const help = `fleetpulse stream-processor: per-device event-time windows from telemetry.raw into Cassandra and
@@ -40,38 +41,9 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_PROCESSOR_HOST / _PORT    /healthz /readyz /metrics (default 0.0.0.0:8081)
 `;
 
-async function main(): Promise<void> {
-  if (process.argv.includes('--help') || process.argv.includes('-h')) return void process.stdout.write(help);
-  const running = await startProcessor(loadConfig());
-  let stopping: string | undefined;
-  const stop = (signal: string) => {
-    // Ctrl-C under `npm start` reaches this process (SIGINT, the terminal's process group) and then the launcher's
-    // SIGTERM: that pair is one request to stop. The same signal twice is the user insisting.
-    if (stopping === 'SIGINT' && signal === 'SIGTERM') return;
-    if (stopping) {
-      // Nothing is lost by leaving now: what was not committed is read again on the next start.
-      console.log(`stream-processor: ${signal} again: exiting now; uncommitted records are read again on restart`);
-      process.exit(1);
-    }
-    stopping = signal;
-    console.log(`stream-processor: ${signal}: writing what is closed and committing`);
-    running.close().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        console.error('stream-processor: shutdown failed', e);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
-
-main().catch((e: unknown) => {
-  console.error(
-    e instanceof ConfigError
-      ? e.message
-      : `stream-processor: failed to start: ${e instanceof Error ? e.message : String(e)}`,
-  );
-  process.exit(1);
+runService({
+  name: 'stream-processor',
+  help: help,
+  stopping: 'writing what is closed and committing',
+  start: () => startProcessor(loadConfig()),
 });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger, stackDown, stackUp } from '@fleetpulse/compose';
-import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
 import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka, Producer } from 'kafkajs';

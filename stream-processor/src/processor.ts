@@ -1,4 +1,5 @@
 import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
+import { retry } from '@fleetpulse/runtime';
 import { type Admin, type Consumer, type EachBatchPayload, type Kafka, type Message, type Producer } from 'kafkajs';
 import {
   InvalidRecordError,
@@ -320,23 +321,24 @@ export class StreamProcessor {
       `stream-processor: flush failed (${cause instanceof Error ? cause.message : String(cause)}); re-reading partitions [${partitions.join(',')}] from their last commit`,
     );
     const topic = this.config.sourceTopic;
-    for (let backoff = 500; this.running; backoff = Math.min(backoff * 2, 10_000)) {
-      try {
-        const [committed, ends] = await Promise.all([
-          this.admin.fetchOffsets({ groupId: this.config.groupId, topics: [topic] }),
-          this.admin.fetchTopicOffsets(topic),
-        ]);
-        for (const p of partitions) {
-          const offset = committed[0]?.partitions.find((c) => c.partition === p)?.offset;
-          const low = ends.find((e) => e.partition === p)?.low ?? '0';
-          this.consumer.seek({ topic, partition: p, offset: offset !== undefined && offset !== '-1' ? offset : low });
-        }
-        break;
-      } catch (e) {
-        this.log(`stream-processor: cannot rewind yet (retrying in ${backoff} ms): ${String(e)}`);
-        await new Promise((r) => setTimeout(r, backoff));
+    const seekToCommitted = async () => {
+      const [committed, ends] = await Promise.all([
+        this.admin.fetchOffsets({ groupId: this.config.groupId, topics: [topic] }),
+        this.admin.fetchTopicOffsets(topic),
+      ]);
+      for (const p of partitions) {
+        const offset = committed[0]?.partitions.find((c) => c.partition === p)?.offset;
+        const low = ends.find((e) => e.partition === p)?.low ?? '0';
+        this.consumer.seek({ topic, partition: p, offset: offset !== undefined && offset !== '-1' ? offset : low });
       }
-    }
+    };
+    // Stopping ends the retries: the next start reads from the last commit anyway.
+    await retry(seekToCommitted, {
+      initialMs: 500,
+      bail: () => !this.running,
+      onRetry: (_attempt, delay, e) =>
+        this.log(`stream-processor: cannot rewind yet (retrying in ${Math.round(delay)} ms): ${String(e)}`),
+    }).catch(() => undefined);
     this.rewinding = false;
     done();
   }

@@ -1,6 +1,5 @@
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { firstLine, retry } from '@fleetpulse/runtime';
+import { startOpsServer } from '@fleetpulse/runtime/metrics';
 import { Client } from 'cassandra-driver';
 import { Kafka, logLevel } from 'kafkajs';
 import type { ProcessorConfig } from './config';
@@ -29,17 +28,13 @@ export async function startProcessor(
     pooling: { maxRequestsPerConnection: 2048 },
   });
   // Cassandra being down at start-up delays the processor, it does not stop it: retry with a log line.
-  for (let attempt = 1, backoff = 500; ; attempt++, backoff = Math.min(backoff * 2, 10_000)) {
-    try {
-      await cassandra.connect();
-      break;
-    } catch (e) {
+  await retry(() => cassandra.connect(), {
+    initialMs: 500,
+    onRetry: (attempt, delay, e) =>
       log(
-        `stream-processor: cannot connect to Cassandra at ${config.cassandraContactPoints.join(',')} (attempt ${attempt}, retrying in ${backoff} ms): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
-      );
-      await new Promise((r) => setTimeout(r, backoff));
-    }
-  }
+        `stream-processor: cannot connect to Cassandra at ${config.cassandraContactPoints.join(',')} (attempt ${attempt}, retrying in ${Math.round(delay)} ms): ${firstLine(e)}`,
+      ),
+  });
   const kafka = new Kafka({
     clientId: `fleetpulse-stream-processor-${process.pid}`,
     brokers: config.kafkaBrokers,
@@ -55,28 +50,12 @@ export async function startProcessor(
   const processor = new StreamProcessor(kafka, config, store, checkpoints, metrics, log);
   await processor.start();
 
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz')
-      return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-    if (path === '/readyz') {
-      const ready = processor.isRunning && cassandra.getState().getConnectedHosts().length > 0;
-      return void res
-        .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ status: ready ? 'ready' : 'not ready' }));
-    }
-    if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-        () => res.writeHead(500).end(),
-      );
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no route ${path ?? ''}` }));
+  const { server, port } = await startOpsServer({
+    host: config.httpHost,
+    port: config.httpPort,
+    registry: metrics.registry,
+    ready: () => processor.isRunning && cassandra.getState().getConnectedHosts().length > 0,
   });
-  server.listen(config.httpPort, config.httpHost);
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
   log(
     `stream-processor: ${config.sourceTopic} -> Cassandra ${config.keyspace} + ${'metrics.aggregates'}, resolutions ${config.aggregator.labels.join(',')} (stored: ${config.storedResolutions.join(',') || 'none'}), group ${config.groupId}; health on :${port}`,
   );

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { bucketsBetween, resolutionMs, type AggregateRow, type TelemetryEvent } from '@fleetpulse/contracts';
-import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/dist/testing/helpers';
+import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
 import {

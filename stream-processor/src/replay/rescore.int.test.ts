@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnomalyScore, TelemetryEvent } from '@fleetpulse/contracts';
-import { kafkaClient, uniqueName } from '@fleetpulse/compose/dist/testing/helpers';
+import { kafkaClient, uniqueName } from '@fleetpulse/compose/testing';
 import type { Consumer } from 'kafkajs';
 import { newTopic, runReplay, waitFor } from '../testing/harness';
 

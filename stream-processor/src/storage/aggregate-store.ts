@@ -1,4 +1,5 @@
 import type { Client } from 'cassandra-driver';
+import { retry } from '@fleetpulse/runtime';
 import { runBounded } from './run-bounded';
 import type { ProcessorConfig } from '../config';
 import { windowRowParams, type WindowToStore } from './window-row';
@@ -244,22 +245,18 @@ export class AggregateStore {
   }
 
   /** Runs `op` until it succeeds, backing off with jitter; gives up only after stop(). */
-  async withRetry<T>(op: () => Promise<T>): Promise<T> {
-    let backoff = this.opts.initialBackoffMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await op();
-      } catch (e) {
-        if (this.stopped) throw e;
+  withRetry<T>(op: () => Promise<T>): Promise<T> {
+    return retry(op, {
+      initialMs: this.opts.initialBackoffMs,
+      maxMs: this.opts.maxBackoffMs,
+      bail: () => this.stopped,
+      onRetry: (attempt, delay, e) => {
         if (attempt === 1 || attempt % 10 === 0)
           this.opts.log?.(
-            `cassandra write failed (attempt ${attempt}), retrying in ${backoff} ms: ${e instanceof Error ? e.message : String(e)}`,
+            `cassandra write failed (attempt ${attempt}), retrying in ${Math.round(delay)} ms: ${e instanceof Error ? e.message : String(e)}`,
           );
-        const jittered = backoff / 2 + Math.random() * (backoff / 2);
-        await new Promise((r) => setTimeout(r, jittered));
-        backoff = Math.min(this.opts.maxBackoffMs, backoff * 2);
-      }
-    }
+      },
+    });
   }
 
   /** Makes pending retries give up (on shutdown: their offsets stay uncommitted, so nothing is lost). */

@@ -11,7 +11,7 @@ import {
 } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
-import { createTestTopic } from '@fleetpulse/compose/dist/testing/helpers';
+import { createTestTopic } from '@fleetpulse/compose/testing';
 import { ReferenceAggregator } from '../core/reference.test-util';
 
 export interface TopicRecord {

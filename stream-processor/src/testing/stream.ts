@@ -1,16 +1,5 @@
 import type { TelemetryEvent } from '@fleetpulse/contracts';
-
-/** mulberry32: a tiny seeded PRNG, so a test's stream is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '@fleetpulse/runtime';
 
 export interface StreamOptions {
   seed: number;
@@ -38,7 +27,7 @@ export interface Arrival {
  * Returns arrivals in arrival order.
  */
 export function fleetStream(o: StreamOptions): Arrival[] {
-  const rnd = prng(o.seed);
+  const rnd = mulberry32(o.seed);
   const pending: { at: number; order: number; event: TelemetryEvent }[] = [];
   let order = 0;
   for (let d = 0; d < o.devices; d++) {

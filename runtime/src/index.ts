@@ -1,0 +1,8 @@
+/**
+ * @fleetpulse/runtime: the plumbing every service shares, written once. Prometheus helpers and the ops endpoint
+ * are at `@fleetpulse/runtime/metrics`, so packages that need none of it do not load prom-client.
+ */
+export { firstLine, ServiceConfigError } from './errors';
+export { mulberry32, type Rng } from './prng';
+export { backoffDelay, retry, sleep, type BackoffOptions, type RetryOptions } from './retry';
+export { runService, type ServiceMain, type Stoppable } from './run';
