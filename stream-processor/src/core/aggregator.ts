@@ -1,21 +1,27 @@
 import type { TelemetryEvent } from '@fleetpulse/contracts';
+import { ClosedWindow, STRIDE, type CloseReason } from './closed-window';
 import { resolveConfig, type AggregatorConfig, type ResolvedConfig } from './config';
 import {
-  ClosedWindow,
-  STRIDE,
-  N,
-  MEAN,
-  M2,
-  SUM,
-  MIN,
-  MAX,
-  FIRST_TS,
-  FIRST,
-  LAST_TS,
-  LAST,
-  type CloseReason,
-} from './closed-window';
-import { randomUUID } from 'node:crypto';
+  B_NEXT,
+  B_SEQHI,
+  B_SEQLO,
+  B_SET,
+  B_SLOT,
+  B_START,
+  D_KNOWN,
+  D_LAYOUT,
+  D_MAXTS,
+  D_OPEN,
+  D_QSTAMP,
+  D_RECV,
+  D_RES,
+  D_SILENT,
+  D_SNAP,
+  H,
+  RS,
+} from './device-rows';
+import { LayoutTrie } from './layouts';
+import { PartitionState } from './partition-state';
 import type {
   AggregatorOutput,
   AggregatorStats,
@@ -26,6 +32,7 @@ import type {
   RejectedEvent,
   StoredDeviceState,
 } from './types';
+import { foldReading } from './window-stats';
 
 /*
  * Semantics (shared/design.md, "Windows"), made precise here and mirrored by the naive reference in
@@ -69,49 +76,6 @@ import type {
  * limit and the memory a device holds follow its open windows too.
  */
 
-/** Block header, before the metric stats. */
-const B_START = 0;
-/** Absolute slot, in the partition's commit queue, of the record that opened it. */
-const B_SLOT = 1;
-/** The seqs folded in: the contiguous run [seqLo, seqHi] plus, rarely, a set of the others (flag B_SET). */
-const B_SEQLO = 2;
-const B_SEQHI = 3;
-/** Block of the next open window of the same device and resolution, or -1. */
-const B_NEXT = 4;
-const B_SET = 5;
-const H = 6;
-
-/** Device row. */
-const D_MAXTS = 0;
-const D_RECV = 1;
-/** Windows up to the one holding this event time may include records before the run's start (range mode). */
-const D_KNOWN = 2;
-const D_LAYOUT = 3;
-const D_OPEN = 4;
-/** Stamp of its live idle-queue entry, or -1 when it is not waiting to go idle. */
-const D_QSTAMP = 5;
-/** Index of its live entry in the idle FIFO, or -1 (in the heap, or not waiting). */
-const D_QPOS = 6;
-/** Seq of the checkpoint that holds its current state (>= 0); -1: changed, listed in `dirty`; -2: new, not listed. */
-const D_SNAP = 7;
-/** Its records up to this offset are already in its state (restored): folded again silently, never reported twice. */
-const D_SILENT = 8;
-/**
- * Per resolution r at D_RES + RS*r: frontier (windows ending at or before it are closed), head block, tail block, and
- * the tail window's start (so that opening the next window reads no block).
- */
-const D_RES = 9;
-const RS = 4;
-
-/** Metric names in order of first appearance; the index is the metric's place in every window block. Immutable. */
-interface Layout {
-  readonly names: readonly string[];
-  /** Metric capacity of blocks (a power of two, at least 4). */
-  readonly cap: number;
-  /** Layouts with one more name. */
-  readonly next: Map<string, number>;
-}
-
 /** A stored number, or -Infinity for none (null). */
 const num = (x: unknown): number => (typeof x === 'number' ? x : -Infinity);
 
@@ -119,73 +83,6 @@ const num = (x: unknown): number => (typeof x === 'number' ? x : -Infinity);
 const OutChunk = 4096;
 /** Sliced to make a chunk: copying a double array is cheaper than filling a new one. */
 const OutTemplate: readonly number[] = new Array<number>(OutChunk).fill(0.5);
-
-class Part {
-  readonly devices = new Map<string, number>();
-  ids: string[] = [];
-  rows: Float64Array;
-  nDev = 0;
-  proc = -Infinity;
-  slab = new Float64Array(1 << 14);
-  slabTop = 0;
-  /** Free blocks per size class (log2 of the metric capacity). */
-  readonly free: number[][] = [];
-  /** Extra seqs of blocks flagged B_SET. */
-  readonly seqSets = new Map<number, Set<number>>();
-  /**
-   * Devices waiting to go idle, ordered by (lastReceivedAt, stamp): a FIFO for keys that arrive in order (nearly all)
-   * and a min-heap for the others. A superseded FIFO entry is killed in place (stamp -1), so scanning the FIFO touches
-   * no device row; a heap entry whose stamp is not its device's D_QSTAMP is stale.
-   */
-  qDev = new Int32Array(1024);
-  qKey = new Float64Array(1024);
-  qStamp = new Float64Array(1024);
-  qHead = 0;
-  qTail = 0;
-  readonly hDev: number[] = [];
-  readonly hKey: number[] = [];
-  readonly hStamp: number[] = [];
-  stamp = 0;
-  /** Live entries (devices waiting), to bound the stale ones. */
-  waiting = 0;
-  /** Commit queue: records that opened a window, oldest first, with how many open windows they opened. */
-  slotOffsets: string[] = [];
-  slotCounts: number[] = [];
-  slotHead = 0;
-  /** Absolute slot number of slotOffsets[0]. */
-  slotBase = 0;
-  /** Absolute slot of the current record once it opened a window, else -1. */
-  recordSlot = -1;
-  curOffset = '';
-  lastOffset: string | null = null;
-  /** Commit offset before anything was read (from a checkpoint). */
-  startCommit: string | null = null;
-  /** Numeric form of curOffset. */
-  curOffsetNum = -1;
-  /** Resume: the last offset the checkpoint had seen (re-read silently up to it); -1 none. */
-  through = -1;
-  throughStr: string | null = null;
-  open = 0;
-  /** Names the run whose stored device states belong to this partition (see PartitionCheckpoint.epoch). */
-  epoch: string = randomUUID();
-  /** Seq of the last checkpoint taken, and of the last one the caller stored. */
-  seq = 0;
-  persistedSeq = 0;
-  /** Devices changed since the last checkpoint (D_SNAP -1). */
-  dirty: number[] = [];
-  /** Device indexes freed by eviction, reused by new devices. */
-  readonly freeDev: number[] = [];
-  /** Whether devices absent from memory may have a stored state (a resume, or after an eviction). */
-  lookups = false;
-
-  constructor(
-    readonly id: number,
-    readonly range: boolean,
-    readonly ds: number,
-  ) {
-    this.rows = new Float64Array(ds * 256);
-  }
-}
 
 /**
  * Folds telemetry records into tumbling event-time windows per device, metric and resolution. Pure and synchronous:
@@ -203,9 +100,9 @@ export class WindowAggregator {
   private readonly ds: number;
   private readonly lateness: number;
   private readonly idle: number;
-  private readonly parts = new Map<number, Part>();
-  private lastPart: Part | null = null;
-  private readonly layouts: Layout[] = [{ names: [], cap: 4, next: new Map() }];
+  private readonly parts = new Map<number, PartitionState>();
+  private lastPart: PartitionState | null = null;
+  private readonly layouts = new LayoutTrie();
   private windows: ClosedWindow[] = [];
   private lateEvents: LateEvent[] = [];
   private rejectedEvents: RejectedEvent[] = [];
@@ -213,8 +110,6 @@ export class WindowAggregator {
   private nEvicted = 0;
   private nRestored = 0;
   private readonly maxMetrics: number;
-  /** Layout count that triggers a compaction of the layout trie (see compactLayouts). */
-  private layoutLimit = 1 << 14;
   private out: number[] = [];
   private outTop = OutChunk;
   private readonly missedLabels: (string | undefined)[];
@@ -248,7 +143,7 @@ export class WindowAggregator {
    */
   assignPartition(partition: number, start: PartitionStart = { kind: 'beginning' }): void {
     if (this.parts.has(partition)) throw new Error(`partition ${partition} is already assigned`);
-    const ps = new Part(partition, start.kind === 'range', this.ds);
+    const ps = new PartitionState(partition, start.kind === 'range', this.ds);
     if (start.kind === 'resume') this.restore(ps, start.checkpoint);
     this.parts.set(partition, ps);
     if (this.lastPart?.id === partition) this.lastPart = null;
@@ -279,7 +174,7 @@ export class WindowAggregator {
       if (ps === null) throw new Error(`partition ${partition} is not assigned`);
       this.lastPart = ps;
     }
-    ps.recordSlot = -1;
+    ps.commits.nextRecord();
     ps.curOffset = offset;
     ps.curOffsetNum = Number(offset);
     ps.lastOffset = offset;
@@ -350,7 +245,8 @@ export class WindowAggregator {
    */
   safeCommitOffset(partition: number): string | null {
     const ps = this.partOrThrow(partition);
-    if (ps.slotHead < ps.slotOffsets.length) return ps.slotOffsets[ps.slotHead]!;
+    const oldest = ps.commits.oldestOpen();
+    if (oldest !== undefined) return oldest;
     if (ps.lastOffset !== null) return (BigInt(ps.lastOffset) + 1n).toString();
     return ps.startCommit;
   }
@@ -368,23 +264,7 @@ export class WindowAggregator {
     // The offset as read (exact beyond 2^53, where the numbers only order records).
     const throughText = last >= ps.through ? ps.lastOffset : ps.throughStr;
     const seq = ++ps.seq;
-    const rows = ps.rows;
-    const devices: DeviceStateTuple[] = [];
-    for (const di of ps.dirty) {
-      const o = di * this.ds;
-      if (rows[o + D_SNAP] !== -1) continue;
-      rows[o + D_SNAP] = seq;
-      const row: DeviceStateTuple = [
-        ps.ids[di]!,
-        fin(rows[o + D_MAXTS]!),
-        fin(rows[o + D_RECV]!),
-        fin(rows[o + D_KNOWN]!),
-      ];
-      for (let r = 0; r < this.nRes; r++) row.push(fin(rows[o + D_RES + RS * r]!));
-      row.push(Math.max(through, rows[o + D_SILENT]!));
-      devices.push(row);
-    }
-    ps.dirty = [];
+    const devices = ps.takeChanged(seq, through);
     return {
       v: 2,
       epoch: ps.epoch,
@@ -410,35 +290,14 @@ export class WindowAggregator {
     ps.persistedSeq = seq;
     // The limit is the processor's, shared evenly by the partitions it holds.
     const limit = Math.floor(this.config.maxQuietDevices / this.parts.size);
-    const resident = ps.nDev - ps.freeDev.length;
-    if (resident <= limit) return 0;
-    const rows = ps.rows;
-    const ds = this.ds;
-    const quiet: number[] = [];
-    for (let di = 0; di < ps.nDev; di++) {
-      const o = di * ds;
-      const snap = rows[o + D_SNAP]!;
-      if (snap >= 0 && snap <= seq && rows[o + D_OPEN] === 0 && rows[o + D_QSTAMP]! < 0 && ps.ids[di] !== '')
-        quiet.push(di);
-    }
-    const keep = Math.floor((limit * 3) / 4);
-    if (quiet.length <= limit) return 0;
-    quiet.sort((a, b) => rows[a * ds + D_RECV]! - rows[b * ds + D_RECV]!);
-    const n = quiet.length - keep;
-    for (let i = 0; i < n; i++) {
-      const di = quiet[i]!;
-      ps.devices.delete(ps.ids[di]!);
-      ps.ids[di] = '';
-      ps.freeDev.push(di);
-    }
-    ps.lookups = true;
+    const n = ps.evictQuiet(seq, limit);
     this.nEvicted += n;
     return n;
   }
 
   stats(): AggregatorStats {
     let devices = 0;
-    for (const ps of this.parts.values()) devices += ps.nDev - ps.freeDev.length;
+    for (const ps of this.parts.values()) devices += ps.resident;
     const lateByResolution: Record<string, number> = {};
     this.config.labels.forEach((l, i) => (lateByResolution[l] = this.lateByRes[i]!));
     return {
@@ -454,18 +313,19 @@ export class WindowAggregator {
       evicted: this.nEvicted,
       restored: this.nRestored,
       partitions: this.parts.size,
+      layouts: this.layouts.size,
     };
   }
 
   // ---------------------------------------------------------------------------------------------------------------
 
-  private partOrThrow(partition: number): Part {
+  private partOrThrow(partition: number): PartitionState {
     const ps = this.parts.get(partition);
     if (!ps) throw new Error(`partition ${partition} is not assigned`);
     return ps;
   }
 
-  private restore(ps: Part, cp: PartitionCheckpoint): void {
+  private restore(ps: PartitionState, cp: PartitionCheckpoint): void {
     const c = this.config;
     if (
       (cp.v !== 1 && cp.v !== 2) ||
@@ -490,12 +350,12 @@ export class WindowAggregator {
     // v1: every device in one value; they are all written under a new epoch at the next checkpoint.
     const rows = [...cp.devices].sort((a, b) => num(a[2]) - num(b[2]));
     for (const row of rows) this.restoreDevice(ps, row, ps.through);
-    for (let di = 0; di < ps.nDev; di++) this.markDirty(ps, di);
+    for (let di = 0; di < ps.nDev; di++) ps.markDirty(di);
   }
 
   /** One device's state into memory; a device already idle at the partition's processing time closes at once. */
-  private restoreDevice(ps: Part, row: DeviceStateTuple, silentThrough: number): void {
-    const di = this.newDevice(ps, String(row[0]), num(row[3]));
+  private restoreDevice(ps: PartitionState, row: DeviceStateTuple, silentThrough: number): void {
+    const di = ps.addDevice(String(row[0]), num(row[3]));
     const o = di * this.ds;
     const dr = ps.rows;
     dr[o + D_MAXTS] = num(row[1]);
@@ -504,50 +364,10 @@ export class WindowAggregator {
     dr[o + D_SILENT] = silentThrough;
     dr[o + D_SNAP] = ps.persistedSeq;
     if (ps.proc > -Infinity && dr[o + D_RECV]! + this.idle <= ps.proc) this.closeDevice(ps, di, 'idle');
-    else this.queuePush(ps, di, dr[o + D_RECV]!);
+    else ps.idleQueue.push(ps.rows, this.ds, di, dr[o + D_RECV]!);
   }
 
-  private markDirty(ps: Part, di: number): void {
-    const o = di * this.ds;
-    if (ps.rows[o + D_SNAP] !== -1) {
-      ps.rows[o + D_SNAP] = -1;
-      ps.dirty.push(di);
-    }
-  }
-
-  private newDevice(ps: Part, id: string, knownFrom: number): number {
-    const reused = ps.freeDev.pop();
-    const di = reused ?? ps.nDev++;
-    const ds = this.ds;
-    if ((di + 1) * ds > ps.rows.length) {
-      const bigger = new Float64Array(ps.rows.length * 2);
-      bigger.set(ps.rows);
-      ps.rows = bigger;
-    }
-    const dr = ps.rows;
-    const o = di * ds;
-    dr[o + D_MAXTS] = -Infinity;
-    dr[o + D_RECV] = -Infinity;
-    dr[o + D_KNOWN] = knownFrom;
-    dr[o + D_LAYOUT] = 0;
-    dr[o + D_OPEN] = 0;
-    dr[o + D_QSTAMP] = -1;
-    dr[o + D_QPOS] = -1;
-    dr[o + D_SNAP] = -2;
-    dr[o + D_SILENT] = ps.through;
-    for (let r = 0; r < this.nRes; r++) {
-      dr[o + D_RES + RS * r] = -Infinity;
-      dr[o + D_RES + RS * r + 1] = -1;
-      dr[o + D_RES + RS * r + 2] = -1;
-      dr[o + D_RES + RS * r + 3] = -Infinity;
-    }
-    if (reused === undefined) ps.ids.push(id);
-    else ps.ids[di] = id;
-    ps.devices.set(id, di);
-    return di;
-  }
-
-  private event(ps: Part, e: TelemetryEvent): void {
+  private event(ps: PartitionState, e: TelemetryEvent): void {
     this.nEvents++;
     const ts = e.ts;
     if (typeof ts !== 'number' || !Number.isFinite(ts)) throw new TypeError(`event ts ${String(ts)} is not a number`);
@@ -558,7 +378,7 @@ export class WindowAggregator {
       this.closeIdle(ps);
     }
     let di = ps.devices.get(e.deviceId);
-    if (di === undefined) di = this.newDevice(ps, e.deviceId, ps.range ? ts : -Infinity);
+    if (di === undefined) di = ps.addDevice(e.deviceId, ps.range ? ts : -Infinity);
     const ds = this.ds;
     const o = di * ds;
     this.touch(ps, o, ts);
@@ -566,7 +386,7 @@ export class WindowAggregator {
     const metrics = e.metrics;
     let nm = 0;
     let li = ps.rows[o + D_LAYOUT]!;
-    let names = this.layouts[li]!.names;
+    let names = this.layouts.get(li).names;
     for (const name in metrics) {
       let idx: number;
       if (names[nm] === name) idx = nm;
@@ -575,7 +395,7 @@ export class WindowAggregator {
         if (idx < 0) {
           if (names.length >= this.maxMetrics) return this.reject(ps, e, o, name, names.length);
           li = this.extendLayout(ps, di, li, name);
-          names = this.layouts[li]!.names;
+          names = this.layouts.get(li).names;
           idx = names.length - 1;
         }
       }
@@ -604,7 +424,7 @@ export class WindowAggregator {
       if (tail < 0 || tailStart < ws) w = this.openWin(ps, di, ro, ws);
       else if (tailStart === ws) w = tail;
       else {
-        const slab = ps.slab;
+        const slab = ps.slab.data;
         let prev = -1;
         let at = ps.rows[ro + 1]!;
         while (at >= 0 && slab[at + B_START]! < ws) {
@@ -613,11 +433,11 @@ export class WindowAggregator {
         }
         w = at < 0 || slab[at + B_START] !== ws ? this.insertWin(ps, di, ro, ws, prev, at) : at;
       }
-      const slab = ps.slab;
+      const slab = ps.slab.data;
       if (hasSeq) {
         const lo = slab[w + B_SEQLO]!;
         const hi = slab[w + B_SEQHI]!;
-        if ((seq >= lo && seq <= hi) || (slab[w + B_SET] !== 0 && ps.seqSets.get(w)!.has(seq))) {
+        if ((seq >= lo && seq <= hi) || (slab[w + B_SET] !== 0 && ps.slab.seqSets.get(w)!.has(seq))) {
           dup = true;
           continue;
         }
@@ -625,51 +445,18 @@ export class WindowAggregator {
         else if (seq === hi + 1) slab[w + B_SEQHI] = seq;
         else if (seq === lo - 1) slab[w + B_SEQLO] = seq;
         else {
-          let set = ps.seqSets.get(w);
+          let set = ps.slab.seqSets.get(w);
           if (set === undefined) {
             set = new Set();
-            ps.seqSets.set(w, set);
+            ps.slab.seqSets.set(w, set);
             slab[w + B_SET] = 1;
           }
           set.add(seq);
         }
       }
-      for (let k = 0; k < nm; k++) {
-        const so = w + this.mIdx[k]!;
-        const x = this.mVal[k]!;
-        const n = slab[so + N]! + 1;
-        slab[so + N] = n;
-        if (n === 1) {
-          slab[so + MEAN] = x;
-          slab[so + M2] = 0;
-          slab[so + SUM] = x;
-          slab[so + MIN] = x;
-          slab[so + MAX] = x;
-          slab[so + FIRST_TS] = ts;
-          slab[so + FIRST] = x;
-          slab[so + LAST_TS] = ts;
-          slab[so + LAST] = x;
-        } else {
-          const mean = slab[so + MEAN]!;
-          const delta = x - mean;
-          const mean2 = mean + delta / n;
-          slab[so + MEAN] = mean2;
-          slab[so + M2] = slab[so + M2]! + delta * (x - mean2);
-          slab[so + SUM] = slab[so + SUM]! + x;
-          if (x < slab[so + MIN]!) slab[so + MIN] = x;
-          if (x > slab[so + MAX]!) slab[so + MAX] = x;
-          if (ts < slab[so + FIRST_TS]!) {
-            slab[so + FIRST_TS] = ts;
-            slab[so + FIRST] = x;
-          }
-          if (ts >= slab[so + LAST_TS]!) {
-            slab[so + LAST_TS] = ts;
-            slab[so + LAST] = x;
-          }
-        }
-      }
+      for (let k = 0; k < nm; k++) foldReading(slab, w + this.mIdx[k]!, this.mVal[k]!, ts);
     }
-    this.markDirty(ps, di);
+    ps.markDirty(di);
     if (dup) this.nRetries++;
     else if (lateMask !== 0 && ps.curOffsetNum > ps.rows[o + D_SILENT]!) this.reportLate(ps, e, lateMask);
     // 3. watermark
@@ -683,7 +470,7 @@ export class WindowAggregator {
         if (f > ps.rows[ro]!) {
           ps.rows[ro] = f;
           let w = ps.rows[ro + 1]!;
-          while (w >= 0 && ps.slab[w + B_START]! + S <= f) {
+          while (w >= 0 && ps.slab.data[w + B_START]! + S <= f) {
             this.closeHead(ps, di, r, w, 'watermark');
             w = ps.rows[ro + 1]!;
           }
@@ -695,12 +482,12 @@ export class WindowAggregator {
     const prevRecv = dr[o + D_RECV]!;
     const last = recv > prevRecv ? recv : prevRecv;
     if (ps.proc > -Infinity && last + this.idle <= ps.proc) {
-      this.queueRemove(ps, o);
+      ps.idleQueue.remove(ps.rows, o);
       dr[o + D_RECV] = last;
       this.closeDevice(ps, di, 'idle');
     } else if (dr[o + D_QSTAMP]! < 0 || last > prevRecv) {
       dr[o + D_RECV] = last;
-      this.queuePush(ps, di, last);
+      ps.idleQueue.push(ps.rows, this.ds, di, last);
     }
   }
 
@@ -708,10 +495,10 @@ export class WindowAggregator {
    * Reads a line of every block this event will likely touch (each resolution's last and first open window) before
    * any of them is needed, so that their cache misses overlap instead of following one another.
    */
-  private touch(ps: Part, o: number, ts: number): void {
+  private touch(ps: PartitionState, o: number, ts: number): void {
     const rows = ps.rows;
-    const slab = ps.slab;
-    const cap = this.layouts[rows[o + D_LAYOUT]!]!.cap;
+    const slab = ps.slab.data;
+    const cap = this.layouts.get(rows[o + D_LAYOUT]!).cap;
     const size = H + cap * STRIDE;
     let x = 0;
     for (let r = 0, ro = o + D_RES; r < this.nRes; r++, ro += RS) {
@@ -728,25 +515,18 @@ export class WindowAggregator {
   }
 
   /** A device reported a metric new to it: its layout gains the name (shared with devices of the same history). */
-  private extendLayout(ps: Part, di: number, li: number, name: string): number {
-    if (this.layouts.length >= this.layoutLimit) li = this.compactLayouts(ps, di, li);
-    const from = this.layouts[li]!;
-    let to = from.next.get(name);
-    if (to === undefined) {
-      const names = [...from.names, name];
-      const cap = names.length > from.cap ? from.cap * 2 : from.cap;
-      to = this.layouts.length;
-      this.layouts.push({ names, cap, next: new Map() });
-      from.next.set(name, to);
-    }
-    const cap = this.layouts[to]!.cap;
-    if (cap !== from.cap) this.growDevice(ps, di, from.cap, cap);
+  private extendLayout(ps: PartitionState, di: number, li: number, name: string): number {
+    if (this.layouts.full) li = this.compactLayouts(ps, di, li);
+    const from = this.layouts.get(li).cap;
+    const to = this.layouts.child(li, name);
+    const cap = this.layouts.get(to).cap;
+    if (cap !== from) this.growDevice(ps, di, from, cap);
     ps.rows[di * this.ds + D_LAYOUT] = to;
     return to;
   }
 
   /** The event would give its device a name beyond the limit: not folded; reported once (not on a silent re-read). */
-  private reject(ps: Part, e: TelemetryEvent, o: number, name: string, has: number): void {
+  private reject(ps: PartitionState, e: TelemetryEvent, o: number, name: string, has: number): void {
     if (ps.curOffsetNum <= ps.rows[o + D_SILENT]!) return;
     this.nRejected++;
     this.rejectedEvents.push({
@@ -757,39 +537,23 @@ export class WindowAggregator {
     });
   }
 
-  /**
-   * Layouts form a trie of name sequences shared by devices; names that never repeat (a flood of new names) would grow
-   * it without end. Past `layoutLimit`, only the layouts some resident device uses are kept (and the limit doubles if
-   * they alone fill half of it). Returns the new index of `li` (device `di`'s current layout).
-   */
-  private compactLayouts(cur: Part, curDi: number, li: number): number {
-    const remap = new Map<number, number>([[0, 0]]);
-    const kept: Layout[] = [{ names: [], cap: 4, next: new Map() }];
+  /** Keeps the layouts some resident device uses; returns the new index of `li` (device `curDi`'s current layout). */
+  private compactLayouts(cur: PartitionState, curDi: number, li: number): number {
     const ds = this.ds;
-    const keep = (old: number): number => {
-      let to = remap.get(old);
-      if (to === undefined) {
-        const l = this.layouts[old]!;
-        to = kept.length;
-        kept.push({ names: l.names, cap: l.cap, next: new Map() });
-        remap.set(old, to);
-      }
-      return to;
-    };
-    for (const ps of this.parts.values())
-      for (let di = 0; di < ps.nDev; di++) {
-        if (ps.ids[di] === '') continue;
-        const o = di * ds + D_LAYOUT;
-        ps.rows[o] = keep(ps.rows[o]!);
-      }
-    const liNew = cur.ids[curDi] === '' ? keep(li) : cur.rows[curDi * ds + D_LAYOUT]!;
-    this.layouts.length = 0;
-    this.layouts.push(...kept);
-    if (kept.length * 2 > this.layoutLimit) this.layoutLimit *= 2;
+    let liNew = li;
+    this.layouts.compact((keep) => {
+      for (const ps of this.parts.values())
+        for (let di = 0; di < ps.nDev; di++) {
+          if (ps.ids[di] === '') continue;
+          const o = di * ds + D_LAYOUT;
+          ps.rows[o] = keep(ps.rows[o]!);
+        }
+      liNew = cur.ids[curDi] === '' ? keep(li) : cur.rows[curDi * ds + D_LAYOUT]!;
+    });
     return liNew;
   }
 
-  private reportLate(ps: Part, e: TelemetryEvent, mask: number): void {
+  private reportLate(ps: PartitionState, e: TelemetryEvent, mask: number): void {
     this.nLate++;
     for (let r = 0; r < this.nRes; r++) if (mask & (1 << r)) this.lateByRes[r]!++;
     let missed = this.missedLabels[mask];
@@ -800,158 +564,14 @@ export class WindowAggregator {
     this.lateEvents.push({ partition: ps.id, offset: ps.curOffset, event: e, missed });
   }
 
-  // Idle queue ------------------------------------------------------------------------------------------------------
-
-  private queuePush(ps: Part, di: number, key: number): void {
-    const stamp = ps.stamp++;
-    const o = di * this.ds;
-    const rows = ps.rows;
-    if (rows[o + D_QSTAMP]! < 0) ps.waiting++;
-    else if (rows[o + D_QPOS]! >= 0) ps.qStamp[rows[o + D_QPOS]!] = -1;
-    rows[o + D_QSTAMP] = stamp;
-    if (ps.qTail === ps.qHead || ps.qKey[ps.qTail - 1]! <= key) {
-      if (ps.qTail === ps.qDev.length) this.queueRoom(ps);
-      const t = ps.qTail++;
-      ps.qDev[t] = di;
-      ps.qKey[t] = key;
-      ps.qStamp[t] = stamp;
-      rows[o + D_QPOS] = t;
-    } else {
-      rows[o + D_QPOS] = -1;
-      this.heapPush(ps, di, key, stamp);
-    }
-  }
-
-  /** Marks the device as not waiting; its entry goes stale. */
-  private queueRemove(ps: Part, o: number): void {
-    const rows = ps.rows;
-    if (rows[o + D_QSTAMP]! >= 0) {
-      if (rows[o + D_QPOS]! >= 0) ps.qStamp[rows[o + D_QPOS]!] = -1;
-      rows[o + D_QSTAMP] = -1;
-      rows[o + D_QPOS] = -1;
-      ps.waiting--;
-    }
-  }
-
-  /** Makes room at the FIFO's end: drops stale entries and consumed space, or grows. */
-  private queueRoom(ps: Part): void {
-    const live = ps.waiting;
-    let n = 0;
-    const dev = ps.qDev;
-    const key = ps.qKey;
-    const st = ps.qStamp;
-    const size = live * 2 + 1024 > dev.length ? dev.length * 2 : dev.length;
-    const nd = size === dev.length ? dev : new Int32Array(size);
-    const nk = size === dev.length ? key : new Float64Array(size);
-    const ns = size === dev.length ? st : new Float64Array(size);
-    for (let i = ps.qHead; i < ps.qTail; i++) {
-      if (st[i]! < 0) continue;
-      const di = dev[i]!;
-      ps.rows[di * this.ds + D_QPOS] = n;
-      nd[n] = di;
-      nk[n] = key[i]!;
-      ns[n] = st[i]!;
-      n++;
-    }
-    ps.qDev = nd;
-    ps.qKey = nk;
-    ps.qStamp = ns;
-    ps.qHead = 0;
-    ps.qTail = n;
-  }
-
-  private heapPush(ps: Part, di: number, key: number, stamp: number): void {
-    const hk = ps.hKey;
-    const hs = ps.hStamp;
-    const hd = ps.hDev;
-    let i = hk.length;
-    hk.push(key);
-    hs.push(stamp);
-    hd.push(di);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (hk[p]! < key || (hk[p] === key && hs[p]! < stamp)) break;
-      hk[i] = hk[p]!;
-      hs[i] = hs[p]!;
-      hd[i] = hd[p]!;
-      i = p;
-    }
-    hk[i] = key;
-    hs[i] = stamp;
-    hd[i] = di;
-    if (hk.length > ps.waiting * 2 + 1024) this.heapCompact(ps);
-  }
-
-  private heapPop(ps: Part): void {
-    const hk = ps.hKey;
-    const hs = ps.hStamp;
-    const hd = ps.hDev;
-    const key = hk.pop()!;
-    const stamp = hs.pop()!;
-    const di = hd.pop()!;
-    const n = hk.length;
-    if (n === 0) return;
-    let i = 0;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n && (hk[c + 1]! < hk[c]! || (hk[c + 1] === hk[c] && hs[c + 1]! < hs[c]!))) c++;
-      if (key < hk[c]! || (key === hk[c] && stamp < hs[c]!)) break;
-      hk[i] = hk[c]!;
-      hs[i] = hs[c]!;
-      hd[i] = hd[c]!;
-      i = c;
-    }
-    hk[i] = key;
-    hs[i] = stamp;
-    hd[i] = di;
-  }
-
-  /** Rebuilds the heap without its stale entries. */
-  private heapCompact(ps: Part): void {
-    const keep: [number, number, number][] = [];
-    for (let i = 0; i < ps.hKey.length; i++) {
-      const di = ps.hDev[i]!;
-      if (ps.rows[di * this.ds + D_QSTAMP] === ps.hStamp[i]) keep.push([ps.hKey[i]!, ps.hStamp[i]!, di]);
-    }
-    keep.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    ps.hKey.length = ps.hStamp.length = ps.hDev.length = 0;
-    for (const [k, st, di] of keep) {
-      ps.hKey.push(k);
-      ps.hStamp.push(st);
-      ps.hDev.push(di);
-    }
-  }
-
   /** Closes, in order of lastReceivedAt (ties: who got there first), every waiting device idle at the processing time. */
-  private closeIdle(ps: Part): void {
-    const ds = this.ds;
-    for (;;) {
-      // Skip stale entries at both fronts.
-      while (ps.qHead < ps.qTail && ps.qStamp[ps.qHead]! < 0) ps.qHead++;
-      while (ps.hKey.length > 0 && ps.rows[ps.hDev[0]! * ds + D_QSTAMP] !== ps.hStamp[0]) this.heapPop(ps);
-      const fifo = ps.qHead < ps.qTail;
-      const heap = ps.hKey.length > 0;
-      let di: number;
-      if (fifo && (!heap || this.before(ps.qKey[ps.qHead]!, ps.qStamp[ps.qHead]!, ps.hKey[0]!, ps.hStamp[0]!))) {
-        if (!(ps.qKey[ps.qHead]! + this.idle <= ps.proc)) return;
-        di = ps.qDev[ps.qHead++]!;
-      } else if (heap) {
-        if (!(ps.hKey[0]! + this.idle <= ps.proc)) return;
-        di = ps.hDev[0]!;
-        this.heapPop(ps);
-      } else return;
-      this.queueRemove(ps, di * ds);
+  private closeIdle(ps: PartitionState): void {
+    for (let di; (di = ps.idleQueue.takeIdle(ps.rows, this.ds, ps.proc, this.idle)) >= 0;)
       this.closeDevice(ps, di, 'idle');
-    }
-  }
-
-  private before(k1: number, s1: number, k2: number, s2: number): boolean {
-    return k1 < k2 || (k1 === k2 && s1 < s2);
   }
 
   /** Idle or flush: every window up to the one holding maxTs closes. */
-  private closeDevice(ps: Part, di: number, reason: CloseReason): void {
+  private closeDevice(ps: PartitionState, di: number, reason: CloseReason): void {
     const o = di * this.ds;
     const maxTs = ps.rows[o + D_MAXTS]!;
     for (let r = 0; r < this.nRes; r++) {
@@ -960,7 +580,7 @@ export class WindowAggregator {
       const f = Math.floor(maxTs / S) * S + S;
       if (f > ps.rows[ro]!) {
         ps.rows[ro] = f;
-        this.markDirty(ps, di);
+        ps.markDirty(di);
       }
       let w = ps.rows[ro + 1]!;
       while (w >= 0) {
@@ -973,21 +593,21 @@ export class WindowAggregator {
   // Windows ---------------------------------------------------------------------------------------------------------
 
   /** Opens a window after the current tail (row offset ro of the resolution's triple). */
-  private openWin(ps: Part, di: number, ro: number, ws: number): number {
+  private openWin(ps: PartitionState, di: number, ro: number, ws: number): number {
     const w = this.newWin(ps, di, ws);
     const tail = ps.rows[ro + 2]!;
     if (tail < 0) ps.rows[ro + 1] = w;
-    else ps.slab[tail + B_NEXT] = w;
+    else ps.slab.data[tail + B_NEXT] = w;
     ps.rows[ro + 2] = w;
     ps.rows[ro + 3] = ws;
     return w;
   }
 
-  private insertWin(ps: Part, di: number, ro: number, ws: number, prev: number, next: number): number {
+  private insertWin(ps: PartitionState, di: number, ro: number, ws: number, prev: number, next: number): number {
     const w = this.newWin(ps, di, ws);
-    ps.slab[w + B_NEXT] = next;
+    ps.slab.data[w + B_NEXT] = next;
     if (prev < 0) ps.rows[ro + 1] = w;
-    else ps.slab[prev + B_NEXT] = w;
+    else ps.slab.data[prev + B_NEXT] = w;
     if (next < 0) {
       ps.rows[ro + 2] = w;
       ps.rows[ro + 3] = ws;
@@ -995,70 +615,38 @@ export class WindowAggregator {
     return w;
   }
 
-  private newWin(ps: Part, di: number, ws: number): number {
+  private newWin(ps: PartitionState, di: number, ws: number): number {
     const o = di * this.ds;
-    const w = this.allocBlock(ps, this.layouts[ps.rows[o + D_LAYOUT]!]!.cap);
-    const slab = ps.slab;
+    const w = ps.slab.alloc(this.layouts.get(ps.rows[o + D_LAYOUT]!).cap);
+    const slab = ps.slab.data;
     slab[w + B_START] = ws;
     slab[w + B_SEQLO] = 0;
     slab[w + B_SEQHI] = -1;
     slab[w + B_NEXT] = -1;
     slab[w + B_SET] = 0;
-    // A new slot also when this record's slot has already been passed (its windows closed within the record).
-    if (ps.recordSlot < ps.slotBase + ps.slotHead) {
-      ps.recordSlot = ps.slotBase + ps.slotOffsets.length;
-      ps.slotOffsets.push(ps.curOffset);
-      ps.slotCounts.push(0);
-    }
-    slab[w + B_SLOT] = ps.recordSlot;
-    ps.slotCounts[ps.recordSlot - ps.slotBase]!++;
+    slab[w + B_SLOT] = ps.commits.open(ps.curOffset);
     ps.rows[o + D_OPEN]!++;
     ps.open++;
     this.nOpen++;
     return w;
   }
 
-  private allocBlock(ps: Part, cap: number): number {
-    const cls = 31 - Math.clz32(cap);
-    const size = H + cap * STRIDE;
-    const list = ps.free[cls];
-    let base: number;
-    if (list !== undefined && list.length > 0) base = list.pop()!;
-    else {
-      if (ps.slabTop + size > ps.slab.length) {
-        const bigger = new Float64Array(Math.max(ps.slab.length * 2, ps.slabTop + size));
-        bigger.set(ps.slab);
-        ps.slab = bigger;
-      }
-      base = ps.slabTop;
-      ps.slabTop += size;
-    }
-    const slab = ps.slab;
-    for (let o = base + H; o < base + size; o += STRIDE) slab[o] = 0;
-    return base;
-  }
-
-  private freeBlock(ps: Part, base: number, cap: number): void {
-    const cls = 31 - Math.clz32(cap);
-    (ps.free[cls] ??= []).push(base);
-  }
-
   /** A device reported more metrics than its blocks hold: move its open windows to blocks twice as large. */
-  private growDevice(ps: Part, di: number, from: number, cap: number): void {
+  private growDevice(ps: PartitionState, di: number, from: number, cap: number): void {
     const o = di * this.ds;
     for (let r = 0; r < this.nRes; r++) {
       const ro = o + D_RES + RS * r;
       let prev = -1;
       for (let w = ps.rows[ro + 1]!; w >= 0;) {
-        const base = this.allocBlock(ps, cap);
-        const slab = ps.slab;
+        const base = ps.slab.alloc(cap);
+        const slab = ps.slab.data;
         slab.copyWithin(base, w, w + H + from * STRIDE);
         const next = slab[w + B_NEXT]!;
         if (slab[w + B_SET] !== 0) {
-          ps.seqSets.set(base, ps.seqSets.get(w)!);
-          ps.seqSets.delete(w);
+          ps.slab.seqSets.set(base, ps.slab.seqSets.get(w)!);
+          ps.slab.seqSets.delete(w);
         }
-        this.freeBlock(ps, w, from);
+        ps.slab.release(w, from);
         if (prev < 0) ps.rows[ro + 1] = base;
         else slab[prev + B_NEXT] = base;
         if (next < 0) ps.rows[ro + 2] = base;
@@ -1078,16 +666,16 @@ export class WindowAggregator {
   }
 
   /** Emits and recycles the head window w of resolution r. */
-  private closeHead(ps: Part, di: number, r: number, w: number, reason: CloseReason): void {
+  private closeHead(ps: PartitionState, di: number, r: number, w: number, reason: CloseReason): void {
     const o = di * this.ds;
     const ro = o + D_RES + RS * r;
-    const slab = ps.slab;
+    const slab = ps.slab.data;
     const next = slab[w + B_NEXT]!;
     ps.rows[ro + 1] = next;
     if (next < 0) ps.rows[ro + 2] = -1;
     const S = this.sizes[r]!;
     const ws = slab[w + B_START]!;
-    const layout = this.layouts[ps.rows[o + D_LAYOUT]!]!;
+    const layout = this.layouts.get(ps.rows[o + D_LAYOUT]!);
     // Copy the used part of the block into the output chunk; rows are built from it on demand.
     const slots = layout.names.length;
     const size = slots * STRIDE;
@@ -1121,29 +709,14 @@ export class WindowAggregator {
     this.nClosed++;
     this.nRows += rows;
     // recycle
-    if (slab[w + B_SET] !== 0) ps.seqSets.delete(w);
-    const i = slab[w + B_SLOT]! - ps.slotBase;
-    this.freeBlock(ps, w, layout.cap);
-    ps.slotCounts[i]!--;
-    if (i === ps.slotHead) this.advanceSlots(ps);
+    if (slab[w + B_SET] !== 0) ps.slab.seqSets.delete(w);
+    ps.commits.close(slab[w + B_SLOT]!);
+    ps.slab.release(w, layout.cap);
     // Its last open window: the next ones start from an empty layout (names and memory follow open windows).
     const open = ps.rows[o + D_OPEN]! - 1;
     ps.rows[o + D_OPEN] = open;
     if (open === 0) ps.rows[o + D_LAYOUT] = 0;
     ps.open--;
     this.nOpen--;
-  }
-
-  private advanceSlots(ps: Part): void {
-    const counts = ps.slotCounts;
-    let h = ps.slotHead;
-    while (h < counts.length && counts[h] === 0) h++;
-    if (h >= 1024 && h * 2 >= counts.length) {
-      ps.slotOffsets = ps.slotOffsets.slice(h);
-      ps.slotCounts = counts.slice(h);
-      ps.slotBase += h;
-      h = 0;
-    }
-    ps.slotHead = h;
   }
 }

@@ -49,6 +49,8 @@ export interface AggregatorStats {
   /** Devices read back from the state store since the start. */
   restored: number;
   partitions: number;
+  /** Metric layouts held, shared by devices (bounded by compaction past 16,384). */
+  layouts: number;
 }
 
 /**

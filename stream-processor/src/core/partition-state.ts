@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import { CommitQueue } from './commit-queue';
+import {
+  D_KNOWN,
+  D_LAYOUT,
+  D_MAXTS,
+  D_OPEN,
+  D_QPOS,
+  D_QSTAMP,
+  D_RECV,
+  D_RES,
+  D_SILENT,
+  D_SNAP,
+  RS,
+} from './device-rows';
+import { IdleQueue } from './idle-queue';
+import type { DeviceStateTuple } from './types';
+import { WindowSlab } from './window-slab';
+
+/**
+ * What the aggregator holds for one assigned partition: its devices (rows of `ds` doubles, device-rows.ts), their open
+ * windows (the slab), the idle queue, the commit queue, and where the partition stands in its records and checkpoints.
+ */
+export class PartitionState {
+  readonly devices = new Map<string, number>();
+  /** Device ids by index; '' marks an index freed by eviction. */
+  ids: string[] = [];
+  rows: Float64Array;
+  nDev = 0;
+  /** Processing time: the latest receivedAt seen, or the wall clock given while idle. */
+  proc = -Infinity;
+  readonly slab = new WindowSlab();
+  readonly idleQueue = new IdleQueue();
+  readonly commits = new CommitQueue();
+  curOffset = '';
+  lastOffset: string | null = null;
+  /** Commit offset before anything was read (from a checkpoint). */
+  startCommit: string | null = null;
+  /** Numeric form of curOffset. */
+  curOffsetNum = -1;
+  /** Resume: the last offset the checkpoint had seen (re-read silently up to it); -1 none. */
+  through = -1;
+  throughStr: string | null = null;
+  /** Open windows. */
+  open = 0;
+  /** Names the run whose stored device states belong to this partition (see PartitionCheckpoint.epoch). */
+  epoch: string = randomUUID();
+  /** Seq of the last checkpoint taken, and of the last one the caller stored. */
+  seq = 0;
+  persistedSeq = 0;
+  /** Devices changed since the last checkpoint (D_SNAP -1). */
+  dirty: number[] = [];
+  /** Device indexes freed by eviction, reused by new devices. */
+  readonly freeDev: number[] = [];
+  /** Whether devices absent from memory may have a stored state (a resume, or after an eviction). */
+  lookups = false;
+
+  constructor(
+    readonly id: number,
+    /** Started in `range` mode (see PartitionStart): windows may lack records before the run's start. */
+    readonly range: boolean,
+    /** Doubles per device row. */
+    readonly ds: number,
+  ) {
+    this.rows = new Float64Array(ds * 256);
+    this.nRes = (ds - D_RES) / RS;
+  }
+
+  /** Resolutions per device row. */
+  private readonly nRes: number;
+
+  /** Devices in memory. */
+  get resident(): number {
+    return this.nDev - this.freeDev.length;
+  }
+
+  /** A new device's row, its windows all open to come (frontiers -Infinity); reuses an evicted device's index. */
+  addDevice(id: string, knownFrom: number): number {
+    const reused = this.freeDev.pop();
+    const di = reused ?? this.nDev++;
+    const ds = this.ds;
+    if ((di + 1) * ds > this.rows.length) {
+      const bigger = new Float64Array(this.rows.length * 2);
+      bigger.set(this.rows);
+      this.rows = bigger;
+    }
+    const dr = this.rows;
+    const o = di * ds;
+    dr[o + D_MAXTS] = -Infinity;
+    dr[o + D_RECV] = -Infinity;
+    dr[o + D_KNOWN] = knownFrom;
+    dr[o + D_LAYOUT] = 0;
+    dr[o + D_OPEN] = 0;
+    dr[o + D_QSTAMP] = -1;
+    dr[o + D_QPOS] = -1;
+    dr[o + D_SNAP] = -2;
+    dr[o + D_SILENT] = this.through;
+    for (let r = 0; r < this.nRes; r++) {
+      dr[o + D_RES + RS * r] = -Infinity;
+      dr[o + D_RES + RS * r + 1] = -1;
+      dr[o + D_RES + RS * r + 2] = -1;
+      dr[o + D_RES + RS * r + 3] = -Infinity;
+    }
+    if (reused === undefined) this.ids.push(id);
+    else this.ids[di] = id;
+    this.devices.set(id, di);
+    return di;
+  }
+
+  /** The device's state changed: it goes into the next checkpoint. */
+  markDirty(di: number): void {
+    const o = di * this.ds;
+    if (this.rows[o + D_SNAP] !== -1) {
+      this.rows[o + D_SNAP] = -1;
+      this.dirty.push(di);
+    }
+  }
+
+  /**
+   * The states of the devices changed since the last checkpoint, as [...DeviceStateTuple, through], now held by
+   * checkpoint `seq`.
+   */
+  takeChanged(seq: number, through: number): DeviceStateTuple[] {
+    const rows = this.rows;
+    const devices: DeviceStateTuple[] = [];
+    for (const di of this.dirty) {
+      const o = di * this.ds;
+      if (rows[o + D_SNAP] !== -1) continue;
+      rows[o + D_SNAP] = seq;
+      const row: DeviceStateTuple = [
+        this.ids[di]!,
+        fin(rows[o + D_MAXTS]!),
+        fin(rows[o + D_RECV]!),
+        fin(rows[o + D_KNOWN]!),
+      ];
+      for (let r = 0; r < this.nRes; r++) row.push(fin(rows[o + D_RES + RS * r]!));
+      row.push(Math.max(through, rows[o + D_SILENT]!));
+      devices.push(row);
+    }
+    this.dirty = [];
+    return devices;
+  }
+
+  /**
+   * Checkpoint `seq` is stored: beyond `limit` quiet devices (no open window, not waiting to go idle, state held by a
+   * stored checkpoint), the longest quiet leave memory, down to 3/4 of the limit so that evictions come in rounds.
+   * Returns how many left.
+   */
+  evictQuiet(seq: number, limit: number): number {
+    if (this.resident <= limit) return 0;
+    const rows = this.rows;
+    const ds = this.ds;
+    const quiet: number[] = [];
+    for (let di = 0; di < this.nDev; di++) {
+      const o = di * ds;
+      const snap = rows[o + D_SNAP]!;
+      if (snap >= 0 && snap <= seq && rows[o + D_OPEN] === 0 && rows[o + D_QSTAMP]! < 0 && this.ids[di] !== '')
+        quiet.push(di);
+    }
+    const keep = Math.floor((limit * 3) / 4);
+    if (quiet.length <= limit) return 0;
+    quiet.sort((a, b) => rows[a * ds + D_RECV]! - rows[b * ds + D_RECV]!);
+    const n = quiet.length - keep;
+    for (let i = 0; i < n; i++) {
+      const di = quiet[i]!;
+      this.devices.delete(this.ids[di]!);
+      this.ids[di] = '';
+      this.freeDev.push(di);
+    }
+    this.lookups = true;
+    return n;
+  }
+}
+
+/** A state number as stored: null for none (-Infinity). */
+const fin = (x: number): number | null => (Number.isFinite(x) ? x : null);
