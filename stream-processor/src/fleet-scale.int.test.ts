@@ -9,6 +9,7 @@ import {
   diffRows,
   expectedRows,
   indexRows,
+  lateKey,
   newTopic,
   readRows,
   readTopic,
@@ -97,8 +98,6 @@ async function topicEnds(topic: string): Promise<{ partition: number; offset: st
     await admin.disconnect();
   }
 }
-
-const lateKey = (e: TelemetryEvent) => `${e.deviceId}|${e.ts}|${e.seq ?? ''}|${e.receivedAt ?? ''}`;
 
 describe('fleet scale: bounded state and cardinality on the real Kafka and Cassandra', () => {
   it('devices out of memory come back exactly: late, retrying, a week later, across a partition move and a SIGKILL', async () => {

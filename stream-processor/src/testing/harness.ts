@@ -147,6 +147,9 @@ export function windowFromRow(r: { get(name: string): unknown }): WindowRecord {
   };
 }
 
+/** A late event as the reference and telemetry.late name it: compared as text, so lists sort and diff plainly. */
+export const lateKey = (e: TelemetryEvent): string => `${e.deviceId}|${e.ts}|${e.seq ?? ''}|${e.receivedAt ?? ''}`;
+
 export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
