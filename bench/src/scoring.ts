@@ -12,14 +12,8 @@ import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import {
-  compileFeatures,
-  fillVector,
-  FolderWatcher,
-  ModelRegistry,
-  SessionHost,
-  simulateAggregates,
-} from '@fleetpulse/scoring';
+import { compileFeatures, fillVector, FolderWatcher, ModelRegistry, SessionHost } from '@fleetpulse/scoring';
+import { simulateAggregates } from '@fleetpulse/scoring/testing';
 
 export interface BenchScoringOptions {
   /** Model to time. [scoring/models/iforest.onnx] */

@@ -1,4 +1,7 @@
-/** @fleetpulse/scoring: the ONNX scoring service and what its neighbours (dashboard, bench, tests) need of it. */
+/**
+ * @fleetpulse/scoring: the ONNX scoring service and what its neighbours (dashboard, bench, tests) need of it. The
+ * simulated window records of tests, training data and the bench are at `@fleetpulse/scoring/testing`.
+ */
 export { startScoring, type RunningScoring } from './service';
 export { loadConfig, ConfigError, helpText, DefaultScoringPort, RetiredEnv, type ScoringConfig } from './config';
 export { ModelRegistry, checkSignature, ModelRejected, type ActiveModel, type ModelStatus } from './models';
@@ -18,10 +21,3 @@ export {
 } from './features';
 export { Scorer, type ScoreSink, type RecordIn } from './scorer';
 export { ScoringMetrics } from './metrics';
-export {
-  simulateAggregates,
-  truthByDevice,
-  overlappingTruth,
-  type SimulatedAggregates,
-  type SimulateOptions,
-} from './sim-data';

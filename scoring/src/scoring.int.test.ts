@@ -11,16 +11,10 @@ import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import { Keyspace } from '@fleetpulse/contracts';
 import { cassandraContactPoint, kafkaBrokers } from '@fleetpulse/compose';
 import type { Admin, Consumer, Message, Producer } from 'kafkajs';
-import {
-  connectedCassandra,
-  createTestTopic,
-  kafkaClient,
-  testGroupId,
-  uniqueName,
-} from '@fleetpulse/compose/testing';
+import { connectedCassandra, createTestTopic, kafkaClient, testGroupId, uniqueName } from '@fleetpulse/compose/testing';
 import { loadConfig, type ScoringConfig } from './config';
 import { startScoring, type RunningScoring } from './service';
-import { overlappingTruth, simulateAggregates, truthByDevice } from './sim-data';
+import { overlappingTruth, simulateAggregates, truthByDevice } from './testing';
 
 const models = join(__dirname, '..', 'models');
 const fixtures = join(__dirname, '..', 'fixtures');

@@ -2,10 +2,11 @@
  * Simulator fleet -> window records, in-process: the same records the stream processor would publish on
  * metrics.aggregates, without Kafka. Used to make training data (tools/make-training-data.ts), by the integration
  * tests (to publish realistic metrics.aggregates and check scores against the ground truth) and by the benchmark.
+ * A dev tool (@fleetpulse/scoring/testing): the service never loads it.
  */
 import type { AggregateRow, MetricStats, WindowRecord } from '@fleetpulse/contracts';
 import { createFleet, type AnomalyTruth } from '@fleetpulse/simulator';
-import { WindowAggregator } from '@fleetpulse/stream-processor';
+import { WindowAggregator } from '@fleetpulse/stream-processor/core';
 
 export interface SimulatedAggregates {
   /** One final record per closed window at `resolution`, in the order the aggregator closed them. */

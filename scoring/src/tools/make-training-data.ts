@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { MetricNames } from '@fleetpulse/simulator';
-import { overlappingTruth, simulateAggregates, truthByDevice } from '../sim-data';
+import { overlappingTruth, simulateAggregates, truthByDevice } from '../testing';
 
 const Stats = ['count', 'min', 'max', 'mean', 'stddev', 'first', 'last'] as const;
 
