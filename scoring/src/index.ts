@@ -2,7 +2,10 @@
  * @fleetpulse/scoring: the ONNX scoring service and what its neighbours (dashboard, bench, tests) need of it. The
  * simulated window records of tests, training data and the bench are at `@fleetpulse/scoring/testing`.
  */
-export { startScoring, type RunningScoring } from './service';
+export { startScoring, StoreUnavailable, type RunningScoring } from './service';
+export { WindowConsumer, type WindowConsumerOptions } from './consumer';
+export { routeRecords, finalRecords, type Route } from './router';
+export { scoreSink } from './score-sink';
 export { loadConfig, ConfigError, helpText, DefaultScoringPort, RetiredEnv, type ScoringConfig } from './config';
 export { ModelRegistry, checkSignature, ModelRejected, type ActiveModel, type ModelStatus } from './models';
 export { resolveSpec, ModelSpecError, type ModelSpec } from './model-spec';

@@ -1,6 +1,11 @@
-/** Prometheus metrics of the scoring service (one registry per instance, so tests can run several). */
+/**
+ * Prometheus metrics of the scoring service (one registry per instance, so tests can run several). The gauges read
+ * at scrape time (session host RSS, event-loop lag) are filled by prom-client's `collect`, so any scrape of the
+ * registry (the ops server's /metrics, {@link ScoringMetrics.text}) sees them fresh.
+ */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ServiceRegistry } from '@fleetpulse/runtime/metrics';
+import { Gauge } from 'prom-client';
 
 export class ScoringMetrics extends ServiceRegistry {
   readonly records = this.counter(
@@ -41,19 +46,40 @@ export class ScoringMetrics extends ServiceRegistry {
     'From a file noticed to its model checked and swapped in',
     [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   );
-  readonly hostRss = this.gauge(
+  private readonly loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  /** Asked at each scrape; 0 until the service names its session host ({@link sampleHostRss}). */
+  private hostRssOf: () => Promise<number> = () => Promise.resolve(0);
+  readonly hostRss = this.scraped(
     'scoring_session_host_rss_bytes',
     'RSS of the child process holding the onnxruntime sessions',
+    async () => this.hostRssOf(),
   );
-  readonly loopLagP99 = this.gauge(
+  readonly loopLagP99 = this.scraped(
     'scoring_event_loop_lag_p99_seconds',
     'Event-loop delay p99 over the last scrape interval',
+    async () => this.takeLoopLag().p99 / 1000,
   );
-  private readonly loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
 
   constructor() {
     super('scoring_');
     this.loop.enable();
+  }
+
+  /** Where the session host's RSS comes from (SessionHost.childRss). */
+  sampleHostRss(rss: () => Promise<number>): void {
+    this.hostRssOf = rss;
+  }
+
+  /** A gauge set from `read` whenever the registry is scraped. */
+  private scraped(name: string, help: string, read: () => Promise<number>): Gauge {
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      async collect() {
+        this.set(await read());
+      },
+    });
   }
 
   /** Event-loop delay percentiles since the last call, ms; resets the histogram. */
@@ -63,8 +89,8 @@ export class ScoringMetrics extends ServiceRegistry {
     return r;
   }
 
-  async text(): Promise<string> {
-    this.loopLagP99.set(this.takeLoopLag().p99 / 1000);
+  /** The Prometheus text, as /metrics answers it. */
+  text(): Promise<string> {
     return this.registry.metrics();
   }
 

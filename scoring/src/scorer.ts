@@ -1,14 +1,16 @@
 /**
- * The scoring step, without Kafka: window records in, scored by the active models, scores out through a sink, and
- * the offsets that are then safe to commit. A record is scored (or not) as soon as it is read: every feature comes
+ * The scoring step, without Kafka: window records in, scored by the active models (which model scores which record:
+ * router.ts), scores out through a sink, and the offsets that are then safe to commit. A record is scored (or not) as soon as it is read: every feature comes
  * from the record itself. Every step runs under one lock, so a model swap (a reference assignment in ModelRegistry)
  * falls between two steps: each record is scored once per model name, by exactly one version, and the snapshot a step
  * took stays loaded until the step is done. Offsets move only once the step's scores are delivered.
  */
 import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import { firstLine, retry } from '@fleetpulse/runtime';
 import { compileFeatures, featureObject, fillVector, type CompiledFeatures } from './features';
 import type { ActiveModel, ModelRegistry } from './models';
 import type { ScoringMetrics } from './metrics';
+import { finalRecords, routeRecords } from './router';
 import { HostError } from './session-host';
 
 export interface ScoreSink {
@@ -63,24 +65,19 @@ export class Scorer {
    * throws and marks nothing: the caller reads the records again. Call under {@link locked}.
    */
   async ingest(records: readonly RecordIn[]): Promise<AnomalyScore[]> {
-    const snap = this.registry.snapshot();
-    const finals: WindowRecord[] = [];
-    for (const r of records) if (r.record.final === true) finals.push(r.record);
+    const finals = finalRecords(records);
     this.metrics?.records.inc({ final: 'true' }, finals.length);
     if (records.length > finals.length) this.metrics?.records.inc({ final: 'false' }, records.length - finals.length);
     const out: AnomalyScore[] = [];
-    if (finals.length > 0)
-      for (const m of snap.values()) {
-        const mine = finals.filter((w) => w.resolution === m.spec.resolution);
-        if (mine.length === 0) continue;
-        this.registry.acquire(m);
-        try {
-          for (let i = 0; i < mine.length; i += this.maxBatch)
-            await this.scoreBatch(m, mine.slice(i, i + this.maxBatch), out);
-        } finally {
-          this.registry.release(m);
-        }
+    for (const { model: m, records: mine } of routeRecords(this.registry.snapshot(), finals)) {
+      this.registry.acquire(m);
+      try {
+        for (let i = 0; i < mine.length; i += this.maxBatch)
+          await this.scoreBatch(m, mine.slice(i, i + this.maxBatch), out);
+      } finally {
+        this.registry.release(m);
       }
+    }
     if (out.length > 0) await this.sink.deliver(out);
     for (const r of records) this.advance(r.partition, r.offset + 1n);
     return out;
@@ -125,21 +122,20 @@ export class Scorer {
       else this.metrics?.unscorable.inc({ model: m.name, reason: problem });
     }
     if (used.length === 0) return;
-    let scores: Float32Array | null = null;
-    for (let attempt = 0; scores === null; attempt++) {
-      try {
-        scores = await this.registry.run(m, buf.subarray(0, used.length * width), used.length);
-      } catch (e) {
-        if (e instanceof HostError && e.retriable) {
-          // The session host died and is being replaced with every live session: wait, then the same batch again.
-          this.log(`scoring with ${m.name}: ${e.message}; retrying`);
-          await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
-          continue;
-        }
-        this.log(`scoring ${used.length} windows with ${m.name} v${m.spec.version} failed: ${(e as Error).message}`);
-        this.metrics?.unscored.inc({ model: m.name, reason: 'run-failed' }, used.length);
-        return;
-      }
+    let scores: Float32Array;
+    try {
+      // A retriable HostError: the session host died and is being replaced with every live session; the same batch
+      // again once it is. Anything else is this batch's own failure: counted, and the step goes on.
+      scores = await retry(() => this.registry.run(m, buf.subarray(0, used.length * width), used.length), {
+        initialMs: 100,
+        maxMs: 2000,
+        bail: (e) => !(e instanceof HostError && e.retriable),
+        onRetry: (_attempt, _delay, e) => this.log(`scoring with ${m.name}: ${firstLine(e)}; retrying`),
+      });
+    } catch (e) {
+      this.log(`scoring ${used.length} windows with ${m.name} v${m.spec.version} failed: ${firstLine(e)}`);
+      this.metrics?.unscored.inc({ model: m.name, reason: 'run-failed' }, used.length);
+      return;
     }
     const { threshold, higherIsAnomalous, version } = m.spec;
     let scored = 0;

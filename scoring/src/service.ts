@@ -1,20 +1,20 @@
 /**
- * The scoring service: window records from metrics.aggregates (group fleetpulse-scoring, autoCommit off) -> Scorer ->
- * anomaly.scores (+ Cassandra), with the model folder watched and /healthz, /readyz, /metrics, /api/models on one
- * port. A batch's offsets are committed only after the scores it implies are out; a crash re-reads from there
- * (at-least-once); a model swap never loses or repeats a score. A record that is not a window record is counted,
- * logged with its topic, partition and offset, and passed over.
+ * The scoring service's composition root: window records from metrics.aggregates (consumer.ts) -> Scorer (router.ts:
+ * which model scores which record) -> anomaly.scores + Cassandra (score-sink.ts), with the model folder watched
+ * (watcher.ts -> models.ts, sessions in a child process: session-host.ts) and /healthz, /readyz, /metrics,
+ * /api/models on one port. Only wiring and the order of start and stop live here.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { AnomalyScore } from '@fleetpulse/contracts';
+import type { Server } from 'node:http';
+import { firstLine } from '@fleetpulse/runtime';
+import { startOpsServer } from '@fleetpulse/runtime/metrics';
 import { Client } from 'cassandra-driver';
-import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { ScoringConfig } from './config';
+import { WindowConsumer } from './consumer';
 import { ScoringMetrics } from './metrics';
 import { ModelRegistry, type ModelStatus } from './models';
-import { InvalidRecord, parseWindowRecord } from './features';
-import { Scorer, type RecordIn, type ScoreSink } from './scorer';
+import { Scorer } from './scorer';
+import { scoreSink } from './score-sink';
 import { SessionHost } from './session-host';
 import { AnomalyStore } from './store';
 import { FolderWatcher } from './watcher';
@@ -29,8 +29,10 @@ export interface RunningScoring {
   close(): Promise<void>;
 }
 
-/** Unreadable records logged one by one per batch; the rest of the batch's are summed up in one line. */
-const InvalidLoggedPerBatch = 10;
+/** Cassandra could not be reached at start-up (only when anomalies are stored). */
+export class StoreUnavailable extends Error {
+  override readonly name = 'StoreUnavailable';
+}
 
 export async function startScoring(
   config: ScoringConfig,
@@ -43,6 +45,7 @@ export async function startScoring(
     recycleRssBytes: config.recycleRssBytes,
     log,
   });
+  metrics.sampleHostRss(() => host.childRss());
   const registry = new ModelRegistry(host, log, {
     loaded: (m, ms) => {
       metrics.loads.inc({ model: m.name, result: 'ok' });
@@ -62,175 +65,46 @@ export async function startScoring(
     { settleMs: config.settleMs, rescanMs: config.rescanMs },
   );
 
-  let cassandra: Client | null = null;
-  let store: AnomalyStore | null = null;
-  if (config.storeAnomalies) {
-    cassandra = new Client({
-      contactPoints: config.cassandraContactPoints,
-      localDataCenter: config.cassandraDataCenter,
-    });
-    await cassandra.connect().catch((e: unknown) => {
-      throw new Error(
-        `cannot connect to Cassandra at ${config.cassandraContactPoints.join(',')}: ${e instanceof Error ? e.message : String(e)}`,
-        { cause: e },
-      );
-    });
-    store = new AnomalyStore(cassandra, config.keyspace, log);
-  }
-
+  const cassandra = config.storeAnomalies ? await connectCassandra(config) : null;
+  const store = cassandra ? new AnomalyStore(cassandra, config.keyspace, log) : null;
   const kafka = new Kafka({ clientId: 'fleetpulse-scoring', brokers: config.kafkaBrokers, logLevel: logLevel.WARN });
-  const producer: Producer = kafka.producer({
+  const producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     createPartitioner: Partitioners.DefaultPartitioner,
   });
-  const consumer: Consumer = kafka.consumer({
-    groupId: config.groupId,
-    sessionTimeout: config.sessionTimeoutMs,
-    allowAutoTopicCreation: false,
+  const scorer = new Scorer(registry, scoreSink(producer, config.scoresTopic, store), {
+    maxBatch: config.maxBatch,
+    log,
+    metrics,
   });
-  const sink: ScoreSink = {
-    deliver: async (scores: AnomalyScore[]) => {
-      await producer.send({
-        topic: config.scoresTopic,
-        acks: -1,
-        messages: scores.map((s) => ({ key: s.deviceId, value: JSON.stringify(s) })),
-      });
-      const anomalous = scores.filter((s) => s.anomalous);
-      if (store && anomalous.length > 0) await store.writeAll(anomalous);
-    },
-  };
-  const scorer = new Scorer(registry, sink, { maxBatch: config.maxBatch, log, metrics });
+  const consumer = new WindowConsumer(
+    kafka.consumer({ groupId: config.groupId, sessionTimeout: config.sessionTimeoutMs, allowAutoTopicCreation: false }),
+    scorer,
+    { topic: config.sourceTopic, metrics, log },
+  );
   for (const line of config.ignored) log(line);
 
-  const committed = new Map<number, bigint>();
-  const commit = async (partitions: Iterable<number>) => {
-    const offsets: { topic: string; partition: number; offset: string }[] = [];
-    for (const p of partitions) {
-      const o = scorer.commitOffset(p);
-      if (o === null || committed.get(p) === o) continue;
-      offsets.push({ topic: config.sourceTopic, partition: p, offset: o.toString() });
-    }
-    if (offsets.length === 0) return;
-    await consumer.commitOffsets(offsets);
-    for (const o of offsets) committed.set(o.partition, BigInt(o.offset));
-  };
-
-  let consuming = false;
   let closing = false;
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const json = (code: number, body: unknown) => {
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (path === '/healthz') return json(200, { status: 'ok' });
-    if (path === '/readyz') {
-      const kafkaOk = consuming;
-      const cassandraOk = cassandra === null || cassandra.getState().getConnectedHosts().length > 0;
-      const models = registry.snapshot().size;
-      const ok = kafkaOk && cassandraOk && !closing;
-      return json(ok ? 200 : 503, {
-        status: ok ? 'ready' : 'not ready',
-        kafka: kafkaOk ? 'up' : 'down',
-        cassandra: cassandra === null ? 'disabled' : cassandraOk ? 'up' : 'down',
-        models,
-      });
-    }
-    // /models is what the dashboard proxies; /api/models matches the dashboard's own route.
-    if (path === '/api/models' || path === '/models') return json(200, registry.status());
-    if (path === '/metrics') {
-      metrics.hostRss.set(0);
-      void host
-        .childRss()
-        .then((rss) => metrics.hostRss.set(rss))
-        .then(() => metrics.text())
-        .then(
-          (text) => {
-            res.writeHead(200, { 'content-type': metrics.registry.contentType });
-            res.end(text);
-          },
-          (e: unknown) => json(500, { error: String(e) }),
-        );
-      return;
-    }
-    json(404, { error: 'not found' });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.httpPort, config.httpHost, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-
-  await watcher.start();
-  const status = registry.status();
-  log(
-    `models in ${config.modelsDir}: ${
-      status
-        .filter((s) => s.active)
-        .map((s) => `${s.name} v${s.active!.version}`)
-        .join(', ') || 'none'
-    }` +
-      (status.some((s) => s.lastError)
-        ? `; rejected: ${status
-            .filter((s) => s.lastError)
-            .map((s) => s.name)
-            .join(', ')}`
-        : ''),
-  );
-
-  await producer.connect();
-  await consumer.connect();
-  consumer.on(consumer.events.GROUP_JOIN, (e) => {
-    const assigned = new Set(e.payload.memberAssignment[config.sourceTopic] ?? []);
-    void scorer.locked(async () => {
-      for (const p of scorer.partitions())
-        if (!assigned.has(p)) {
-          scorer.dropPartition(p);
-          committed.delete(p);
-        }
-      await Promise.resolve();
-    });
-  });
-  await consumer.subscribe({ topic: config.sourceTopic, fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    partitionsConsumedConcurrently: 1,
-    eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
-      if (!isRunning() || isStale()) return;
-      const last = batch.messages.at(-1);
-      if (!last) return;
-      const t0 = performance.now();
-      const records: RecordIn[] = [];
-      const invalid: string[] = [];
-      for (const m of batch.messages) {
-        try {
-          records.push({ partition: batch.partition, offset: BigInt(m.offset), record: parseWindowRecord(m.value) });
-        } catch (e) {
-          if (!(e instanceof InvalidRecord)) throw e;
-          metrics.invalid.inc({ reason: e.reason });
-          if (invalid.length < InvalidLoggedPerBatch)
-            log(`skipping ${batch.topic}[${batch.partition}]@${m.offset}: not a window record: ${e.message}`);
-          invalid.push(m.offset);
-        }
-      }
-      if (invalid.length > InvalidLoggedPerBatch)
-        log(
-          `skipping ${invalid.length - InvalidLoggedPerBatch} more records of ${batch.topic}[${batch.partition}] ` +
-            `that are not window records, up to @${invalid.at(-1)}`,
-        );
-      await scorer.locked(async () => {
-        await scorer.ingest(records);
-        // Records that are not window records (and non-final ones) move the position too, once the scores of every
-        // record before them are out.
-        scorer.advance(batch.partition, BigInt(last.offset) + 1n);
-        await commit([batch.partition]);
-      });
-      metrics.batchSeconds.observe((performance.now() - t0) / 1000);
-      await heartbeat();
+  const { server, port } = await startOpsServer({
+    host: config.httpHost,
+    port: config.httpPort,
+    registry: metrics.registry,
+    ready: () =>
+      !closing && consumer.consuming && (cassandra === null || cassandra.getState().getConnectedHosts().length > 0),
+    // /api/models matches the dashboard's own route (its default FLEETPULSE_SCORING_MODELS_PATH); /models is kept
+    // for deployments configured with it.
+    route: (path, _req, res) => {
+      if (path !== '/api/models' && path !== '/models') return false;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(registry.status()));
+      return true;
     },
   });
-  consuming = true;
+
+  await watcher.start();
+  log(`models in ${config.modelsDir}: ${describeModels(registry.status())}`);
+  await producer.connect();
+  await consumer.start();
   log(`consuming ${config.sourceTopic} as ${config.groupId}; scores to ${config.scoresTopic}; http on :${port}`);
 
   return {
@@ -244,13 +118,39 @@ export async function startScoring(
       closing = true;
       watcher.close();
       await consumer.stop();
-      await consumer.disconnect();
       await producer.disconnect();
       store?.stop();
       await cassandra?.shutdown();
       await host.close();
       metrics.close();
-      await new Promise<void>((r) => server.close(() => r()));
+      await closeServer(server);
     },
   };
+}
+
+async function connectCassandra(config: ScoringConfig): Promise<Client> {
+  const client = new Client({
+    contactPoints: config.cassandraContactPoints,
+    localDataCenter: config.cassandraDataCenter,
+  });
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new StoreUnavailable(
+      `cannot connect to Cassandra at ${config.cassandraContactPoints.join(',')}: ${firstLine(e)}`,
+      { cause: e },
+    );
+  }
+  return client;
+}
+
+/** The start-up line: the models serving, and the files rejected. */
+function describeModels(status: readonly ModelStatus[]): string {
+  const serving = status.filter((s) => s.active).map((s) => `${s.name} v${s.active!.version}`);
+  const rejected = status.filter((s) => s.lastError).map((s) => s.name);
+  return (serving.join(', ') || 'none') + (rejected.length > 0 ? `; rejected: ${rejected.join(', ')}` : '');
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -4,6 +4,7 @@
  * Retries with backoff until written: the caller commits only afterwards.
  */
 import type { AnomalyScore } from '@fleetpulse/contracts';
+import { firstLine, retry } from '@fleetpulse/runtime';
 import type { Client } from 'cassandra-driver';
 
 const DayMs = 86_400_000;
@@ -47,19 +48,16 @@ export class AnomalyStore {
     }
     let next = 0;
     const worker = async () => {
-      while (next < tasks.length) {
-        const t = tasks[next++]!;
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await t();
-            break;
-          } catch (e) {
-            if (this.stopped) throw e;
-            if (attempt % 10 === 0) this.log(`anomaly write failed (${(e as Error).message}); retrying`);
-            await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(attempt, 6))));
-          }
-        }
-      }
+      while (next < tasks.length)
+        await retry(tasks[next++]!, {
+          initialMs: 100,
+          maxMs: 5000,
+          // Stopping: the batch stays uncommitted and is scored and written again on the next start.
+          bail: () => this.stopped,
+          onRetry: (attempt, _delay, e) => {
+            if (attempt % 10 === 1) this.log(`anomaly write failed (${firstLine(e)}); retrying`);
+          },
+        });
     };
     await Promise.all(Array.from({ length: Math.min(32, tasks.length) }, worker));
   }
