@@ -1,12 +1,12 @@
 import type { TelemetryEvent } from '@fleetpulse/contracts';
-import { ClosedWindow, STRIDE, type CloseReason } from './closed-window';
+import { AggregatorOutputs } from './aggregator-output';
+import { STRIDE, type CloseReason } from './closed-window';
 import { resolveConfig, type AggregatorConfig, type ResolvedConfig } from './config';
 import {
   B_NEXT,
   B_SEQHI,
   B_SEQLO,
   B_SET,
-  B_SLOT,
   B_START,
   D_KNOWN,
   D_LAYOUT,
@@ -26,10 +26,8 @@ import type {
   AggregatorOutput,
   AggregatorStats,
   DeviceStateTuple,
-  LateEvent,
   PartitionCheckpoint,
   PartitionStart,
-  RejectedEvent,
   StoredDeviceState,
 } from './types';
 import { foldReading } from './window-stats';
@@ -79,11 +77,6 @@ import { foldReading } from './window-stats';
 /** A stored number, or -Infinity for none (null). */
 const num = (x: unknown): number => (typeof x === 'number' ? x : -Infinity);
 
-/** Output numbers are copied into shared chunks of plain double arrays (young generation, not external memory). */
-const OutChunk = 4096;
-/** Sliced to make a chunk: copying a double array is cheaper than filling a new one. */
-const OutTemplate: readonly number[] = new Array<number>(OutChunk).fill(0.5);
-
 /**
  * Folds telemetry records into tumbling event-time windows per device, metric and resolution. Pure and synchronous:
  * time only advances through the records' receivedAt and {@link advanceProcessingTime}.
@@ -103,25 +96,14 @@ export class WindowAggregator {
   private readonly parts = new Map<number, PartitionState>();
   private lastPart: PartitionState | null = null;
   private readonly layouts = new LayoutTrie();
-  private windows: ClosedWindow[] = [];
-  private lateEvents: LateEvent[] = [];
-  private rejectedEvents: RejectedEvent[] = [];
-  private nRejected = 0;
+  private readonly outputs: AggregatorOutputs;
   private nEvicted = 0;
   private nRestored = 0;
   private readonly maxMetrics: number;
-  private out: number[] = [];
-  private outTop = OutChunk;
-  private readonly missedLabels: (string | undefined)[];
   private mIdx = new Int32Array(64);
   private mVal = new Float64Array(64);
   private nEvents = 0;
   private nRetries = 0;
-  private nLate = 0;
-  private readonly lateByRes: number[];
-  private nClosed = 0;
-  private nRows = 0;
-  private nOpen = 0;
   /** Where {@link touch} puts what it read, so that the reads are not optimised away. */
   private sink = 0;
 
@@ -133,8 +115,7 @@ export class WindowAggregator {
     this.lateness = this.config.allowedLatenessMs;
     this.idle = this.config.idleTimeoutMs;
     this.maxMetrics = this.config.maxMetricsPerDevice;
-    this.missedLabels = new Array<string | undefined>(1 << this.nRes).fill(undefined);
-    this.lateByRes = new Array<number>(this.nRes).fill(0);
+    this.outputs = new AggregatorOutputs(this.config.labels);
   }
 
   /**
@@ -153,7 +134,6 @@ export class WindowAggregator {
   dropPartition(partition: number): void {
     const ps = this.parts.get(partition);
     if (!ps) return;
-    this.nOpen -= ps.open;
     this.parts.delete(partition);
     if (this.lastPart === ps) this.lastPart = null;
   }
@@ -232,11 +212,7 @@ export class WindowAggregator {
 
   /** Windows closed and late events since the last call, oldest first. */
   drain(): AggregatorOutput {
-    const out = { windows: this.windows, late: this.lateEvents, rejected: this.rejectedEvents };
-    this.windows = [];
-    this.lateEvents = [];
-    this.rejectedEvents = [];
-    return out;
+    return this.outputs.drain();
   }
 
   /**
@@ -297,18 +273,23 @@ export class WindowAggregator {
 
   stats(): AggregatorStats {
     let devices = 0;
-    for (const ps of this.parts.values()) devices += ps.resident;
+    let openWindows = 0;
+    for (const ps of this.parts.values()) {
+      devices += ps.resident;
+      openWindows += ps.open;
+    }
     const lateByResolution: Record<string, number> = {};
-    this.config.labels.forEach((l, i) => (lateByResolution[l] = this.lateByRes[i]!));
+    const o = this.outputs;
+    this.config.labels.forEach((l, i) => (lateByResolution[l] = o.lateByResolution[i]!));
     return {
       events: this.nEvents,
       retries: this.nRetries,
-      late: this.nLate,
+      late: o.late,
       lateByResolution,
-      rejected: this.nRejected,
-      windowsClosed: this.nClosed,
-      rowsEmitted: this.nRows,
-      openWindows: this.nOpen,
+      rejected: o.rejected,
+      windowsClosed: o.windowsClosed,
+      rowsEmitted: o.rowsEmitted,
+      openWindows,
       devices,
       evicted: this.nEvicted,
       restored: this.nRestored,
@@ -421,7 +402,7 @@ export class WindowAggregator {
       const tail = ps.rows[ro + 2]!;
       const tailStart = ps.rows[ro + 3]!;
       let w: number;
-      if (tail < 0 || tailStart < ws) w = this.openWin(ps, di, ro, ws);
+      if (tail < 0 || tailStart < ws) w = ps.openWindow(di, ro, ws, this.layouts.get(ps.rows[o + D_LAYOUT]!).cap);
       else if (tailStart === ws) w = tail;
       else {
         const slab = ps.slab.data;
@@ -431,7 +412,10 @@ export class WindowAggregator {
           prev = at;
           at = slab[at + B_NEXT]!;
         }
-        w = at < 0 || slab[at + B_START] !== ws ? this.insertWin(ps, di, ro, ws, prev, at) : at;
+        w =
+          at < 0 || slab[at + B_START] !== ws
+            ? ps.insertWindow(di, ro, ws, prev, at, this.layouts.get(ps.rows[o + D_LAYOUT]!).cap)
+            : at;
       }
       const slab = ps.slab.data;
       if (hasSeq) {
@@ -458,7 +442,8 @@ export class WindowAggregator {
     }
     ps.markDirty(di);
     if (dup) this.nRetries++;
-    else if (lateMask !== 0 && ps.curOffsetNum > ps.rows[o + D_SILENT]!) this.reportLate(ps, e, lateMask);
+    else if (lateMask !== 0 && ps.curOffsetNum > ps.rows[o + D_SILENT]!)
+      this.outputs.lateEvent(ps.id, ps.curOffset, e, lateMask);
     // 3. watermark
     if (ts > ps.rows[o + D_MAXTS]!) {
       ps.rows[o + D_MAXTS] = ts;
@@ -520,7 +505,7 @@ export class WindowAggregator {
     const from = this.layouts.get(li).cap;
     const to = this.layouts.child(li, name);
     const cap = this.layouts.get(to).cap;
-    if (cap !== from) this.growDevice(ps, di, from, cap);
+    if (cap !== from) ps.moveWindows(di, from, cap);
     ps.rows[di * this.ds + D_LAYOUT] = to;
     return to;
   }
@@ -528,8 +513,7 @@ export class WindowAggregator {
   /** The event would give its device a name beyond the limit: not folded; reported once (not on a silent re-read). */
   private reject(ps: PartitionState, e: TelemetryEvent, o: number, name: string, has: number): void {
     if (ps.curOffsetNum <= ps.rows[o + D_SILENT]!) return;
-    this.nRejected++;
-    this.rejectedEvents.push({
+    this.outputs.rejectedEvent({
       partition: ps.id,
       offset: ps.curOffset,
       event: e,
@@ -551,17 +535,6 @@ export class WindowAggregator {
       liNew = cur.ids[curDi] === '' ? keep(li) : cur.rows[curDi * ds + D_LAYOUT]!;
     });
     return liNew;
-  }
-
-  private reportLate(ps: PartitionState, e: TelemetryEvent, mask: number): void {
-    this.nLate++;
-    for (let r = 0; r < this.nRes; r++) if (mask & (1 << r)) this.lateByRes[r]!++;
-    let missed = this.missedLabels[mask];
-    if (missed === undefined) {
-      missed = this.config.labels.filter((_, r) => mask & (1 << r)).join(',');
-      this.missedLabels[mask] = missed;
-    }
-    this.lateEvents.push({ partition: ps.id, offset: ps.curOffset, event: e, missed });
   }
 
   /** Closes, in order of lastReceivedAt (ties: who got there first), every waiting device idle at the processing time. */
@@ -590,72 +563,6 @@ export class WindowAggregator {
     }
   }
 
-  // Windows ---------------------------------------------------------------------------------------------------------
-
-  /** Opens a window after the current tail (row offset ro of the resolution's triple). */
-  private openWin(ps: PartitionState, di: number, ro: number, ws: number): number {
-    const w = this.newWin(ps, di, ws);
-    const tail = ps.rows[ro + 2]!;
-    if (tail < 0) ps.rows[ro + 1] = w;
-    else ps.slab.data[tail + B_NEXT] = w;
-    ps.rows[ro + 2] = w;
-    ps.rows[ro + 3] = ws;
-    return w;
-  }
-
-  private insertWin(ps: PartitionState, di: number, ro: number, ws: number, prev: number, next: number): number {
-    const w = this.newWin(ps, di, ws);
-    ps.slab.data[w + B_NEXT] = next;
-    if (prev < 0) ps.rows[ro + 1] = w;
-    else ps.slab.data[prev + B_NEXT] = w;
-    if (next < 0) {
-      ps.rows[ro + 2] = w;
-      ps.rows[ro + 3] = ws;
-    }
-    return w;
-  }
-
-  private newWin(ps: PartitionState, di: number, ws: number): number {
-    const o = di * this.ds;
-    const w = ps.slab.alloc(this.layouts.get(ps.rows[o + D_LAYOUT]!).cap);
-    const slab = ps.slab.data;
-    slab[w + B_START] = ws;
-    slab[w + B_SEQLO] = 0;
-    slab[w + B_SEQHI] = -1;
-    slab[w + B_NEXT] = -1;
-    slab[w + B_SET] = 0;
-    slab[w + B_SLOT] = ps.commits.open(ps.curOffset);
-    ps.rows[o + D_OPEN]!++;
-    ps.open++;
-    this.nOpen++;
-    return w;
-  }
-
-  /** A device reported more metrics than its blocks hold: move its open windows to blocks twice as large. */
-  private growDevice(ps: PartitionState, di: number, from: number, cap: number): void {
-    const o = di * this.ds;
-    for (let r = 0; r < this.nRes; r++) {
-      const ro = o + D_RES + RS * r;
-      let prev = -1;
-      for (let w = ps.rows[ro + 1]!; w >= 0;) {
-        const base = ps.slab.alloc(cap);
-        const slab = ps.slab.data;
-        slab.copyWithin(base, w, w + H + from * STRIDE);
-        const next = slab[w + B_NEXT]!;
-        if (slab[w + B_SET] !== 0) {
-          ps.slab.seqSets.set(base, ps.slab.seqSets.get(w)!);
-          ps.slab.seqSets.delete(w);
-        }
-        ps.slab.release(w, from);
-        if (prev < 0) ps.rows[ro + 1] = base;
-        else slab[prev + B_NEXT] = base;
-        if (next < 0) ps.rows[ro + 2] = base;
-        prev = base;
-        w = next;
-      }
-    }
-  }
-
   private growScratch(): void {
     const idx = new Int32Array(this.mIdx.length * 2);
     idx.set(this.mIdx);
@@ -676,47 +583,20 @@ export class WindowAggregator {
     const S = this.sizes[r]!;
     const ws = slab[w + B_START]!;
     const layout = this.layouts.get(ps.rows[o + D_LAYOUT]!);
-    // Copy the used part of the block into the output chunk; rows are built from it on demand.
-    const slots = layout.names.length;
-    const size = slots * STRIDE;
-    if (this.outTop + size > this.out.length) {
-      this.out = size <= OutChunk ? OutTemplate.slice() : new Array<number>(size).fill(0.5);
-      this.outTop = 0;
-    }
-    const out = this.out;
-    const at = this.outTop;
-    this.outTop = at + size;
-    const from = w + H;
-    for (let i = 0; i < size; i++) out[at + i] = slab[from + i]!;
-    let rows = 0;
-    for (let i = 0; i < size; i += STRIDE) if (out[at + i]! > 0) rows++;
     const knownFrom = ps.rows[o + D_KNOWN]!;
-    this.windows.push(
-      new ClosedWindow(
-        ps.id,
-        ps.ids[di]!,
-        this.config.labels[r]!,
-        ws,
-        ws + S,
-        reason,
-        reason !== 'flush' && ws >= Math.floor(knownFrom / S) * S + S,
-        layout.names,
-        slots,
-        out,
-        at,
-      ),
+    // The window's numbers are copied out; rows are built from the copy on demand.
+    this.outputs.window(
+      ps.id,
+      ps.ids[di]!,
+      r,
+      ws,
+      ws + S,
+      reason,
+      reason !== 'flush' && ws >= Math.floor(knownFrom / S) * S + S,
+      layout.names,
+      slab,
+      w + H,
     );
-    this.nClosed++;
-    this.nRows += rows;
-    // recycle
-    if (slab[w + B_SET] !== 0) ps.slab.seqSets.delete(w);
-    ps.commits.close(slab[w + B_SLOT]!);
-    ps.slab.release(w, layout.cap);
-    // Its last open window: the next ones start from an empty layout (names and memory follow open windows).
-    const open = ps.rows[o + D_OPEN]! - 1;
-    ps.rows[o + D_OPEN] = open;
-    if (open === 0) ps.rows[o + D_LAYOUT] = 0;
-    ps.open--;
-    this.nOpen--;
+    ps.recycleWindow(di, w, layout.cap);
   }
 }

@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { CommitQueue } from './commit-queue';
+import { STRIDE } from './closed-window';
 import {
+  B_NEXT,
+  B_SEQHI,
+  B_SEQLO,
+  B_SET,
+  B_SLOT,
+  B_START,
   D_KNOWN,
   D_LAYOUT,
   D_MAXTS,
@@ -11,6 +18,7 @@ import {
   D_RES,
   D_SILENT,
   D_SNAP,
+  H,
   RS,
 } from './device-rows';
 import { IdleQueue } from './idle-queue';
@@ -169,6 +177,84 @@ export class PartitionState {
     }
     this.lookups = true;
     return n;
+  }
+
+  /** Opens window `ws` after the tail of the list at row offset `ro` (a resolution's D_RES slot). */
+  openWindow(di: number, ro: number, ws: number, cap: number): number {
+    const w = this.newWindow(di, ws, cap);
+    const tail = this.rows[ro + 2]!;
+    if (tail < 0) this.rows[ro + 1] = w;
+    else this.slab.data[tail + B_NEXT] = w;
+    this.rows[ro + 2] = w;
+    this.rows[ro + 3] = ws;
+    return w;
+  }
+
+  /** Opens window `ws` between `prev` and `next` (-1: the list's ends) of the list at row offset `ro`. */
+  insertWindow(di: number, ro: number, ws: number, prev: number, next: number, cap: number): number {
+    const w = this.newWindow(di, ws, cap);
+    this.slab.data[w + B_NEXT] = next;
+    if (prev < 0) this.rows[ro + 1] = w;
+    else this.slab.data[prev + B_NEXT] = w;
+    if (next < 0) {
+      this.rows[ro + 2] = w;
+      this.rows[ro + 3] = ws;
+    }
+    return w;
+  }
+
+  /** Window `w` of the device, already unlinked, is written: its block, seqs and commit slot are released. */
+  recycleWindow(di: number, w: number, cap: number): void {
+    const slab = this.slab.data;
+    if (slab[w + B_SET] !== 0) this.slab.seqSets.delete(w);
+    this.commits.close(slab[w + B_SLOT]!);
+    this.slab.release(w, cap);
+    // Its last open window: the next ones start from an empty layout (names and memory follow open windows).
+    const o = di * this.ds;
+    const open = this.rows[o + D_OPEN]! - 1;
+    this.rows[o + D_OPEN] = open;
+    if (open === 0) this.rows[o + D_LAYOUT] = 0;
+    this.open--;
+  }
+
+  /** The device reported more metrics than its blocks hold: its open windows move to blocks of capacity `cap`. */
+  moveWindows(di: number, from: number, cap: number): void {
+    const o = di * this.ds;
+    for (let r = 0; r < this.nRes; r++) {
+      const ro = o + D_RES + RS * r;
+      let prev = -1;
+      for (let w = this.rows[ro + 1]!; w >= 0;) {
+        const base = this.slab.alloc(cap);
+        const slab = this.slab.data;
+        slab.copyWithin(base, w, w + H + from * STRIDE);
+        const next = slab[w + B_NEXT]!;
+        if (slab[w + B_SET] !== 0) {
+          this.slab.seqSets.set(base, this.slab.seqSets.get(w)!);
+          this.slab.seqSets.delete(w);
+        }
+        this.slab.release(w, from);
+        if (prev < 0) this.rows[ro + 1] = base;
+        else slab[prev + B_NEXT] = base;
+        if (next < 0) this.rows[ro + 2] = base;
+        prev = base;
+        w = next;
+      }
+    }
+  }
+
+  private newWindow(di: number, ws: number, cap: number): number {
+    const o = di * this.ds;
+    const w = this.slab.alloc(cap);
+    const slab = this.slab.data;
+    slab[w + B_START] = ws;
+    slab[w + B_SEQLO] = 0;
+    slab[w + B_SEQHI] = -1;
+    slab[w + B_NEXT] = -1;
+    slab[w + B_SET] = 0;
+    slab[w + B_SLOT] = this.commits.open(this.curOffset);
+    this.rows[o + D_OPEN]!++;
+    this.open++;
+    return w;
   }
 }
 
