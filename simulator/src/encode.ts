@@ -2,7 +2,7 @@ import type { TelemetryEvent } from '@fleetpulse/contracts';
 
 export type BodyFormat = 'json' | 'ndjson';
 
-/** The Content-Type ingestion expects for each body format (shared/design.md, "Telemetry in"). */
+/** The Content-Type ingestion expects for each body format (docs/contract.md, "Telemetry in"). */
 export const ContentTypes: Readonly<Record<BodyFormat, string>> = {
   json: 'application/json',
   ndjson: 'application/x-ndjson',

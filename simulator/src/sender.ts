@@ -6,7 +6,7 @@
  */
 import { encodeBatch, ContentTypes, type BodyFormat } from './encode';
 import { SimulatorError } from './errors';
-import type { EventBatch, SimEvent } from './fleet';
+import type { EventBatch, SimEvent } from './fleet-types';
 import { LatencyHistogram } from './histogram';
 import type { Transport, TransportResponse } from './transport';
 import { backoffDelay } from '@fleetpulse/runtime';

@@ -1,8 +1,6 @@
 /** Normal deviates for the generator, drawn from the shared seeded PRNG (@fleetpulse/runtime's mulberry32). */
 import { mulberry32, type Rng } from '@fleetpulse/runtime';
 
-export { mulberry32, type Rng };
-
 const NORMAL_BITS = 16;
 const NORMAL_SIZE = 1 << NORMAL_BITS;
 
