@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { DefaultPorts, DevToken } from '@fleetpulse/contracts';
 import type { BodyFormat } from './encode';
 import { ConfigError } from './errors';
-import { AnomalyKinds, FleetDefaults, validateFleetOptions, type AnomalyKind, type FleetOptions } from './fleet';
+import { FleetDefaults, validateFleetOptions, type FleetOptions } from './fleet-options';
+import { AnomalyKinds, type AnomalyKind } from './fleet-types';
 import { HttpClients, TransportKinds, type HttpClient, type TransportKind } from './transport';
 
 export interface SimulatorConfig {
@@ -285,55 +286,42 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     const v = values[name];
     return typeof v === 'string' ? v : undefined;
   };
-  const int = (name: string, def: number | undefined, min: number, max: number): number | undefined => {
+  /** The option read by `read`, or `def` when absent; a value `read` refuses (undefined) is a problem, and gives `def`. */
+  const checked = <T, D>(name: string, def: D, read: (v: string) => T | undefined, expected: string): T | D => {
     const v = str(name);
     if (v === undefined) return def;
+    const x = read(v);
+    if (x === undefined) {
+      problems.push(`--${name}: expected ${expected}, got "${v}"`);
+      return def;
+    }
+    return x;
+  };
+  /** A number (underscores allowed as separators) from `min` to `max` that `ok` accepts. */
+  const numberIn = (min: number, max: number, ok: (n: number) => boolean) => (v: string) => {
     const n = Number(v.replace(/_/g, ''));
-    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-      problems.push(`--${name}: expected an integer from ${min} to ${max}, got "${v}"`);
-      return def;
-    }
-    return n;
+    return v.trim() !== '' && ok(n) && n >= min && n <= max ? n : undefined;
   };
-  const num = (name: string, def: number, min: number, max: number): number => {
-    const v = str(name);
-    if (v === undefined) return def;
-    const n = Number(v.replace(/_/g, ''));
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-      problems.push(`--${name}: expected a number from ${min} to ${max}, got "${v}"`);
-      return def;
-    }
-    return n;
-  };
-  const duration = (name: string, def: number | undefined, min: number): number | undefined => {
-    const v = str(name);
-    if (v === undefined) return def;
-    const ms = parseDuration(v);
-    if (ms === undefined || ms < min) {
-      problems.push(`--${name}: expected a time such as 500ms, 30s, 10m, 2h (at least ${min} ms), got "${v}"`);
-      return def;
-    }
-    return ms;
-  };
-  const oneOf = <T extends string>(name: string, allowed: readonly T[], def: T): T => {
-    const v = str(name);
-    if (v === undefined) return def;
-    if (!(allowed as readonly string[]).includes(v)) {
-      problems.push(`--${name}: expected one of ${allowed.join(', ')}, got "${v}"`);
-      return def;
-    }
-    return v as T;
-  };
-  const time = (name: string): number | undefined => {
-    const v = str(name);
-    if (v === undefined) return undefined;
-    const t = parseTime(v);
-    if (t === undefined)
-      problems.push(`--${name}: expected an ISO time with an offset (2025-11-22T09:00:00Z) or epoch ms, got "${v}"`);
-    return t;
-  };
+  const int = <D extends number | undefined>(name: string, def: D, min: number, max: number) =>
+    checked(name, def, numberIn(min, max, Number.isInteger), `an integer from ${min} to ${max}`);
+  const num = (name: string, def: number, min: number, max: number) =>
+    checked(name, def, numberIn(min, max, Number.isFinite), `a number from ${min} to ${max}`);
+  const duration = <D extends number | undefined>(name: string, def: D, min: number) =>
+    checked(
+      name,
+      def,
+      (v) => {
+        const ms = parseDuration(v);
+        return ms !== undefined && ms >= min ? ms : undefined;
+      },
+      `a time such as 500ms, 30s, 10m, 2h (at least ${min} ms)`,
+    );
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], def: T): T =>
+    checked(name, def, (v) => allowed.find((a) => a === v), `one of ${allowed.join(', ')}`);
+  const time = (name: string) =>
+    checked(name, undefined, parseTime, 'an ISO time with an offset (2025-11-22T09:00:00Z) or epoch ms');
 
-  const devices = int('devices', 50, 1, 100_000) ?? 50;
+  const devices = int('devices', 50, 1, 100_000);
   const rate = num('rate', devices, 0, 10_000_000);
   if (!(rate > 0)) problems.push(`--rate: expected a positive number of events/s, got "${str('rate') ?? ''}"`);
   const from = time('from');
@@ -382,8 +370,8 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const config: SimulatorConfig = {
     devices,
     rate,
-    batch: int('batch', 500, 1, 10_000) ?? 500,
-    concurrency: int('concurrency', 4, 1, 1024) ?? 4,
+    batch: int('batch', 500, 1, 10_000),
+    concurrency: int('concurrency', 4, 1, 1024),
     ...(durationMs === undefined ? {} : { durationMs }),
     ...(events === undefined ? {} : { events }),
     url,
@@ -394,9 +382,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     format: oneOf('format', ['json', 'ndjson'] as const, 'json'),
     transport: oneOf('transport', TransportKinds, 'http'),
     httpClient: oneOf('http-client', HttpClients, 'node'),
-    lingerMs: duration('linger', 250, 1) ?? 250,
-    maxRetries: int('max-retries', 20, 0, 1_000_000) ?? 20,
-    timeoutMs: duration('timeout', 10_000, 1) ?? 10_000,
+    lingerMs: duration('linger', 250, 1),
+    maxRetries: int('max-retries', 20, 0, 1_000_000),
+    timeoutMs: duration('timeout', 10_000, 1),
     devicePrefix: str('device-prefix') ?? FleetDefaults.devicePrefix,
     outOfOrderRate: num('out-of-order-rate', FleetDefaults.outOfOrderRate, 0, 1),
     lateRate: num('late-rate', FleetDefaults.lateRate, 0, 1),
@@ -404,8 +392,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     dropoutRate: num('dropout-rate', FleetDefaults.dropoutRate, 0, 1),
     metricDropoutRate: num('metric-dropout-rate', FleetDefaults.metricDropoutRate, 0, 1),
     offlineRate: num('offline-rate', FleetDefaults.offlineRate, 0, 1),
-    offlineDurationMs:
-      duration('offline-duration', FleetDefaults.offlineDurationMs, 1) ?? FleetDefaults.offlineDurationMs,
+    offlineDurationMs: duration('offline-duration', FleetDefaults.offlineDurationMs, 1),
     anomalyRate: num('anomaly-rate', FleetDefaults.anomalyRate, 0, 1),
     anomalyKinds,
     ...(str('truth') === undefined ? {} : { truthPath: str('truth')! }),
