@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
 import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
@@ -11,9 +9,9 @@ import {
   indexRows,
   lateKey,
   newTopic,
+  processorProcesses,
   readRows,
   readTopic,
-  spawnProcessor,
   waitFor,
   type ProcessorProcess,
 } from './testing/harness';
@@ -28,11 +26,13 @@ import {
 const resolutions = ['1s', '10s', '60s'];
 // receivedAt in 2030: the wall clock never makes these devices idle; the records' own receivedAt do.
 const T = Date.UTC(2030, 5, 1);
-const artifacts = join(__dirname, '..', '..', 'artifacts', 'stream-processor');
 let kafka: Kafka;
 let producer: Producer;
 let cassandra: Client;
-const children: ProcessorProcess[] = [];
+const { start } = processorProcesses({
+  FLEETPULSE_COMMIT_INTERVAL_MS: '200',
+  FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: '8000',
+});
 
 beforeAll(async () => {
   kafka = kafkaClient();
@@ -41,27 +41,10 @@ beforeAll(async () => {
   cassandra = await connectedCassandra();
 });
 
-afterEach(() => {
-  const name = (expect.getState().currentTestName ?? 'test').replace(/[^a-z0-9]+/gi, '-').slice(0, 80);
-  mkdirSync(artifacts, { recursive: true });
-  children.forEach((c, i) => writeFileSync(join(artifacts, `${name}-${i}.log`), c.output.join('')));
-  for (const c of children.splice(0)) c.child.kill('SIGKILL');
-});
-
 afterAll(async () => {
   await producer.disconnect();
   await cassandra.shutdown();
 });
-
-function start(env: Record<string, string>): ProcessorProcess {
-  const p = spawnProcessor({
-    FLEETPULSE_COMMIT_INTERVAL_MS: '200',
-    FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: '8000',
-    ...env,
-  });
-  children.push(p);
-  return p;
-}
 
 /** Each event its own record, keyed by device; `partitionOf` pins a device to a partition (else the key decides). */
 async function send(

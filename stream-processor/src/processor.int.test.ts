@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { silentLogger, stackDown, stackUp } from '@fleetpulse/compose';
 import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
 import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
@@ -13,8 +11,8 @@ import {
   lateKey,
   readRows,
   readTopic,
-  spawnProcessor,
   newTopic,
+  processorProcesses,
   waitFor,
   type ProcessorProcess,
 } from './testing/harness';
@@ -26,29 +24,16 @@ const metrics = ['temp', 'vib'];
 // processor writes is closed by the records themselves and the reference can name them all.
 const startTs = Date.UTC(2030, 0, 1);
 
-const artifacts = join(__dirname, '..', '..', 'artifacts', 'stream-processor');
 let kafka: Kafka;
 let producer: Producer;
 let cassandra: Client;
-const children: ProcessorProcess[] = [];
+const { start } = processorProcesses();
 
 beforeAll(async () => {
   kafka = kafkaClient();
   producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   cassandra = await connectedCassandra();
-});
-
-afterEach(() => {
-  // The processes' logs are kept as test artefacts: the first place to look when a comparison fails.
-  const name =
-    expect
-      .getState()
-      .currentTestName?.replace(/[^a-z0-9]+/gi, '-')
-      .slice(0, 80) ?? 'test';
-  mkdirSync(artifacts, { recursive: true });
-  children.forEach((c, i) => writeFileSync(join(artifacts, `${name}-${i}.log`), c.output.join('')));
-  for (const c of children.splice(0)) c.child.kill('SIGKILL');
 });
 
 afterAll(async () => {
@@ -77,12 +62,6 @@ function processorEnv(topic: string, group: string): Record<string, string> {
     FLEETPULSE_COMMIT_INTERVAL_MS: '200',
     FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: '8000',
   };
-}
-
-function start(env: Record<string, string>): ProcessorProcess {
-  const p = spawnProcessor(env);
-  children.push(p);
-  return p;
 }
 
 /** Waits until Cassandra holds as many rows as expected for the devices, then compares them exactly. */

@@ -148,14 +148,18 @@ export class ClosedWindow {
   }
 
   private jsonMid(): string {
+    return this.windowJson() + ',"count":';
+  }
+
+  /** `,"resolution":...,"windowStart":...,"windowEnd":...`: the same in rows and records. */
+  private windowJson(): string {
     return (
       ',"resolution":' +
       JSON.stringify(this.resolution) +
       ',"windowStart":' +
       num(this.windowStart) +
       ',"windowEnd":' +
-      num(this.windowEnd) +
-      ',"count":'
+      num(this.windowEnd)
     );
   }
 
@@ -195,16 +199,7 @@ export class ClosedWindow {
   recordJson(): string {
     const map = this.rowSlots();
     const n = map === null ? this.slots : map.length;
-    let s =
-      '{"deviceId":' +
-      JSON.stringify(this.deviceId) +
-      ',"resolution":' +
-      JSON.stringify(this.resolution) +
-      ',"windowStart":' +
-      num(this.windowStart) +
-      ',"windowEnd":' +
-      num(this.windowEnd) +
-      ',"final":true,"metrics":{';
+    let s = '{"deviceId":' + JSON.stringify(this.deviceId) + this.windowJson() + ',"final":true,"metrics":{';
     for (let i = 0; i < n; i++) {
       const slot = map ? map[i]! : i;
       s += (i === 0 ? '' : ',') + nameJson(this.names[slot]!) + ':{"count":' + this.statsJson(slot) + '}';

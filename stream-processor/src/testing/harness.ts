@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   bucketsBetween,
@@ -182,6 +183,30 @@ export function spawnProcessor(env: Record<string, string>): ProcessorProcess {
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output, exited };
+}
+
+/**
+ * Processors a test suite starts: each is killed after its test, and its log kept under artifacts/stream-processor
+ * (the first place to look when a comparison fails). Call at a suite's top level: it registers an afterEach.
+ */
+export function processorProcesses(defaults: Record<string, string> = {}): {
+  start(env: Record<string, string>): ProcessorProcess;
+} {
+  const artifacts = join(__dirname, '..', '..', '..', 'artifacts', 'stream-processor');
+  const children: ProcessorProcess[] = [];
+  afterEach(() => {
+    const name = (expect.getState().currentTestName ?? 'test').replace(/[^a-z0-9]+/gi, '-').slice(0, 80);
+    mkdirSync(artifacts, { recursive: true });
+    children.forEach((c, i) => writeFileSync(join(artifacts, `${name}-${i}.log`), c.output.join('')));
+    for (const c of children.splice(0)) c.child.kill('SIGKILL');
+  });
+  return {
+    start(env) {
+      const p = spawnProcessor({ ...defaults, ...env });
+      children.push(p);
+      return p;
+    },
+  };
 }
 
 /** Runs the built replay command (stream-processor/dist/replay/main.js) as users do; resolves with its exit and output. */
