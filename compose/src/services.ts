@@ -29,6 +29,9 @@ const common = (ctx: ServiceContext): Record<string, string> => ({
 const ingestionPort = Number(process.env.FLEETPULSE_INGESTION_PORT ?? DefaultPorts.ingestionHttp);
 const dashboardPort = Number(process.env.FLEETPULSE_DASHBOARD_PORT ?? DefaultPorts.dashboard);
 const mqttPort = process.env.FLEETPULSE_MQTT_PORT ?? String(DefaultPorts.mqtt);
+// The services inherit this environment: their readiness is asked where they will listen.
+const processorPort = Number(process.env.FLEETPULSE_PROCESSOR_PORT ?? DefaultPorts.processorHttp);
+const scoringPort = Number(process.env.FLEETPULSE_SCORING_PORT ?? DefaultPorts.scoringHttp);
 
 /** Every service `start` knows, in start order. Services not built yet are skipped. */
 export const services: ServiceSpec[] = [
@@ -37,7 +40,7 @@ export const services: ServiceSpec[] = [
     workspace: 'stream-processor',
     args: [],
     env: common,
-    readyUrl: 'http://127.0.0.1:8081/healthz',
+    readyUrl: `http://127.0.0.1:${processorPort}/healthz`,
   },
   {
     name: 'scoring',
@@ -45,7 +48,7 @@ export const services: ServiceSpec[] = [
     args: [],
     // The committed default model; drop another .onnx there (write, then rename) to swap it live.
     env: (ctx) => ({ ...common(ctx), MODELS_DIR: join(repoRoot, 'scoring', 'models') }),
-    readyUrl: 'http://127.0.0.1:8082/healthz',
+    readyUrl: `http://127.0.0.1:${scoringPort}/healthz`,
   },
   {
     name: 'ingestion',

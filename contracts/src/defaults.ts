@@ -7,6 +7,10 @@ export const DefaultPorts = {
   kafkaController: 9093,
   cassandra: 9042,
   mqtt: 1883,
+  /** The stream-processor's /healthz, /readyz, /metrics. */
+  processorHttp: 8081,
+  /** Scoring's /healthz, /readyz, /metrics, /api/models. */
+  scoringHttp: 8082,
 } as const;
 
 export const Keyspace = 'fleetpulse';

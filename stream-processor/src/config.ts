@@ -1,6 +1,7 @@
 import {
   connectionConfig,
   connectionEnv,
+  DefaultPorts,
   DefaultStoredResolutions,
   envInt,
   envList,
@@ -70,7 +71,7 @@ const envSchema = z.object({
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: envInt(6000, 300_000).default(30_000),
   FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS: envInt(0, 600_000).default(15_000),
   FLEETPULSE_PROCESSOR_HOST: z.string().min(1).default('0.0.0.0'),
-  FLEETPULSE_PROCESSOR_PORT: envInt(0, 65535).default(8081),
+  FLEETPULSE_PROCESSOR_PORT: envInt(0, 65535).default(DefaultPorts.processorHttp),
 });
 
 /** Parses and validates every variable at once; one ConfigError lists every bad one. */

@@ -42,6 +42,8 @@ export async function replay(kafka: Kafka, store: AggregateStore, opts: ReplayOp
     resolutions: opts.aggregator.labels,
     allowedLatenessMs: opts.aggregator.allowedLatenessMs,
     idleTimeoutMs: opts.aggregator.idleTimeoutMs,
+    // The live processor's limit: an event it refused for too many names is refused here too, same rows.
+    maxMetricsPerDevice: opts.aggregator.maxMetricsPerDevice,
   });
   const pending = new Map(opts.ranges.filter((r) => r.end > r.start).map((r) => [r.partition, r]));
   const progress: ReplayProgress = {
