@@ -16,3 +16,12 @@ export {
   parseTtl,
   type MetricStatName,
 } from './window-record';
+export {
+  windowRecordFromRow,
+  metricStatsFromUdt,
+  cqlBigintToNumber,
+  type WindowRow,
+  type MetricStatsUdt,
+  type CqlBigint,
+  type DriverRow,
+} from './window-row';
