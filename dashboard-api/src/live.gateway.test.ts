@@ -69,15 +69,19 @@ describe('LiveGateway', () => {
 
   it('filters a subscription by resolution', async () => {
     const s = await client({ deviceId: 'gw-res', resolution: '10s' });
-    const got = collect<WindowRecord>(s, 'aggregate', 1);
-    let more = 0;
+    const got: WindowRecord[] = [];
+    s.on('aggregate', (r: WindowRecord) => got.push(r));
+    const first = collect<WindowRecord>(s, 'aggregate', 1);
     gateway.publishAggregate(windowRecord('gw-res', 0, { temp: 1 }, '1s'));
     gateway.publishAggregate(windowRecord('gw-res', 0, { temp: 2 }, '10s'));
     gateway.publishAggregate(windowRecord('gw-res', 0, { temp: 3 }, '60s'));
-    expect((await got).map((r) => [r.resolution, r.metrics.temp!.last])).toEqual([['10s', 2]]);
-    s.on('aggregate', () => more++);
-    await sleep(300);
-    expect(more).toBe(0);
+    await first;
+    // A later flush to the same socket: once it is in, anything the first flush sent is in before it.
+    const marker = windowRecord('gw-res', 10_000, { temp: 4 }, '10s');
+    const markerIn = collect<WindowRecord>(s, 'aggregate', 1);
+    gateway.publishAggregate(marker);
+    await markerIn;
+    expect(got).toEqual([windowRecord('gw-res', 0, { temp: 2 }, '10s'), marker]);
   });
 
   it(`limits a fast device to ${MaxPerSec} updates a second and ends on the latest values`, async () => {
@@ -123,13 +127,19 @@ describe('LiveGateway', () => {
     for (let i = 0; i < 50; i++) gateway.publishAnomaly(anomalyScore('gw-anom', i * 10_000));
     expect((await got).map((a) => a.windowStart)).toEqual(Array.from({ length: 50 }, (_, i) => i * 10_000));
     expect(await s.emitWithAck('unsubscribe', { deviceId: 'gw-anom' })).toEqual({ ok: true });
-    let after = 0;
-    s.on('anomaly', () => after++);
-    s.on('aggregate', () => after++);
+    // The same socket follows a marker device: what it sends is published after, so arrives after, the unsubscribed
+    // device's anomaly and record; once the marker's are in, those would have been too.
+    expect(await s.emitWithAck('subscribe', { deviceId: 'gw-marker' })).toEqual({ ok: true });
+    const after: string[] = [];
+    s.on('anomaly', (a: AnomalyScore) => after.push(`anomaly ${a.deviceId}`));
+    s.on('aggregate', (r: WindowRecord) => after.push(`aggregate ${r.deviceId}`));
+    const markerIn = Promise.all([collect(s, 'anomaly', 1), collect(s, 'aggregate', 1)]);
     gateway.publishAnomaly(anomalyScore('gw-anom', 1e9));
     gateway.publishAggregate(windowRecord('gw-anom', 1e9, { temp: 1 }));
-    await sleep(300);
-    expect(after).toBe(0);
+    gateway.publishAnomaly(anomalyScore('gw-marker', 1e9));
+    gateway.publishAggregate(windowRecord('gw-marker', 1e9, { temp: 1 }));
+    await markerIn;
+    expect(after).toEqual(['anomaly gw-marker', 'aggregate gw-marker']);
   });
 
   it('answers a bad subscription with the reason', async () => {
