@@ -5,7 +5,7 @@ import { HistoryController } from './history.controller';
 import { HistoryService } from './history.service';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { StorageUnavailable } from './cassandra.service';
-import type { AnomalyQuery, SeriesQuery, WindowsQuery } from './query';
+import type { AnomalyQuery, DevicesQuery, SeriesQuery, WindowsQuery } from './query';
 import { testConfig } from './testing';
 import { DashboardConfigToken } from './tokens';
 
@@ -13,7 +13,8 @@ import { DashboardConfigToken } from './tokens';
 // with the reason, and the 404 of an unknown device. Stored resolutions here: 10s and 60s (1s is live only).
 let app: INestApplication;
 let base: string;
-const calls: { series: SeriesQuery[]; windows: WindowsQuery[]; anomalies: AnomalyQuery[] } = {
+const calls: { devices: DevicesQuery[]; series: SeriesQuery[]; windows: WindowsQuery[]; anomalies: AnomalyQuery[] } = {
+  devices: [],
   series: [],
   windows: [],
   anomalies: [],
@@ -25,7 +26,11 @@ const fakeHistory = {
     if (storageDown) return Promise.reject(new StorageUnavailable('Cassandra unavailable: test'));
     return Promise.resolve(id.startsWith('known'));
   },
-  devices: () => Promise.resolve({ devices: [], truncated: false }),
+  devices: (q: DevicesQuery) => {
+    calls.devices.push(q);
+    const devices = [{ deviceId: 'known-1', lastSeen: 5000, metrics: ['temp'] }];
+    return Promise.resolve({ devices, next: q.limit === 1 ? 'known-2' : null });
+  },
   series: (q: SeriesQuery) => {
     calls.series.push(q);
     return Promise.resolve({
@@ -65,6 +70,7 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
+  calls.devices.length = 0;
   calls.series.length = 0;
   calls.windows.length = 0;
   calls.anomalies.length = 0;
@@ -75,6 +81,32 @@ async function get(path: string): Promise<{ status: number; body: unknown; heade
   const res = await fetch(`${base}${path}`);
   return { status: res.status, body: await res.json(), headers: res.headers };
 }
+
+describe('GET /api/devices', () => {
+  it('pages by limit (default 1000) from next; X-Next starts the next page, absent on the last', async () => {
+    const first = await get('/api/devices');
+    expect(first).toMatchObject({ status: 200, body: [{ deviceId: 'known-1', lastSeen: 5000, metrics: ['temp'] }] });
+    expect(first.headers.get('x-next')).toBeNull();
+    const more = await get('/api/devices?limit=1&next=known-0');
+    expect(more.headers.get('x-next')).toBe('known-2');
+    expect(calls.devices).toEqual([
+      { limit: 1000, next: undefined },
+      { limit: 1, next: 'known-0' },
+    ]);
+    await get('/api/devices?limit=10000&next=');
+    expect(calls.devices[2]).toEqual({ limit: 10_000, next: undefined });
+  });
+
+  it.each([
+    ['limit=0', 'limit: "0" is not a whole number from 1 to 10000'],
+    ['limit=10001', 'limit: "10001" is not a whole number from 1 to 10000'],
+    ['next=a%20b', 'next: "a b" is not a device id (1-128 chars of [A-Za-z0-9._:-])'],
+    ['next=a&next=b', 'next: give it once, as a single value'],
+  ])('400 for %s', async (query, error) => {
+    expect(await get(`/api/devices?${query}`)).toMatchObject({ status: 400, body: { error } });
+    expect(calls.devices).toHaveLength(0);
+  });
+});
 
 describe('GET /api/devices/:id/metrics/:metric', () => {
   it('takes ISO and epoch-ms times, a resolution and a limit', async () => {

@@ -2,12 +2,15 @@ import { Controller, Get, Inject, NotFoundException, Param, Query, Res } from '@
 import type { AnomalyScore } from '@fleetpulse/contracts';
 import type { Response } from 'express';
 import type { DashboardConfig } from './config';
-import { HistoryService, type DeviceSummary, type SeriesPage, type WindowsPage } from './history.service';
-import { parseAnomalyQuery, parseDeviceId, parseSeriesQuery, parseWindowsQuery } from './query';
+import { HistoryService } from './history.service';
+import { parseAnomalyQuery, parseDeviceId, parseDevicesQuery, parseSeriesQuery, parseWindowsQuery } from './query';
 import { DashboardConfigToken } from './tokens';
+import type { DeviceSummary, SeriesPage, WindowsPage } from './wire';
 
 /**
  * REST of the contract (shared/design.md, "Dashboard API"), with bounded answers:
+ * - device list: `limit` (default 1000, max 10000) devices per page in storage order; header `X-Next` is the `next`
+ *   of the following page (the device it starts with), absent on the last one;
  * - history (per-metric points and window records, from the `windows` table, stored resolutions only): `limit`
  *   (points: default 1000, max 10000; windows: default 1000, max 5000) per page, and `next`: the windowStart to pass
  *   as `from` for the next page, null on the last one;
@@ -26,10 +29,13 @@ export class HistoryController {
   }
 
   @Get('devices')
-  async devices(@Res({ passthrough: true }) res: Response): Promise<DeviceSummary[]> {
-    const { devices, truncated } = await this.history.devices();
-    if (truncated) res.setHeader('X-Truncated', 'true');
-    return devices;
+  async devices(
+    @Query() query: Record<string, unknown>,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<DeviceSummary[]> {
+    const page = await this.history.devices(parseDevicesQuery(query));
+    if (page.next !== null) res.setHeader('X-Next', page.next);
+    return page.devices;
   }
 
   @Get('devices/:id/metrics/:metric')

@@ -1,12 +1,24 @@
-import { bucketOf, type WindowRecord } from '@fleetpulse/contracts';
+import { bucketOf, type MetricStats, type WindowRecord } from '@fleetpulse/contracts';
+import { types } from 'cassandra-driver';
 import type { CassandraService } from './cassandra.service';
 import { HistoryService } from './history.service';
-import { parseSeriesQuery, parseWindowsQuery } from './query';
+import { parseDevicesQuery, parseSeriesQuery, parseWindowsQuery } from './query';
 import { testConfig, windowRecord } from './testing';
 
 // How a history page walks the `windows` table: bucket by bucket, page by page, skipping windows without the metric,
 // within a bound on the windows it reads. The table is an in-memory stand-in that pages as Cassandra does (fetchSize,
-// pageState) and applies the query's WHERE clause; dashboard.int.test.ts runs the same reads on the real Cassandra.
+// pageState), applies the query's WHERE clause and answers the driver's rows (bigints as Long, UDTs as null-prototype
+// objects); dashboard.int.test.ts runs the same reads on the real Cassandra.
+// The driver's Row constructor (its typings declare Row as an interface only).
+const DriverRow = (types as unknown as { Row: new (columns: { name: string }[]) => types.Row }).Row;
+const udt = (s: MetricStats) => Object.assign(Object.create(null) as object, s);
+
+/** A driver row of the selected columns (`AS` names included), as the driver builds it. */
+function driverRow(columns: Record<string, unknown>): types.Row {
+  const row = new DriverRow(Object.keys(columns).map((name) => ({ name })));
+  return Object.assign(row, columns);
+}
+
 class FakeWindowsTable {
   readonly rows: WindowRecord[] = [];
   readonly reads: { fetchSize: number; returned: number }[] = [];
@@ -28,13 +40,20 @@ class FakeWindowsTable {
     const page = matching.slice(start, start + size);
     this.reads.push({ fetchSize: size, returned: page.length });
     const columns: Record<string, (r: WindowRecord) => unknown> = {
-      window_start: (r) => r.windowStart,
-      window_end: (r) => r.windowEnd,
-      metrics: (r) => r.metrics,
-      stats: (r) => r.metrics[metric!] ?? null,
+      device_id: (r) => r.deviceId,
+      resolution: (r) => r.resolution,
+      window_start: (r) => types.Long.fromNumber(r.windowStart),
+      window_end: (r) => types.Long.fromNumber(r.windowEnd),
+      metrics: (r) => Object.fromEntries(Object.entries(r.metrics).map(([m, v]) => [m, udt(v)])),
+      stats: (r) => (r.metrics[metric!] ? udt(r.metrics[metric!]!) : null),
     };
+    // The columns the query selects: `SELECT a, b, metrics[?] AS stats FROM`.
+    const selected = /^SELECT (.*?) FROM/
+      .exec(cql)![1]!
+      .split(', ')
+      .map((c) => c.split(' AS ').at(-1)!);
     return Promise.resolve({
-      rows: page.map((r) => ({ get: (c: string) => columns[c]!(r) })),
+      rows: page.map((r) => driverRow(Object.fromEntries(selected.map((c) => [c, columns[c]!(r)])))),
       pageState: start + size < matching.length ? String(start + size) : null,
     });
   }
@@ -110,5 +129,95 @@ describe('HistoryService reads of the windows table', () => {
       { points: [70], next: t0 + 90_000 },
       { points: [], next: null },
     ]);
+  });
+});
+
+/**
+ * The `devices` table as Cassandra reads it: in token order of the partition key (here a stand-in hash, so token
+ * order is not id order), from `token(device_id) >= token(?)` when asked, at most LIMIT rows.
+ */
+class FakeDevicesTable {
+  readonly rows: { deviceId: string; lastSeen: number | null; metrics: string[] | null }[] = [];
+  readonly reads: { cql: string; params: unknown[]; fetchSize: number | undefined }[] = [];
+
+  static token(id: string): number {
+    let h = 2166136261;
+    for (const c of id) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+    return h;
+  }
+
+  execute(cql: string, params: unknown[], opts: { fetchSize?: number }) {
+    this.reads.push({ cql, params: [...params], fetchSize: opts.fetchSize });
+    const limit = params.at(-1) as number;
+    const from = cql.includes('token(device_id) >= token(?)') ? FakeDevicesTable.token(params[0] as string) : 0;
+    const rows = this.rows
+      .filter((r) => FakeDevicesTable.token(r.deviceId) >= from)
+      .sort((a, b) => FakeDevicesTable.token(a.deviceId) - FakeDevicesTable.token(b.deviceId))
+      .slice(0, limit)
+      .map((r) =>
+        driverRow({
+          device_id: r.deviceId,
+          last_seen: r.lastSeen === null ? null : types.Long.fromNumber(r.lastSeen),
+          metrics: r.metrics,
+        }),
+      );
+    return Promise.resolve({ rows, pageState: null });
+  }
+}
+
+describe('HistoryService.devices', () => {
+  function setupDevices(n: number) {
+    const table = new FakeDevicesTable();
+    for (let i = 0; i < n; i++)
+      table.rows.push({ deviceId: `dev-${i}`, lastSeen: i % 3 === 0 ? null : 1000 * i, metrics: ['vib', 'temp'] });
+    const history = new HistoryService(table as unknown as CassandraService, testConfig());
+    return { table, history };
+  }
+
+  it('answers a bounded page by default, reading one row past it to say where the next starts', async () => {
+    const { table, history } = setupDevices(2500);
+    const page = await history.devices(parseDevicesQuery({}));
+    expect(page.devices).toHaveLength(1000);
+    const inTokenOrder = [...table.rows]
+      .map((r) => r.deviceId)
+      .sort((a, b) => FakeDevicesTable.token(a) - FakeDevicesTable.token(b));
+    expect(page.devices.map((d) => d.deviceId)).toEqual(inTokenOrder.slice(0, 1000));
+    expect(page.next).toBe(inTokenOrder[1000]);
+    expect(table.reads).toEqual([
+      { cql: expect.stringMatching(/ LIMIT \?$/) as unknown, params: [1001], fetchSize: 1001 },
+    ]);
+  });
+
+  it('lists every device exactly once, page by page from next, and ends with null', async () => {
+    const { history } = setupDevices(50);
+    const seen: string[] = [];
+    let next: string | null | undefined;
+    let pages = 0;
+    // At most 20 pages: a cursor that does not move would page forever.
+    do {
+      const page = await history.devices(parseDevicesQuery({ limit: '7', ...(next ? { next } : {}) }));
+      expect(page.devices.length).toBeLessThanOrEqual(7);
+      seen.push(...page.devices.map((d) => d.deviceId));
+      next = page.next;
+      pages++;
+    } while (next !== null && pages < 20);
+    expect(pages).toBe(8);
+    expect([...seen].sort()).toEqual(Array.from({ length: 50 }, (_, i) => `dev-${i}`).sort());
+  });
+
+  it('answers last seen as epoch ms (null if never written) and the metrics sorted', async () => {
+    const { history } = setupDevices(4);
+    const { devices, next } = await history.devices(parseDevicesQuery({ limit: '10' }));
+    expect(next).toBeNull();
+    expect(devices.find((d) => d.deviceId === 'dev-0')).toEqual({
+      deviceId: 'dev-0',
+      lastSeen: null,
+      metrics: ['temp', 'vib'],
+    });
+    expect(devices.find((d) => d.deviceId === 'dev-2')).toEqual({
+      deviceId: 'dev-2',
+      lastSeen: 2000,
+      metrics: ['temp', 'vib'],
+    });
   });
 });

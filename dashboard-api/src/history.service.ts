@@ -1,35 +1,33 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { AggregateRow, AnomalyScore, MetricStats, WindowRecord } from '@fleetpulse/contracts';
+import {
+  cqlBigintToNumber,
+  metricStatsFromUdt,
+  windowRecordFromRow,
+  type AggregateRow,
+  type AnomalyScore,
+  type CqlBigint,
+  type MetricStatsUdt,
+  type WindowRecord,
+} from '@fleetpulse/contracts';
 import type { types } from 'cassandra-driver';
 import { CassandraService } from './cassandra.service';
 import type { DashboardConfig } from './config';
-import { DayMs, Limits, queryBuckets, type AnomalyQuery, type SeriesQuery, type WindowsQuery } from './query';
+import {
+  DayMs,
+  Limits,
+  queryBuckets,
+  type AnomalyQuery,
+  type DevicesQuery,
+  type SeriesQuery,
+  type WindowsQuery,
+} from './query';
 import { DashboardConfigToken } from './tokens';
+import type { DeviceSummary, SeriesPage, WindowsPage } from './wire';
 
-export interface DeviceSummary {
-  deviceId: string;
-  /** End of the device's latest written window, epoch ms (null if never written). */
-  lastSeen: number | null;
-  metrics: string[];
-}
-
-export interface SeriesPage {
-  deviceId: string;
-  metric: string;
-  resolution: string;
-  /** v1 aggregate rows: the metric of each window that has it, oldest first. */
-  points: AggregateRow[];
-  /** windowStart to pass as `from` for the next page; null when complete. */
-  next: number | null;
-}
-
-export interface WindowsPage {
-  deviceId: string;
-  resolution: string;
-  /** Window records (final), oldest first. */
-  windows: WindowRecord[];
-  /** windowStart to pass as `from` for the next page; null when complete. */
-  next: number | null;
+export interface DevicesPage {
+  devices: DeviceSummary[];
+  /** The device that starts the next page (pass it as `next`); null when complete. */
+  next: string | null;
 }
 
 export interface AnomalyPage {
@@ -38,26 +36,7 @@ export interface AnomalyPage {
   next: number | null;
 }
 
-/** The devices table is read whole for GET /api/devices; more rows than this are cut (and said so in a header). */
-export const MaxDevices = 100_000;
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v as types.Long));
-
-/** A `metric_stats` UDT as the driver decodes it (a null-prototype object) to a plain one, in the contract's order. */
-function statsOf(v: unknown): MetricStats | undefined {
-  if (typeof v !== 'object' || v === null) return undefined;
-  const u = v as Record<keyof MetricStats, number>;
-  return {
-    count: u.count,
-    sum: u.sum,
-    min: u.min,
-    max: u.max,
-    mean: u.mean,
-    stddev: u.stddev,
-    first: u.first,
-    last: u.last,
-  };
-}
+const num = (v: unknown): number => cqlBigintToNumber(v as CqlBigint);
 
 /** Once windows were skipped (no such metric), a history read fetches at least this many rows a round trip. */
 const MinFetchAfterSkip = 100;
@@ -94,24 +73,28 @@ export class HistoryService {
     return rs.rowLength > 0;
   }
 
-  async devices(): Promise<{ devices: DeviceSummary[]; truncated: boolean }> {
-    const rs = await this.db.execute(`SELECT device_id, last_seen, metrics FROM ${this.ks}.devices`, [], {
-      fetchSize: 5000,
-    });
-    const devices: DeviceSummary[] = [];
-    // The result set pages on demand as it is iterated.
-    for await (const r of rs) {
-      if (devices.length >= MaxDevices) return { devices, truncated: true };
-      const lastSeen = r.get('last_seen') as types.Long | null;
-      const metrics = (r.get('metrics') as string[] | null) ?? [];
-      devices.push({
+  /**
+   * One page of the device list in token order of the device id: the order Cassandra reads the table in, so a page
+   * costs `limit + 1` rows however many devices there are (the extra row is where the next page starts). A device
+   * added while a client pages is listed if its token is past the client's cursor; none is listed twice.
+   */
+  async devices(q: DevicesQuery): Promise<DevicesPage> {
+    const from = q.next === undefined ? '' : ' WHERE token(device_id) >= token(?)';
+    const rs = await this.db.execute(
+      `SELECT device_id, last_seen, metrics FROM ${this.ks}.devices${from} LIMIT ?`,
+      q.next === undefined ? [q.limit + 1] : [q.next, q.limit + 1],
+      { fetchSize: q.limit + 1 },
+    );
+    const devices = rs.rows.map((r): DeviceSummary => {
+      const lastSeen = r.get('last_seen') as CqlBigint | null;
+      return {
         deviceId: r.get('device_id') as string,
         lastSeen: lastSeen === null ? null : num(lastSeen),
-        metrics: [...metrics].sort(),
-      });
-    }
-    devices.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
-    return { devices, truncated: false };
+        metrics: [...((r.get('metrics') as string[] | null) ?? [])].sort(),
+      };
+    });
+    const next = devices.length > q.limit ? devices.pop()!.deviceId : null;
+    return { devices, next };
   }
 
   /**
@@ -128,7 +111,7 @@ export class HistoryService {
       cql,
       (bucket) => [metric, deviceId, resolution, bucket, q.from, q.to],
       (r, windowStart): AggregateRow | undefined => {
-        const s = statsOf(r.get('stats'));
+        const s = metricStatsFromUdt(r.get('stats') as MetricStatsUdt | null);
         return s && { deviceId, metric, resolution, windowStart, windowEnd: num(r.get('window_end')), ...s };
       },
     );
@@ -138,27 +121,17 @@ export class HistoryService {
   /** Window records, oldest first, every metric of each. */
   async windows(q: WindowsQuery): Promise<WindowsPage> {
     const cql =
-      `SELECT window_start, window_end, metrics FROM ${this.ks}.windows ` +
+      `SELECT device_id, resolution, window_start, window_end, metrics FROM ${this.ks}.windows ` +
       `WHERE device_id = ? AND resolution = ? AND bucket = ? AND window_start >= ? AND window_start < ?`;
     const { deviceId, resolution } = q;
     const { items, next } = await this.scan(
       q,
       cql,
       (bucket) => [deviceId, resolution, bucket, q.from, q.to],
-      (r, windowStart): WindowRecord | undefined => {
-        const stored = r.get('metrics') as Record<string, unknown> | null;
-        if (stored === null) return undefined;
-        const metrics: Record<string, MetricStats> = {};
-        let any = false;
-        for (const [name, v] of Object.entries(stored)) {
-          const s = statsOf(v);
-          if (!s) continue;
-          metrics[name] = s;
-          any = true;
-        }
-        return any
-          ? { deviceId, resolution, windowStart, windowEnd: num(r.get('window_end')), final: true, metrics }
-          : undefined;
+      (r): WindowRecord | undefined => {
+        const record = windowRecordFromRow(r);
+        // A record holds at least one metric (contract); a row without any is not one.
+        return Object.keys(record.metrics).length > 0 ? record : undefined;
       },
     );
     return { deviceId, resolution, windows: items, next };

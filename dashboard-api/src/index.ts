@@ -3,6 +3,4 @@ export { startDashboard, kafkaTransport, type RunningDashboard, type StartOption
 export { loadConfig, ConfigError, helpText, type DashboardConfig } from './config';
 export { Coalescer, type DeviceUpdate } from './coalescer';
 export { Limits } from './query';
-export type { LiveSubscription, SubscribeAck } from './live.gateway';
-export type { DeviceSummary, SeriesPage, WindowsPage } from './history.service';
-export type { ModelsAnswer } from './models.controller';
+export type * from './wire';

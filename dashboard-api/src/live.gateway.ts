@@ -16,26 +16,7 @@ import type { DashboardConfig } from './config';
 import { DashboardMetrics } from './metrics.service';
 import { DeviceIdPattern } from './query';
 import { DashboardConfigToken } from './tokens';
-
-/**
- * What a client may send with `subscribe` / `unsubscribe`. The contract's forms are `{"deviceId": "..."}` and
- * `{"fleet": true}`; two optional additions narrow what a subscription carries:
- * - `resolution: "10s"`: only window records of that resolution (anomalies are sent whatever their resolution);
- * - `batch: true`: instead of one `aggregate` event per window record, one `aggregates` event (an array of records)
- *   per flush, which is what a fleet overview of thousands of devices wants.
- * `unsubscribe` leaves every subscription of that device (or of the fleet), whatever its options.
- */
-export interface LiveSubscription {
-  deviceId?: string;
-  fleet?: boolean;
-  resolution?: string;
-  batch?: boolean;
-}
-
-export interface SubscribeAck {
-  ok: boolean;
-  error?: string;
-}
+import type { SubscribeAck } from './wire';
 
 type Target = { kind: 'device'; deviceId: string } | { kind: 'fleet' };
 

@@ -1,13 +1,7 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import type { DashboardConfig } from './config';
 import { DashboardConfigToken } from './tokens';
-
-export interface ModelsAnswer {
-  /** The scoring service's model status as it sends it: name, file, active (version, features, ...), lastError. */
-  models: unknown[];
-  /** Present when the scoring service could not be asked; `models` is then empty. */
-  error?: string;
-}
+import type { ModelStatus, ModelsAnswer } from './wire';
 
 /**
  * GET /api/models: the scoring service's model status, proxied. Always 200 so the dashboard can show the reason
@@ -32,7 +26,8 @@ export class ModelsController {
       const body = (await res.json()) as unknown;
       const models = Array.isArray(body) ? body : (body as { models?: unknown }).models;
       if (!Array.isArray(models)) return { models: [], error: `scoring service sent no model list at ${url}` };
-      return { models };
+      // Passed on as the scoring service sent them: it owns their shape.
+      return { models: models as ModelStatus[] };
     } catch (e) {
       return { models: [], error: `scoring service sent invalid JSON at ${url}: ${String(e)}` };
     }

@@ -25,6 +25,9 @@ export const Limits = {
   windowsScannedMax: 50_000,
   /** A history query may touch at most this many Cassandra partitions (buckets of 3600 windows). */
   maxBuckets: 1000,
+  /** Devices per page of `GET /api/devices`. */
+  devicesDefault: 1000,
+  devicesMax: 10_000,
   anomaliesDefault: 500,
   anomaliesMax: 5000,
   /** An anomaly query reads one partition per UTC day: at most this many. */
@@ -93,8 +96,8 @@ export interface SeriesQuery extends WindowsQuery {
 }
 
 /**
- * What the history routes share: a stored resolution (default 10s), the range (default the hour before `to`), at
- * most `Limits.maxBuckets` storage partitions, and a page size.
+ * What the history routes share: a device id, a stored resolution (default 10s), the range (default the hour before
+ * `to`), at most `Limits.maxBuckets` storage partitions, and a page size.
  */
 function parseWindowsRange(
   deviceId: string,
@@ -103,6 +106,7 @@ function parseWindowsRange(
   limits: { def: number; max: number },
   now: number,
 ): WindowsQuery {
+  parseDeviceId(deviceId);
   const resolution = single(query, 'resolution') ?? '10s';
   let sizeMs: number;
   try {
@@ -134,25 +138,37 @@ export function parseSeriesQuery(
   stored: readonly string[],
   now = Date.now(),
 ): SeriesQuery {
-  parseDeviceId(deviceId);
-  if (!MetricPattern.test(metric)) throw new QueryError(`metric "${metric}" is not 1-64 chars of [A-Za-z0-9._-]`);
   const range = parseWindowsRange(deviceId, query, stored, { def: Limits.pointsDefault, max: Limits.pointsMax }, now);
+  if (!MetricPattern.test(metric)) throw new QueryError(`metric "${metric}" is not 1-64 chars of [A-Za-z0-9._-]`);
   return { ...range, metric };
 }
 
 /** `GET /api/devices/:id/windows?resolution=10s&from=&to=&limit=`; `stored`: the stored resolutions. */
-export function parseWindowsQuery(
+export const parseWindowsQuery = (
   deviceId: string,
   query: Record<string, unknown>,
   stored: readonly string[],
   now = Date.now(),
-): WindowsQuery {
-  parseDeviceId(deviceId);
-  return parseWindowsRange(deviceId, query, stored, { def: Limits.windowsDefault, max: Limits.windowsMax }, now);
-}
+): WindowsQuery =>
+  parseWindowsRange(deviceId, query, stored, { def: Limits.windowsDefault, max: Limits.windowsMax }, now);
 
 /** The bucket starts a history query reads, oldest first. */
 export const queryBuckets = (q: WindowsQuery): number[] => bucketsBetween(q.from, q.to, q.sizeMs);
+
+/** A page of the device list: at most `limit` devices, starting at the device `next` (inclusive) in storage order. */
+export interface DevicesQuery {
+  limit: number;
+  next: string | undefined;
+}
+
+/** `GET /api/devices?limit=&next=`; `next` is a device id as `X-Next` gave it (an empty one is absent). */
+export function parseDevicesQuery(query: Record<string, unknown>): DevicesQuery {
+  const rawNext = single(query, 'next');
+  const next = rawNext === undefined || rawNext === '' ? undefined : rawNext;
+  if (next !== undefined && !DeviceIdPattern.test(next))
+    throw new QueryError(`next: "${next}" is not a device id (1-128 chars of [A-Za-z0-9._:-])`);
+  return { limit: parseLimit(single(query, 'limit'), Limits.devicesDefault, Limits.devicesMax), next };
+}
 
 export interface AnomalyQuery {
   deviceId: string | undefined;

@@ -1,46 +1,49 @@
-import type { AggregateRow, AnomalyScore, MetricStats, WindowRecord } from '@fleetpulse/contracts';
+import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { DeviceSummary, ModelsAnswer, SeriesPage } from '@fleetpulse/dashboard-api/wire';
 
-export type { AggregateRow, AnomalyScore, MetricStats, WindowRecord };
+/** Devices per request, and how many the overview loads at most (live ones are added as they report). */
+const DevicePageSize = 5000;
+const MaxListedDevices = 100_000;
 
-export interface DeviceSummary {
-  deviceId: string;
-  lastSeen: number | null;
-  metrics: string[];
-}
-
-export interface SeriesPage {
-  deviceId: string;
-  metric: string;
-  resolution: string;
-  points: AggregateRow[];
-  next: number | null;
-}
-
-export interface ModelStatus {
-  name: string;
-  file: string | null;
-  active: { version: string; features: string[]; resolution: string; loadedAt: string } | null;
-  lastError: { at: string; file: string; reason: string } | null;
-}
-
-async function getJson<T>(path: string): Promise<T> {
+async function getResponse(path: string): Promise<Response> {
   const res = await fetch(path, { headers: { accept: 'application/json' } });
   if (!res.ok) {
     const body = (await res.json().catch(() => ({}))) as { error?: string };
     throw new Error(body.error ?? `${res.status} ${res.statusText}`);
   }
-  return (await res.json()) as T;
+  return res;
 }
 
-export const fetchDevices = () => getJson<DeviceSummary[]>('/api/devices');
+const getJson = async <T>(path: string): Promise<T> => (await (await getResponse(path)).json()) as T;
 
+/**
+ * The device list, page by page (header `X-Next` is the `next` of the following page), up to `max` devices; `onPage`
+ * gets each page as it arrives, so a large fleet shows up while it loads.
+ */
+export async function fetchDevices(
+  onPage: (devices: DeviceSummary[]) => void,
+  max = MaxListedDevices,
+): Promise<{ count: number; cut: boolean }> {
+  let count = 0;
+  let next: string | null = null;
+  do {
+    const p = new URLSearchParams({ limit: String(Math.min(DevicePageSize, max - count)) });
+    if (next !== null) p.set('next', next);
+    const res = await getResponse(`/api/devices?${p.toString()}`);
+    const page = (await res.json()) as DeviceSummary[];
+    onPage(page);
+    count += page.length;
+    next = res.headers.get('X-Next');
+  } while (next !== null && count < max);
+  return { count, cut: next !== null };
+}
 export const fetchAnomalies = (q: { deviceId?: string; from?: number; to?: number; limit?: number }) => {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) if (v !== undefined) p.set(k, String(v));
   return getJson<AnomalyScore[]>(`/api/anomalies?${p.toString()}`);
 };
 
-export const fetchModels = () => getJson<{ models: ModelStatus[]; error?: string }>('/api/models');
+export const fetchModels = () => getJson<ModelsAnswer>('/api/models');
 
 /**
  * Every point of one metric in a range, page by page (`next`), up to `maxPoints`: the per-metric endpoint extracts

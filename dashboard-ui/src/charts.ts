@@ -1,6 +1,6 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { AggregateRow, MetricStats } from './api';
+import type { AggregateRow, MetricStats } from '@fleetpulse/contracts';
 
 const LivePoints = 300;
 

@@ -1,5 +1,6 @@
 import { io, type Socket } from 'socket.io-client';
-import type { AnomalyScore, WindowRecord } from './api';
+import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import type { LiveSubscription } from '@fleetpulse/dashboard-api/wire';
 
 export type ConnState = 'connecting' | 'live' | 'reconnecting' | 'offline';
 
@@ -13,20 +14,13 @@ export interface LiveHandlers {
   reconnected(): void;
 }
 
-interface Sub {
-  deviceId?: string;
-  fleet?: boolean;
-  resolution?: string;
-  batch?: boolean;
-}
-
 /**
  * The `/live` socket. socket.io reconnects by itself (with backoff) after the API restarts; the server forgets a
  * socket's rooms with it, so every subscription is sent again on each connect.
  */
 export class Live {
   private readonly socket: Socket;
-  private readonly subs = new Map<string, Sub>();
+  private readonly subs = new Map<string, LiveSubscription>();
   private everConnected = false;
 
   constructor(private readonly h: LiveHandlers) {
@@ -48,7 +42,7 @@ export class Live {
     this.socket.on('anomaly', (s: AnomalyScore) => this.h.anomaly(s));
   }
 
-  subscribe(key: string, sub: Sub): void {
+  subscribe(key: string, sub: LiveSubscription): void {
     this.subs.set(key, sub);
     if (this.socket.connected) this.socket.emit('subscribe', sub);
   }

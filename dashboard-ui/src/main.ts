@@ -1,13 +1,7 @@
 import './style.css';
-import {
-  fetchAnomalies,
-  fetchDevices,
-  fetchModels,
-  fetchSeries,
-  type AnomalyScore,
-  type ModelStatus,
-  type WindowRecord,
-} from './api';
+import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import type { ModelStatus } from '@fleetpulse/dashboard-api/wire';
+import { fetchAnomalies, fetchDevices, fetchModels, fetchSeries } from './api';
 import { historyChart, LiveChart } from './charts';
 import { FleetList } from './fleet';
 import { Live, type ConnState } from './live';
@@ -63,14 +57,19 @@ const live = new Live({
 live.subscribe('fleet', { fleet: true, batch: true, resolution: FleetResolution });
 
 // ---- fleet overview
+/** Whether the device list stopped at fetchDevices' bound: then the others show up as they report live. */
+let listCut = false;
+
 async function loadFleet(): Promise<void> {
   try {
-    const devices = await fetchDevices();
-    for (const dev of devices) {
-      const d = fleet.upsert(dev.deviceId);
-      if (dev.lastSeen !== null && (d.lastSeen === null || dev.lastSeen > d.lastSeen)) d.lastSeen = dev.lastSeen;
-      for (const m of dev.metrics) d.metrics.add(m);
-    }
+    const listed = await fetchDevices((devices) => {
+      for (const dev of devices) {
+        const d = fleet.upsert(dev.deviceId);
+        if (dev.lastSeen !== null && (d.lastSeen === null || dev.lastSeen > d.lastSeen)) d.lastSeen = dev.lastSeen;
+        for (const m of dev.metrics) d.metrics.add(m);
+      }
+    });
+    listCut = listed.cut;
     const anomalies = await fetchAnomalies({ limit: 5000 });
     const counted = new Map<string, { n: number; last: number }>();
     for (const a of anomalies) {
@@ -92,7 +91,7 @@ async function loadFleet(): Promise<void> {
 }
 
 function updateCounts(): void {
-  $('counts').textContent = `${fleet.size.toLocaleString()} devices`;
+  $('counts').textContent = `${fleet.size.toLocaleString()} devices${listCut ? ' (list cut; more report live)' : ''}`;
 }
 setInterval(updateCounts, 1000);
 
