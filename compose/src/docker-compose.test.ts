@@ -27,8 +27,8 @@ describe('compose/docker-compose.yml', () => {
     const { kafka, cassandra } = compose.services;
     expect(kafka?.image).toMatch(/^apache\/kafka:4\./);
     expect(cassandra?.image).toMatch(/^cassandra:5\.0/);
-    expect(kafka?.ports).toEqual(['${FLEETPULSE_KAFKA_PORT:-9092}:9092']);
-    expect(cassandra?.ports).toEqual(['${FLEETPULSE_CASSANDRA_PORT:-9042}:9042']);
+    expect(kafka?.ports).toEqual(['127.0.0.1:${FLEETPULSE_KAFKA_PORT:-9092}:9092']);
+    expect(cassandra?.ports).toEqual(['127.0.0.1:${FLEETPULSE_CASSANDRA_PORT:-9042}:9042']);
     expect(kafka?.healthcheck).toBeDefined();
     expect(cassandra?.healthcheck).toBeDefined();
   });
@@ -41,8 +41,16 @@ describe('compose/docker-compose.yml', () => {
       cassandra: { condition: 'service_healthy' },
     });
     expect(ingestion?.depends_on?.init?.condition).toBe('service_completed_successfully');
-    expect(ingestion?.ports).toEqual(['${FLEETPULSE_INGESTION_PORT:-8080}:8080', '${FLEETPULSE_MQTT_PORT:-1883}:1883']);
+    expect(ingestion?.ports).toEqual([
+      '127.0.0.1:${FLEETPULSE_INGESTION_PORT:-8080}:8080',
+      '127.0.0.1:${FLEETPULSE_MQTT_PORT:-1883}:1883',
+    ]);
     expect(simulator?.command).toEqual(['node', 'simulator/dist/main.js', '--devices', '50']);
+  });
+
+  it('publishes every port on the loopback address only: opening one to the network is a choice', () => {
+    for (const [name, service] of Object.entries(compose.services))
+      for (const port of service.ports ?? []) expect(`${name} ${port}`).toMatch(/^\S+ 127\.0\.0\.1:/);
   });
 
   it('builds the services from the repository with compose/Dockerfile', () => {

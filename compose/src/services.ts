@@ -20,6 +20,14 @@ export interface ServiceSpec {
   afterReady?: boolean;
 }
 
+/**
+ * `npm start` is for development: every service listens on the loopback address only, unless its host variable is
+ * set (then the user chose to open it).
+ */
+const loopback = (hostVariable: string): Record<string, string> => ({
+  [hostVariable]: process.env[hostVariable] ?? '127.0.0.1',
+});
+
 const common = (ctx: ServiceContext): Record<string, string> => ({
   FLEETPULSE_ENV: 'development',
   FLEETPULSE_KAFKA_BROKERS: ctx.brokers.join(','),
@@ -39,7 +47,7 @@ export const services: ServiceSpec[] = [
     name: 'stream-processor',
     workspace: 'stream-processor',
     args: [],
-    env: common,
+    env: (ctx) => ({ ...common(ctx), ...loopback('FLEETPULSE_PROCESSOR_HOST') }),
     readyUrl: `http://127.0.0.1:${processorPort}/healthz`,
   },
   {
@@ -47,7 +55,11 @@ export const services: ServiceSpec[] = [
     workspace: 'scoring',
     args: [],
     // The committed default model; drop another .onnx there (write, then rename) to swap it live.
-    env: (ctx) => ({ ...common(ctx), MODELS_DIR: join(repoRoot, 'scoring', 'models') }),
+    env: (ctx) => ({
+      ...common(ctx),
+      ...loopback('FLEETPULSE_SCORING_HOST'),
+      MODELS_DIR: join(repoRoot, 'scoring', 'models'),
+    }),
     readyUrl: `http://127.0.0.1:${scoringPort}/healthz`,
   },
   {
@@ -56,6 +68,7 @@ export const services: ServiceSpec[] = [
     args: [],
     env: (ctx) => ({
       ...common(ctx),
+      ...loopback('FLEETPULSE_INGESTION_HOST'),
       FLEETPULSE_INGESTION_PORT: String(ingestionPort),
       FLEETPULSE_MQTT_PORT: mqttPort,
     }),
@@ -65,7 +78,11 @@ export const services: ServiceSpec[] = [
     name: 'dashboard',
     workspace: 'dashboard-api',
     args: [],
-    env: (ctx) => ({ ...common(ctx), FLEETPULSE_DASHBOARD_PORT: String(dashboardPort) }),
+    env: (ctx) => ({
+      ...common(ctx),
+      ...loopback('FLEETPULSE_DASHBOARD_HOST'),
+      FLEETPULSE_DASHBOARD_PORT: String(dashboardPort),
+    }),
     readyUrl: `http://127.0.0.1:${dashboardPort}/healthz`,
   },
   {
