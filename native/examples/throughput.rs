@@ -1,6 +1,6 @@
 //! `cargo run --release --example throughput -- <body.json> [ndjson] [group]`: the parser core's speed without
 //! Node, to tell parsing cost from binding cost.
-use fleetpulse_native::parser::{parse, Options};
+use fleetpulse_native::parser::{parse, ParseOptions};
 use std::time::Instant;
 
 fn main() {
@@ -10,8 +10,9 @@ fn main() {
             .expect("usage: throughput <body> [ndjson] [group]"),
     )
     .unwrap();
-    let opts = Options {
-        ndjson: args.iter().any(|a| a == "ndjson"),
+    let ndjson = args.iter().any(|a| a == "ndjson");
+    let opts = ParseOptions {
+        content_type: if ndjson { "ndjson" } else { "json" }.into(),
         received_at: 1_763_803_200_000.0,
         now_ms: 1_763_803_200_000.0,
         max_future_ms: 300_000.0,
@@ -20,7 +21,7 @@ fn main() {
         group_by_device: args.iter().any(|a| a == "group"),
         allowed_devices: None,
     };
-    let first = parse(&body, &opts);
+    let first = parse(&body, &opts).unwrap();
     println!(
         "accepted {} rejected {}",
         first.accepted,
@@ -30,7 +31,7 @@ fn main() {
         let start = Instant::now();
         let mut n = 0u64;
         while start.elapsed().as_millis() < 1000 {
-            std::hint::black_box(parse(std::hint::black_box(&body), &opts));
+            let _ = std::hint::black_box(parse(std::hint::black_box(&body), &opts));
             n += 1;
         }
         let secs = start.elapsed().as_secs_f64();

@@ -1,91 +1,19 @@
 #![deny(clippy::all)]
 //! fleetpulse native addon: `parseTelemetry(body, opts)` for the ingestion service. The parser core lives in
-//! `parser` and has no Node dependency; this file only maps it to and from JavaScript values.
+//! `parser` and has no Node dependency; `binding` maps its results to JavaScript values and its failures to
+//! JavaScript, in one place. The core's `ParseOptions` and `RejectedEvent` are taken and given as they are
+//! (`napi(object)` under the `node` feature), so their fields are declared once.
 
+#[cfg(feature = "node")]
+mod js_buffers;
 pub mod parser;
 
 #[cfg(feature = "node")]
 pub mod binding {
-    use crate::parser::{self, Options, Output};
+    use crate::js_buffers::{CopiedBuffer, CopiedU32};
+    use crate::parser::{self, Output, ParseOptions, RejectedEvent};
     use napi::bindgen_prelude::*;
     use napi_derive::napi;
-
-    #[napi(object)]
-    pub struct ParseOptions {
-        /// `json` (one object or an array) or `ndjson` (one event per line).
-        pub content_type: String,
-        /// Epoch ms stamped on every accepted event as `receivedAt`.
-        pub received_at: f64,
-        /// Epoch ms the `ts` bounds are relative to (a parameter, so results are reproducible).
-        pub now_ms: f64,
-        pub max_future_ms: f64,
-        pub max_past_ms: f64,
-        pub max_events: u32,
-        pub group_by_device: bool,
-        /// Glob of the device ids the token may send for (`*`, `?`); absent allows every device.
-        pub allowed_devices: Option<String>,
-    }
-
-    #[napi(object, object_from_js = false)]
-    pub struct RejectedEvent {
-        pub index: u32,
-        pub error: String,
-        pub start: u32,
-        pub end: u32,
-    }
-
-    /// Copied into a V8-owned Buffer. Handing V8 the Rust allocation (napi's default for `Buffer`) makes
-    /// an external buffer with a finaliser per call; under load those pile up until a GC and throughput
-    /// halved in a tight loop. A 60 KB memcpy is cheaper.
-    pub struct CopiedBuffer(Vec<u8>);
-
-    impl ToNapiValue for CopiedBuffer {
-        unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
-            let mut ret = std::ptr::null_mut();
-            let mut data = std::ptr::null_mut();
-            if val.0.is_empty() {
-                check_status!(sys::napi_create_buffer(env, 0, &mut data, &mut ret))?;
-            } else {
-                check_status!(sys::napi_create_buffer_copy(
-                    env,
-                    val.0.len(),
-                    val.0.as_ptr().cast(),
-                    &mut data,
-                    &mut ret
-                ))?;
-            }
-            Ok(ret)
-        }
-    }
-
-    /// Copied into a V8-owned Uint32Array, for the same reason as `CopiedBuffer`.
-    pub struct CopiedU32(Vec<u32>);
-
-    impl ToNapiValue for CopiedU32 {
-        unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
-            let bytes = val.0.len() * 4;
-            let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
-            let mut ab = std::ptr::null_mut();
-            check_status!(sys::napi_create_arraybuffer(env, bytes, &mut data, &mut ab))?;
-            if bytes > 0 {
-                std::ptr::copy_nonoverlapping(
-                    val.0.as_ptr().cast::<u8>(),
-                    data.cast::<u8>(),
-                    bytes,
-                );
-            }
-            let mut ret = std::ptr::null_mut();
-            check_status!(sys::napi_create_typedarray(
-                env,
-                sys::TypedarrayType::uint32_array,
-                val.0.len(),
-                ab,
-                0,
-                &mut ret
-            ))?;
-            Ok(ret)
-        }
-    }
 
     #[napi(object, object_from_js = false)]
     pub struct ParseResult {
@@ -113,38 +41,15 @@ pub mod binding {
     /// throws only for invalid options.
     #[napi]
     pub fn parse_telemetry(body: BufferSlice, opts: ParseOptions) -> Result<ParseResult> {
-        let ndjson = match opts.content_type.as_str() {
-            "json" => false,
-            "ndjson" => true,
-            _ => {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    "contentType must be 'json' or 'ndjson'",
-                ))
-            }
-        };
-        let options = Options {
-            ndjson,
-            received_at: opts.received_at,
-            now_ms: opts.now_ms,
-            max_future_ms: opts.max_future_ms,
-            max_past_ms: opts.max_past_ms,
-            max_events: opts.max_events,
-            group_by_device: opts.group_by_device,
-            allowed_devices: opts.allowed_devices.as_deref().map(str::as_bytes),
-        };
         let bytes: &[u8] = &body;
         // The parser is written not to panic; this only keeps a bug from taking the process down.
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            parser::parse(bytes, &options)
-        }))
-        .unwrap_or_else(|_| Output {
-            ok: false,
-            error: Some("internal parser error".into()),
-            offset: Some(0),
-            ..Default::default()
-        });
-        Ok(to_js(out))
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser::parse(bytes, &opts)));
+        match parsed {
+            Ok(Ok(out)) => Ok(to_js(out)),
+            Ok(Err(invalid)) => Err(Error::new(Status::InvalidArg, invalid.to_string())),
+            Err(_) => Ok(to_js(Output::failed("internal parser error".into(), 0))),
+        }
     }
 
     fn to_js(o: Output) -> ParseResult {
@@ -159,16 +64,7 @@ pub mod binding {
             values: CopiedBuffer(o.values),
             value_ends: CopiedU32(o.value_ends),
             event_counts: CopiedU32(o.event_counts),
-            rejected: o
-                .rejected
-                .into_iter()
-                .map(|r| RejectedEvent {
-                    index: r.index,
-                    error: r.error,
-                    start: r.start,
-                    end: r.end,
-                })
-                .collect(),
+            rejected: o.rejected,
         }
     }
 }

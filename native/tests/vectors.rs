@@ -1,6 +1,6 @@
 //! The contract's vectors (contracts/vectors) and arbitrary bytes through the Rust core, without Node.
 use base64::Engine;
-use fleetpulse_native::parser::{parse, Options, Output};
+use fleetpulse_native::parser::{parse, Output, ParseOptions};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -62,21 +62,20 @@ fn every_vector_passes() {
                     .unwrap(),
                 _ => panic!("{name}: {}: needs body or bodyBase64", v["name"]),
             };
-            let allowed = o
-                .get("allowedDevices")
-                .and_then(Value::as_str)
-                .map(str::as_bytes);
-            let opts = Options {
-                ndjson: o["contentType"] == "ndjson",
+            let opts = ParseOptions {
+                content_type: o["contentType"].as_str().unwrap().into(),
                 received_at: o["receivedAt"].as_f64().unwrap(),
                 now_ms: o["nowMs"].as_f64().unwrap(),
                 max_future_ms: o["maxFutureMs"].as_f64().unwrap(),
                 max_past_ms: o["maxPastMs"].as_f64().unwrap(),
                 max_events: o["maxEvents"].as_u64().unwrap() as u32,
                 group_by_device: o["groupByDevice"].as_bool().unwrap(),
-                allowed_devices: allowed,
+                allowed_devices: o
+                    .get("allowedDevices")
+                    .and_then(Value::as_str)
+                    .map(String::from),
             };
-            let got = plain(&parse(&body, &opts));
+            let got = plain(&parse(&body, &opts).unwrap());
             assert_eq!(got, v["expect"], "{name}: {}", v["name"]);
             count += 1;
         }
@@ -84,17 +83,27 @@ fn every_vector_passes() {
     assert!(count > 150, "only {count} vectors found");
 }
 
-fn opts(ndjson: bool, group: bool, max_events: u32) -> Options<'static> {
-    Options {
-        ndjson,
+fn opts(ndjson: bool, group: bool, max_events: u32) -> ParseOptions {
+    ParseOptions {
+        content_type: if ndjson { "ndjson" } else { "json" }.into(),
         received_at: 1_763_803_200_500.0,
         now_ms: 1_763_803_200_000.0,
         max_future_ms: 300_000.0,
         max_past_ms: 2_592_000_000.0,
         max_events,
         group_by_device: group,
-        allowed_devices: Some(b"s*"),
+        allowed_devices: Some("s*".into()),
     }
+}
+
+#[test]
+fn only_the_content_type_is_refused() {
+    let mut o = opts(false, false, 100);
+    o.content_type = "xml".into();
+    let err = parse(b"{}", &o).unwrap_err();
+    assert_eq!(err.to_string(), "contentType must be 'json' or 'ndjson'");
+    // A bad body is never refused, however bad: it gets a failed result.
+    assert!(!parse(b"\xff", &opts(false, false, 100)).unwrap().ok);
 }
 
 /// Every record value must itself be valid JSON, every rejected range inside the body.
@@ -123,14 +132,14 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256), nd in any::<bool>(), g in any::<bool>(), m in 0u32..8) {
-        let o = parse(&body, &opts(nd, g, m));
+        let o = parse(&body, &opts(nd, g, m)).unwrap();
         check_invariants(&body, &o);
     }
 
     #[test]
     fn json_like_bytes_never_panic(idx in proptest::collection::vec(0usize..ALPHABET.len(), 0..256), nd in any::<bool>(), g in any::<bool>()) {
         let body: Vec<u8> = idx.iter().map(|&i| ALPHABET[i]).collect();
-        let o = parse(&body, &opts(nd, g, 100));
+        let o = parse(&body, &opts(nd, g, 100)).unwrap();
         check_invariants(&body, &o);
     }
 
@@ -144,7 +153,7 @@ proptest! {
         let mut body = good[..cut.min(good.len())].to_vec();
         let at = at.min(body.len());
         body.insert(at, byte);
-        let o = parse(&body, &opts(nd, true, 100));
+        let o = parse(&body, &opts(nd, true, 100)).unwrap();
         check_invariants(&body, &o);
     }
 }

@@ -1,0 +1,304 @@
+//! What the parser produces: each valid event written in its canonical form, the events gathered into Kafka
+//! records (one per event, or one per device), the rejected events' byte ranges for the dead-letter queue, and
+//! the failed result of a body that cannot be parsed.
+//!
+//! Separate because it is the output side: the record layout handed to the binding and the canonical JSON the
+//! consumers read are decided here, whatever the input looked like.
+
+use super::events::Entry;
+use super::numbers::{parse_f64, write_js_number, write_number_text};
+use super::scanner::{decode_append, Num, Val};
+use std::collections::HashMap;
+
+const MAX_METRIC_NAME: usize = 64;
+const METRICS_COUNT: &str = "metrics: expected 1 to 64 entries";
+const METRICS_NAME: &str = "metrics: invalid name (expected 1-64 characters of [A-Za-z0-9._-])";
+
+/// An event that failed validation; `start`/`end` is its byte range in the body (for the DLQ).
+#[cfg_attr(feature = "node", napi_derive::napi(object, object_from_js = false))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEvent {
+    pub index: u32,
+    pub error: String,
+    pub start: u32,
+    pub end: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Output {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub offset: Option<u32>,
+    pub too_many_events: bool,
+    pub accepted: u32,
+    /// Distinct device ids in order of first appearance; record i's key is `unique_keys[key_ids[i]]`.
+    /// Interned so the binding creates one JS string per device, not one per record.
+    pub unique_keys: Vec<String>,
+    pub key_ids: Vec<u32>,
+    pub values: Vec<u8>,
+    pub value_ends: Vec<u32>,
+    pub event_counts: Vec<u32>,
+    pub rejected: Vec<RejectedEvent>,
+}
+
+impl Output {
+    /// Kafka key of record `i`.
+    pub fn key(&self, i: usize) -> &str {
+        &self.unique_keys[self.key_ids[i] as usize]
+    }
+
+    /// A body that is refused as a whole: nothing accepted, `error` at byte `offset`.
+    pub(crate) fn failed(error: String, offset: usize) -> Self {
+        Output {
+            ok: false,
+            error: Some(error),
+            offset: Some(offset as u32),
+            ..Default::default()
+        }
+    }
+}
+
+/// Collects accepted events into Kafka records, grouped per device or one per event.
+pub(super) struct Sink {
+    group: bool,
+    out: Output,
+    /// Device id -> index in `out.unique_keys` (and, grouped, the record index). SipHash: ids come from
+    /// clients, so a fixed fast hash would invite collisions.
+    devices: HashMap<Vec<u8>, u32>,
+    /// Grouped mode: each record's events so far.
+    group_values: Vec<Vec<u8>>,
+}
+
+impl Sink {
+    pub(super) fn new(group: bool, body_len: usize) -> Self {
+        let mut out = Output {
+            ok: true,
+            ..Default::default()
+        };
+        if !group {
+            // Canonical output is about the input's size (receivedAt added, whitespace dropped): one allocation
+            // instead of a chain of reallocations, each copying what was written so far.
+            let events = body_len / 64 + 1;
+            out.values.reserve(body_len + body_len / 4 + 64);
+            out.value_ends.reserve(events);
+            out.event_counts.reserve(events);
+            out.key_ids.reserve(events);
+        }
+        Sink {
+            group,
+            out,
+            devices: HashMap::new(),
+            group_values: Vec::new(),
+        }
+    }
+
+    /// Ungrouped, `parse` lends the output's value buffer to the encoder for the whole parse (swapping it in and
+    /// back out), so events are encoded where they end up and never copied.
+    pub(super) fn swap_values(&mut self, buf: &mut Vec<u8>) {
+        if !self.group {
+            std::mem::swap(&mut self.out.values, buf);
+        }
+    }
+
+    fn intern(&mut self, device: &[u8]) -> u32 {
+        if let Some(&i) = self.devices.get(device) {
+            return i;
+        }
+        let i = self.out.unique_keys.len() as u32;
+        self.devices.insert(device.to_vec(), i);
+        self.out.unique_keys.push(ascii_string(device));
+        i
+    }
+
+    /// Accepts the event just encoded at the end of `encoded` (the encoder's buffer).
+    pub(super) fn accept(&mut self, device: &[u8], encoded: &mut Vec<u8>) {
+        if self.group {
+            self.accept_grouped(device, encoded);
+            encoded.clear();
+        } else {
+            // Ungrouped, `encoded` is the output buffer itself (see `swap_values`): nothing to copy.
+            self.accept_in_place(device, encoded.len());
+        }
+    }
+
+    /// Ungrouped: the event is already in the output buffer, ending at `end`.
+    fn accept_in_place(&mut self, device: &[u8], end: usize) {
+        self.out.accepted += 1;
+        let id = self.intern(device);
+        self.out.value_ends.push(end as u32);
+        self.out.event_counts.push(1);
+        self.out.key_ids.push(id);
+    }
+
+    /// Grouped: appends the event to its device's record.
+    fn accept_grouped(&mut self, device: &[u8], event: &[u8]) {
+        self.out.accepted += 1;
+        let id = self.intern(device);
+        let idx = id as usize;
+        if idx == self.group_values.len() {
+            self.group_values
+                .push(Vec::with_capacity(event.len() * 8 + 2));
+            self.out.key_ids.push(id);
+            self.out.event_counts.push(0);
+        }
+        let v = &mut self.group_values[idx];
+        v.push(if v.is_empty() { b'[' } else { b',' });
+        v.extend_from_slice(event);
+        self.out.event_counts[idx] += 1;
+    }
+
+    pub(super) fn reject(&mut self, index: u32, error: String, start: usize, end: usize) {
+        self.out.rejected.push(RejectedEvent {
+            index,
+            error,
+            start: start as u32,
+            end: end as u32,
+        });
+    }
+
+    pub(super) fn finish(mut self) -> Output {
+        if self.group {
+            let total: usize = self.group_values.iter().map(|v| v.len() + 1).sum();
+            self.out.values.reserve(total);
+            for v in &self.group_values {
+                self.out.values.extend_from_slice(v);
+                self.out.values.push(b']');
+                self.out.value_ends.push(self.out.values.len() as u32);
+            }
+        }
+        self.out
+    }
+}
+
+/// Device ids are validated ASCII before they get here.
+fn ascii_string(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ascii(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+#[inline]
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')
+}
+
+/// Writes valid events in canonical form, one after another, into one buffer.
+pub(super) struct Encoder {
+    /// The encoded events: ungrouped, the output's values themselves (see `Sink::swap_values`); grouped, the
+    /// current event only (the sink copies it into its device's record).
+    pub(super) out: Vec<u8>,
+    /// The current event's escaped metric names, decoded one after another.
+    names: Vec<u8>,
+    /// The current event's validated metric names: range in `names` (decoded) or in the body.
+    name_ranges: Vec<(usize, usize, bool)>,
+    /// `receivedAt`, the same in every event: formatted once per body.
+    received_at: Vec<u8>,
+}
+
+impl Encoder {
+    pub(super) fn new(received_at: f64) -> Self {
+        let mut formatted = Vec::new();
+        write_js_number(&mut formatted, received_at);
+        Encoder {
+            out: Vec::new(),
+            names: Vec::new(),
+            name_ranges: Vec::new(),
+            received_at: formatted,
+        }
+    }
+
+    /// Validates the metrics and appends the canonical event in the same pass; on an error nothing of the event
+    /// stays in `out`. `device`, `ts` and `seq` are already validated.
+    pub(super) fn event(
+        &mut self,
+        b: &[u8],
+        device: &[u8],
+        ts: f64,
+        seq: Option<Num>,
+        entries: &[Entry],
+        overflow: bool,
+    ) -> Result<(), String> {
+        let base = self.out.len();
+        self.out.extend_from_slice(b"{\"deviceId\":\"");
+        self.out.extend_from_slice(device);
+        self.out.extend_from_slice(b"\",\"ts\":");
+        write_js_number(&mut self.out, ts);
+        self.out.extend_from_slice(b",\"metrics\":{");
+        if let Err(e) = self.metrics(b, entries, overflow) {
+            self.out.truncate(base);
+            return Err(e);
+        }
+        if let Some(n) = seq {
+            self.out.extend_from_slice(b",\"seq\":");
+            write_number_text(&mut self.out, n, b);
+        }
+        self.out.extend_from_slice(b",\"receivedAt\":");
+        self.out.extend_from_slice(&self.received_at);
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    /// The metrics object's members and its closing brace: only these can still make the event invalid.
+    fn metrics(&mut self, b: &[u8], entries: &[Entry], overflow: bool) -> Result<(), String> {
+        let Encoder {
+            out,
+            names,
+            name_ranges,
+            ..
+        } = self;
+        names.clear();
+        name_ranges.clear();
+        for en in entries {
+            // Escaped names are decoded onto the end of `names`; plain ones are used in place.
+            let (a, z, esc) = if en.name.escaped {
+                let a = names.len();
+                decode_append(b, en.name, names);
+                (a, names.len(), true)
+            } else {
+                (en.name.start as usize, en.name.end as usize, false)
+            };
+            let name: &[u8] = if esc { &names[a..z] } else { &b[a..z] };
+            if name.is_empty()
+                || name.len() > MAX_METRIC_NAME
+                || !name.iter().all(|&c| is_name_char(c))
+            {
+                return Err(METRICS_NAME.into());
+            }
+            // At most 64 names, so a linear duplicate scan is bounded and cheap.
+            let dup = name_ranges.iter().any(|&(x, y, e)| {
+                let other: &[u8] = if e { &names[x..y] } else { &b[x..y] };
+                other == name
+            });
+            if dup {
+                return Err(format!("metrics.{}: duplicate key", ascii(name)));
+            }
+            let n = match en.value {
+                Val::Num(n) => n,
+                _ => return Err(format!("metrics.{}: expected a number", ascii(name))),
+            };
+            if !name_ranges.is_empty() {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"\":");
+            if n.canonical {
+                out.extend_from_slice(n.text(b));
+            } else {
+                let v = parse_f64(n.text(b));
+                if !v.is_finite() {
+                    return Err(format!("metrics.{}: expected a finite number", ascii(name)));
+                }
+                write_js_number(out, v);
+            }
+            name_ranges.push((a, z, esc));
+        }
+        if overflow || entries.is_empty() {
+            return Err(METRICS_COUNT.into());
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
