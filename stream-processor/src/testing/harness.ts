@@ -5,10 +5,9 @@ import {
   bucketsBetween,
   pointsOf,
   resolutionMs,
+  windowRecordFromRow,
   type AggregateRow,
-  type MetricStats,
   type TelemetryEvent,
-  type WindowRecord,
 } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
@@ -116,36 +115,11 @@ export async function readRows(
       for (const bucket of bucketsBetween(q.fromMs, q.toMs, resolutionMs(resolution))) {
         const rs = await client.execute(cql, [deviceId, resolution, bucket, q.fromMs, q.toMs], { prepare: true });
         for (const r of rs.rows) {
-          const record = windowFromRow(r);
+          const record = windowRecordFromRow(r);
           for (const point of pointsOf(record)) if (wanted.has(point.metric)) rows.push(point);
         }
       }
   return rows;
-}
-
-/** A `windows` row as its window record. */
-export function windowFromRow(r: { get(name: string): unknown }): WindowRecord {
-  const metrics: Record<string, MetricStats> = {};
-  const stored = r.get('metrics') as Record<string, Record<string, unknown>>;
-  for (const [name, s] of Object.entries(stored))
-    metrics[name] = {
-      count: Number(s.count),
-      sum: s.sum as number,
-      min: s.min as number,
-      max: s.max as number,
-      mean: s.mean as number,
-      stddev: s.stddev as number,
-      first: s.first as number,
-      last: s.last as number,
-    };
-  return {
-    deviceId: r.get('device_id') as string,
-    resolution: r.get('resolution') as string,
-    windowStart: Number(r.get('window_start')),
-    windowEnd: Number(r.get('window_end')),
-    final: true,
-    metrics,
-  };
 }
 
 /** A late event as the reference and telemetry.late name it: compared as text, so lists sort and diff plainly. */
