@@ -1,32 +1,23 @@
 /*
- * Kafka -> stream-processor -> Cassandra end to end, next to Cassandra's insert ceiling for the same window rows.
+ * Kafka -> stream-processor -> Cassandra end to end, next to Cassandra's insert ceilings for the same window rows.
  *
  * One topic is pre-filled with `events` of `devices` devices (each reporting once per second of event time, 4 metrics,
- * `eventsPerRecord` events per record, device d in partition d % partitions). The processor runs on it as users run
- * it, once per stored-resolution setting (each in its own consumer group): from the spawn until its committed offsets
- * reach the end, i.e. every window written to Cassandra, published to metrics.aggregates and committed.
- *
- * The ceilings insert the processor's own window rows: the same events (same event times, another device prefix)
- * run in-process through the processor's WindowAggregator, drained as the processor drains (one fetch of one
- * partition at a time), and each closed window of a stored resolution becomes the row AggregateStore writes
- * (`fleetpulse.windows`, the same INSERT, the same pre-encoded parameters (`windowRowParams`) and TTL). The rows are
- * sent (a) one prepared INSERT each, 512 in flight; (b) as the processor sends them: the windows of one drain grouped
- * by replica set (one node here: all of them), rows of one Cassandra partition adjacent, in unlogged batches of at
- * most 50 (a batch of one is a plain INSERT), 128 in flight; (c) for reference, what the processor did before: each
- * drain's windows grouped per Cassandra partition into unlogged batches of at most 20, 128 in flight.
+ * `eventsPerRecord` events per record, device d in partition d % partitions; processor-input.ts). The processor runs
+ * on it as users run it, once per stored-resolution setting (each in its own consumer group): from the spawn until
+ * its committed offsets reach the end, i.e. every window written to Cassandra, published to metrics.aggregates and
+ * committed. Then `npm run replay` of the same topic, and the ceilings: the processor's own rows for the same events,
+ * written through its AggregateStore with three batchings (processor-ceilings.ts).
  */
-import { bucketOf, resolutionMs, type TelemetryEvent } from '@fleetpulse/contracts';
-import { cassandraContactPoint, kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
-import { WindowAggregator, type ClosedWindow } from '@fleetpulse/stream-processor/core';
-import { windowRowParams } from '@fleetpulse/stream-processor';
+import { cassandraContactPoint, kafkaBrokers, loadStackConfig } from '@fleetpulse/compose';
+import { sleep } from '@fleetpulse/runtime';
 import { join } from 'node:path';
-import type { Client } from 'cassandra-driver';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
+import { closeWindows, insertCeilings, rowsOf, type InsertCeiling } from './processor-ceilings';
+import { fill, type Layout } from './processor-input';
 import {
   atEnd,
   BenchTtl,
-  BenchTtlSeconds,
-  cassandraClient,
+  connectStack,
   committedOffsets,
   cpuSeconds,
   endOffsets,
@@ -36,10 +27,11 @@ import {
   metricSum,
   repo,
   runScript,
-  sleep,
   startProcessor,
   type ServiceProcess,
 } from './services';
+
+export type { InsertCeiling } from './processor-ceilings';
 
 export interface BenchProcessorOptions {
   /** [devices=10000] */
@@ -55,11 +47,11 @@ export interface BenchProcessorOptions {
   eventsPerRecord?: number;
   /** [stored=['1s,10s,60s','10s,60s']] - FLEETPULSE_STORED_RESOLUTIONS of each processor run (and its ceilings). */
   stored?: string[];
-  /** [ceilingRows=400000] - rows each ceiling inserts: the first of the processor's rows, in its order. */
+  /** [ceilingRows=400000] - rows each ceiling writes: the first of the processor's rows, in its order. */
   ceilingRows?: number;
   /** [ceilingConcurrency=512] - requests in flight for one INSERT per row. */
   ceilingConcurrency?: number;
-  /** [batchConcurrency=128] - requests in flight for batches: the processor's FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY. */
+  /** [batchConcurrency] - requests in flight for batches [the processor's FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY]. */
   batchConcurrency?: number;
   /** [fetchBytes=2097152] - the processor's FLEETPULSE_PROCESSOR_FETCH_BYTES: how much one in-process drain reads. */
   fetchBytes?: number;
@@ -94,17 +86,6 @@ export interface ProcessorRun {
   cpuSeconds: number;
 }
 
-export interface InsertCeiling {
-  method:
-    'one INSERT per row' | 'processor batches (by replica set, <= 50)' | 'single-partition batches of <= 20 (before)';
-  rows: number;
-  requests: number;
-  rowsPerRequest: number;
-  concurrency: number;
-  seconds: number;
-  rowsPerSec: number;
-}
-
 export interface CeilingSet {
   stored: string;
   single: InsertCeiling;
@@ -130,52 +111,15 @@ export interface BenchProcessorResult {
   replay?: { seconds: number; eventsPerSec: number };
 }
 
-interface Layout {
-  devices: number;
-  seconds: number;
-  perRecord: number;
-  partitions: number;
-  t0: number;
-}
-
-/** The bench's records in production order: rounds of `perRecord` seconds, every device once per round. */
-function* records(prefix: string, l: Layout): Generator<{ partition: number; key: string; events: TelemetryEvent[] }> {
-  for (let s = 0; s < l.seconds; s += l.perRecord) {
-    for (let d = 0; d < l.devices; d++) {
-      const events: TelemetryEvent[] = [];
-      for (let k = 0; k < l.perRecord && s + k < l.seconds; k++) {
-        const ts = l.t0 + (s + k) * 1000 + (d % 1000);
-        events.push({
-          deviceId: `${prefix}-${d}`,
-          ts,
-          metrics: {
-            temp: 20 + ((d + k) % 10) / 3,
-            humidity: 40 + (k % 7),
-            vib: 0.1 + (d % 5) / 50,
-            volt: 230 + (s % 3),
-          },
-          seq: s + k,
-          receivedAt: ts + 40,
-        });
-      }
-      yield { partition: d % l.partitions, key: `${prefix}-${d}`, events };
-    }
-  }
-}
-
 export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<BenchProcessorResult> {
   const devices = opts.devices ?? 10_000;
   const total = opts.events ?? 2_000_000;
   const stored = opts.stored ?? ['1s,10s,60s', '10s,60s'];
-  await stackUp({ log: stderrLogger });
+  const { kafka, admin, client, close } = await connectStack('bench-processor');
   const config = loadStackConfig();
-  const kafka = new Kafka({ clientId: 'bench-processor', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  const client = cassandraClient();
-  await client.connect();
   const stamp = Date.now().toString(36);
   const topic = `bench.processor.${stamp}`;
+  const prefix = `bp${stamp}`;
   const seconds = Math.ceil(total / devices);
   // Event time: the `seconds` before now - 10 s, so that once caught up the wall clock makes every device idle at once.
   const layout: Layout = {
@@ -201,14 +145,14 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
     topics: [{ topic, numPartitions: layout.partitions, replicationFactor: 1 }],
   });
   try {
-    const { records: n, bytes } = await fill(kafka, topic, `bp${stamp}`, layout);
+    const { records: n, bytes } = await fill(kafka, topic, prefix, layout);
     result.records = n;
     const ends = await endOffsets(admin, topic);
 
-    // The rows the processor writes, computed in-process for the same events under the ceiling's device prefix.
+    // The rows the processor writes, computed in-process for the same records.
     process.stderr.write('closing the same windows in-process...');
     const recordsPerDrain = Math.max(1, Math.floor((opts.fetchBytes ?? 2 * 1024 * 1024) / (bytes / n)));
-    const closed = closeWindows(`bc${stamp}`, layout, recordsPerDrain, stored, opts.ceilingRows ?? 400_000);
+    const closed = closeWindows(prefix, layout, recordsPerDrain, stored, opts.ceilingRows ?? 400_000);
     result.windows = closed.counts;
     result.inputLate = closed.late;
     process.stderr.write(` ${JSON.stringify(closed.counts)}\n`);
@@ -231,23 +175,13 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
       result.replay = { seconds: s, eventsPerSec: result.events / s };
     }
     for (const s of stored) {
-      const labels = new Set(s.split(','));
-      const drains = closed.drains.map((d) => d.filter((w) => labels.has(w.resolution))).filter((d) => d.length > 0);
-      const rows = takeRows(drains, opts.ceilingRows ?? 400_000);
+      const rows = rowsOf(closed.drains, s, opts.ceilingRows ?? 400_000);
       process.stderr.write(`ceilings for ${s}: ${rows.reduce((a, d) => a + d.length, 0)} rows\n`);
-      const single = await insertCeiling(client, 'one INSERT per row', singles(rows), opts.ceilingConcurrency ?? 512);
-      const batched = await insertCeiling(
-        client,
-        'processor batches (by replica set, <= 50)',
-        processorBatches(rows),
-        opts.batchConcurrency ?? 128,
-      );
-      const before = await insertCeiling(
-        client,
-        'single-partition batches of <= 20 (before)',
-        singlePartitionBatches(rows),
-        opts.batchConcurrency ?? 128,
-      );
+      const { single, batched, before } = await insertCeilings(client, rows, {
+        stored: s,
+        ...(opts.ceilingConcurrency === undefined ? {} : { singleConcurrency: opts.ceilingConcurrency }),
+        ...(opts.batchConcurrency === undefined ? {} : { batchConcurrency: opts.batchConcurrency }),
+      });
       const run = result.runs.find((r) => r.stored === s)!;
       result.ceilings.push({ stored: s, single, batched, before, ratio: run.rowsPerSec / batched.rowsPerSec });
     }
@@ -255,229 +189,12 @@ export async function benchProcessor(opts: BenchProcessorOptions = {}): Promise<
   } finally {
     for (const g of groups) await forgetGroup(admin, client, g, topic);
     await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-    await admin.disconnect();
-    await client.shutdown();
+    await close();
   }
 }
 
 function expectedRows(counts: Record<string, number>, stored: string): number {
   return stored.split(',').reduce((n, r) => n + (counts[r] ?? 0), 0);
-}
-
-async function fill(
-  kafka: Kafka,
-  topic: string,
-  prefix: string,
-  l: Layout,
-): Promise<{ records: number; bytes: number }> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  let n = 0;
-  let bytes = 0;
-  let batch: { partition: number; key: string; value: string }[] = [];
-  process.stderr.write(`filling ${topic} with ${l.devices * l.seconds} events of ${l.devices} devices...`);
-  try {
-    for (const r of records(prefix, l)) {
-      const value = JSON.stringify(r.events);
-      batch.push({ partition: r.partition, key: r.key, value });
-      bytes += value.length + r.key.length;
-      n++;
-      if (batch.length === 2000) {
-        await producer.send({ topic, acks: -1, messages: batch });
-        batch = [];
-      }
-    }
-    if (batch.length > 0) await producer.send({ topic, acks: -1, messages: batch });
-  } finally {
-    await producer.disconnect();
-  }
-  process.stderr.write(` ${n} records\n`);
-  return { records: n, bytes };
-}
-
-/** A window row as AggregateStore writes it, kept compact (the ClosedWindow's shared number chunks are let go). */
-interface Row {
-  deviceId: string;
-  resolution: string;
-  windowStart: number;
-  windowEnd: number;
-  names: readonly string[];
-  /** 8 statistics per metric, in MetricStatNames order. */
-  stats: Float64Array;
-}
-
-const StatNames = ['count', 'sum', 'min', 'max', 'mean', 'stddev', 'first', 'last'] as const;
-
-function rowOf(w: ClosedWindow): Row {
-  const ms = w.metricStats();
-  const names = Object.keys(ms);
-  const stats = new Float64Array(names.length * 8);
-  names.forEach((n, i) => StatNames.forEach((f, j) => (stats[i * 8 + j] = ms[n]![f])));
-  return {
-    deviceId: w.deviceId,
-    resolution: w.resolution,
-    windowStart: w.windowStart,
-    windowEnd: w.windowEnd,
-    names,
-    stats,
-  };
-}
-
-/**
- * The windows the processor closes for these records, in its order: each partition's records in offset order,
- * a drain after every `recordsPerDrain` records of a partition (one fetch), partitions taken in turn; the last
- * windows close by idleness once the wall clock passes (as the processor's tick does when it has caught up).
- * Counts every window; keeps, per stored-resolution setting, its first `limit` rows.
- */
-function closeWindows(
-  prefix: string,
-  l: Layout,
-  recordsPerDrain: number,
-  stored: readonly string[],
-  limit: number,
-): { drains: Row[][]; counts: Record<string, number>; late: number } {
-  const agg = new WindowAggregator({ resolutions: ['1s', '10s', '60s'] });
-  const queues: { events: TelemetryEvent[] }[][] = Array.from({ length: l.partitions }, () => []);
-  for (let p = 0; p < l.partitions; p++) agg.assignPartition(p);
-  const drains: Row[][] = [];
-  const counts: Record<string, number> = {};
-  const sets = stored.map((s) => ({ labels: new Set(s.split(',')), kept: 0 }));
-  const offsets = new Array<number>(l.partitions).fill(0);
-  const take = () => {
-    const kept: Row[] = [];
-    for (const w of agg.drain().windows) {
-      counts[w.resolution] = (counts[w.resolution] ?? 0) + 1;
-      let keep = false;
-      for (const s of sets)
-        if (s.labels.has(w.resolution) && s.kept < limit) {
-          s.kept++;
-          keep = true;
-        }
-      if (keep) kept.push(rowOf(w));
-    }
-    if (kept.length > 0) drains.push(kept);
-  };
-  const feed = (p: number) => {
-    for (const r of queues[p]!.splice(0, recordsPerDrain)) agg.ingest(p, String(offsets[p]!++), r.events);
-    take();
-  };
-  for (const r of records(prefix, l)) {
-    queues[r.partition]!.push(r);
-    if (queues[r.partition]!.length >= recordsPerDrain) feed(r.partition);
-  }
-  for (let p = 0; p < l.partitions; p++) while (queues[p]!.length > 0) feed(p);
-  for (let p = 0; p < l.partitions; p++) agg.advanceProcessingTime(p, Date.now());
-  take();
-  return { drains, counts, late: agg.stats().late };
-}
-
-function takeRows(drains: Row[][], limit: number): Row[][] {
-  const out: Row[][] = [];
-  let n = 0;
-  for (const d of drains) {
-    if (n >= limit) break;
-    const part = d.slice(0, limit - n);
-    if (part.length > 0) out.push(part);
-    n += part.length;
-  }
-  return out;
-}
-
-const singles = (drains: Row[][]): Row[][] => drains.flat().map((w) => [w]);
-
-/**
- * Each drain's windows grouped as AggregateStore groups them on one node (every partition has the same replica):
- * rows of one Cassandra partition adjacent, in batches of at most 50.
- */
-function processorBatches(drains: Row[][]): Row[][] {
-  const out: Row[][] = [];
-  for (const d of drains) {
-    const byPartition = new Map<string, Row[]>();
-    for (const w of d) {
-      const key = `${w.deviceId}\u0000${w.resolution}\u0000${bucketOf(w.windowStart, resolutionMs(w.resolution))}`;
-      let g = byPartition.get(key);
-      if (!g) byPartition.set(key, (g = []));
-      g.push(w);
-    }
-    const all = [...byPartition.values()].flat();
-    for (let i = 0; i < all.length; i += 50) out.push(all.slice(i, i + 50));
-  }
-  return out;
-}
-
-/** What the processor did before: each drain's windows per (device, resolution, bucket), at most 20 a batch. */
-function singlePartitionBatches(drains: Row[][]): Row[][] {
-  const out: Row[][] = [];
-  for (const d of drains) {
-    const groups = new Map<string, Row[]>();
-    for (const w of d) {
-      const key = `${w.deviceId}\u0000${w.resolution}\u0000${bucketOf(w.windowStart, resolutionMs(w.resolution))}`;
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = []));
-      g.push(w);
-      if (g.length === 20) {
-        out.push(g);
-        groups.delete(key);
-      }
-    }
-    out.push(...groups.values());
-  }
-  return out;
-}
-
-const Insert =
-  'INSERT INTO windows (device_id, resolution, bucket, window_start, window_end, metrics) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?';
-
-/** AggregateStore's parameters for a window: the same pre-encoded buffers (`windowRowParams`). */
-function params(w: Row): unknown[] {
-  return windowRowParams(
-    {
-      deviceId: w.deviceId,
-      resolution: w.resolution,
-      windowStart: w.windowStart,
-      windowEnd: w.windowEnd,
-      metricCount: w.names.length,
-      metricName: (i) => w.names[i]!,
-      stat: (i, f) => w.stats[i * 8 + StatNames.indexOf(f)]!,
-    },
-    BenchTtlSeconds,
-  );
-}
-
-/** Sends every request (one row: an INSERT; more: an unlogged batch), `concurrency` in flight. */
-async function insertCeiling(
-  client: Client,
-  method: InsertCeiling['method'],
-  requests: Row[][],
-  concurrency: number,
-): Promise<InsertCeiling> {
-  const rows = requests.reduce((n, r) => n + r.length, 0);
-  // Prepared before the clock starts.
-  await client.execute(Insert, params(requests[0]![0]!), { prepare: true });
-  let next = 0;
-  const started = performance.now();
-  const worker = async () => {
-    while (next < requests.length) {
-      const r = requests[next++]!;
-      if (r.length === 1) await client.execute(Insert, params(r[0]!), { prepare: true });
-      else
-        await client.batch(
-          r.map((w) => ({ query: Insert, params: params(w) })),
-          { prepare: true, logged: false },
-        );
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  return {
-    method,
-    rows,
-    requests: requests.length,
-    rowsPerRequest: rows / requests.length,
-    concurrency,
-    seconds,
-    rowsPerSec: rows / seconds,
-  };
 }
 
 async function runProcessor(

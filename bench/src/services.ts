@@ -16,20 +16,21 @@ import {
   kafkaBrokers,
   loadStackConfig,
   stackStatus,
+  stackUp,
+  stderrLogger,
 } from '@fleetpulse/compose';
 import { Client } from 'cassandra-driver';
 import { decodeRecordValue, InvalidRecordError, WindowAggregator } from '@fleetpulse/stream-processor/core';
-import type { Admin, Kafka } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type Message } from 'kafkajs';
 
 export const repo = join(__dirname, '..', '..');
 
 /**
- * Window rows written by the bench expire after an hour (FLEETPULSE_TTL for the processes it starts, and the same TTL
- * in its own inserts), so runs do not pile up in Cassandra. A TTL is one field of the write: it costs the same as
- * the defaults (1 day, 30 days, 400 days).
+ * Window rows written by the bench expire after an hour (FLEETPULSE_TTL for the processes it starts, and for the
+ * store its ceilings write through), so runs do not pile up in Cassandra. A TTL is one field of the write: it costs
+ * the same as the defaults (1 day, 30 days, 400 days).
  */
 export const BenchTtl = '1s=3600,10s=3600,60s=3600';
-export const BenchTtlSeconds = 3600;
 
 const live = new Set<ChildProcess>();
 let logDir: string | undefined;
@@ -270,6 +271,31 @@ export async function startIngestionProcess(name: string, topic: string): Promis
   return proc;
 }
 
+/**
+ * Produces `messages` to `topic` as the pre-filled suites fill their topics: one idempotent producer, acks from all
+ * in-sync replicas, 2,000 messages a request. Returns how many it produced.
+ */
+export async function produce(kafka: Kafka, topic: string, messages: Iterable<Message>): Promise<number> {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  let n = 0;
+  let batch: Message[] = [];
+  try {
+    for (const m of messages) {
+      batch.push(m);
+      n++;
+      if (batch.length === 2000) {
+        await producer.send({ topic, acks: -1, messages: batch });
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await producer.send({ topic, acks: -1, messages: batch });
+  } finally {
+    await producer.disconnect();
+  }
+  return n;
+}
+
 /** Committed offsets of `group` on `topic` per partition (-1: none yet). */
 export async function committedOffsets(admin: Admin, group: string, topic: string): Promise<Map<number, number>> {
   const r = await admin.fetchOffsets({ groupId: group, topics: [topic] });
@@ -292,6 +318,23 @@ export function committedSum(committed: Map<number, number>): number {
   let n = 0;
   for (const o of committed.values()) if (o > 0) n += o;
   return n;
+}
+
+/** What a pipeline suite talks to: the local stack (started if it is not up), Kafka and its admin, Cassandra. */
+export async function connectStack(
+  clientId: string,
+): Promise<{ kafka: Kafka; admin: Admin; client: Client; close: () => Promise<void> }> {
+  await stackUp({ log: stderrLogger });
+  const kafka = new Kafka({ clientId, brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const client = cassandraClient();
+  await client.connect();
+  const close = async () => {
+    await admin.disconnect();
+    await client.shutdown();
+  };
+  return { kafka, admin, client, close };
 }
 
 export function cassandraClient(): Client {
