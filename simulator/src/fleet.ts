@@ -21,18 +21,7 @@ import {
   type SimEvent,
 } from './fleet-types';
 
-export {
-  AnomalyKinds,
-  LateThresholdMs,
-  MetricNames,
-  PhysicalRange,
-  type AnomalyKind,
-  type AnomalyTruth,
-  type EventBatch,
-  type FleetStats,
-  type MetricName,
-  type SimEvent,
-} from './fleet-types';
+export * from './fleet-types';
 export { FleetDefaults, validateFleetOptions, type FleetOptions } from './fleet-options';
 
 interface Held {
