@@ -1,22 +1,16 @@
-/** Options of one `parseTelemetry` call. All times are epoch milliseconds. */
-export interface ParseOptions {
-  /** `json`: one event object or an array of them; `ndjson`: one event per line. */
-  contentType: 'json' | 'ndjson';
-  /** Stamped on every accepted event as `receivedAt`. */
-  receivedAt: number;
-  /** The `ts` bounds are relative to this (a parameter rather than the clock, so results are reproducible). */
-  nowMs: number;
-  /** Latest accepted `ts` is `nowMs + maxFutureMs` (contract default 5 min = 300000). */
-  maxFutureMs: number;
-  /** Earliest accepted `ts` is `nowMs - maxPastMs` (contract default 30 days = 2592000000). */
-  maxPastMs: number;
-  /** More events than this: `tooManyEvents`, nothing accepted (contract default 10000). Integer >= 0. */
-  maxEvents: number;
-  /** One Kafka record per device (a JSON array of its events) instead of one per event. */
-  groupByDevice: boolean;
-  /** Glob of the device ids the token may send for: `*` any run, `?` one character. Absent: any device. */
-  allowedDevices?: string;
-}
+import type { VectorParseOptions } from '@fleetpulse/contracts';
+
+/**
+ * Options of one `parseTelemetry` call. All times are epoch milliseconds. Declared once, in contracts (the vectors
+ * carry them): `contentType` `json` (one event object or an array of them) or `ndjson` (one event per line);
+ * `receivedAt` is stamped on every accepted event; the `ts` bounds are `nowMs + maxFutureMs` and
+ * `nowMs - maxPastMs` (contract defaults 5 min and 30 days), `nowMs` a parameter rather than the clock so results
+ * are reproducible; more than `maxEvents` events (integer >= 0, default 10000) is `tooManyEvents` with nothing
+ * accepted; `groupByDevice` makes one Kafka record per device (a JSON array of its events) instead of one per
+ * event; `allowedDevices`, a glob of the device ids the token may send for (`*` any run, `?` one character),
+ * absent for any device.
+ */
+export type ParseOptions = VectorParseOptions;
 
 /** An event that failed validation; `start`/`end` is its byte range in the body (for the DLQ). */
 export interface RejectedEvent {
