@@ -13,13 +13,14 @@
  *     [--rates 250,500,1000,2000] [--metrics 4] [--batch]
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { MetricStats, WindowRecord } from '@fleetpulse/contracts';
+import { sleep } from '@fleetpulse/runtime';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { io, type Socket } from 'socket.io-client';
+import { quantile } from './quantile';
+import { cpuSeconds, freePort, memoryMb, repo } from './services';
 
 export interface BenchDashboardOptions {
   /** socket.io clients subscribed to the fleet. [200] */
@@ -62,35 +63,6 @@ export interface BenchDashboardResult {
   levels: DashboardLevel[];
 }
 
-const root = resolve(__dirname, '..', '..');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
-
-/** utime + stime of a process, ms (Linux /proc). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
-}
-
-const pct = (sorted: number[], p: number) =>
-  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-
 export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<BenchDashboardResult> {
   const clients = opts.clients ?? 200;
   const rates = opts.rates ?? [250, 500, 1000, 2000];
@@ -100,7 +72,7 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
   const brokers = opts.brokers ?? (process.env.FLEETPULSE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
   const log = opts.log ?? ((l: string) => console.log(l));
   const port = await freePort();
-  const api = spawn(process.execPath, [resolve(root, 'dashboard-api', 'dist', 'main.js')], {
+  const api = spawn(process.execPath, [join(repo, 'dashboard-api', 'dist', 'main.js')], {
     env: {
       ...process.env,
       FLEETPULSE_DASHBOARD_PORT: String(port),
@@ -211,11 +183,11 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
       delivered = 0;
       latencies = [];
       incomplete = 0;
-      const cpu0 = cpuMs(api.pid!);
+      const cpu0 = cpuSeconds(api.pid!) * 1000;
       const t0 = Date.now();
       await sleep(seconds * 1000);
       const elapsed = (Date.now() - t0) / 1000;
-      const cpu1 = cpuMs(api.pid!);
+      const cpu1 = cpuSeconds(api.pid!) * 1000;
       const got = delivered;
       const badRecords = incomplete;
       const lat = [...latencies].sort((a, b) => a - b);
@@ -231,9 +203,9 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
         producedPerSec: devices,
         deliveredPerSec: Math.round(got / elapsed),
         deliveredShare: Math.round((got / elapsed / (devices * clients)) * 1000) / 1000,
-        latencyMs: { p50: pct(lat, 50), p99: pct(lat, 99), max: lat.at(-1) ?? NaN },
+        latencyMs: { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: quantile(lat, 1) },
         apiCpuPercent: Math.round(((cpu1 - cpu0) / (elapsed * 1000)) * 100),
-        apiRssMiB: rssMiB(api.pid!),
+        apiRssMiB: Math.round(memoryMb(api.pid!).rss * 10) / 10,
         incomplete: badRecords,
       };
       levels.push(level);

@@ -1,5 +1,7 @@
 import { io } from 'socket.io-client';
 import type { WindowRecord } from '@fleetpulse/contracts';
+import { sleep } from '@fleetpulse/runtime';
+import { quantile } from './quantile';
 
 export interface BenchE2eOptions {
   /** [ingestionUrl=http://127.0.0.1:8080] - of a running stack (`npm start`). */
@@ -55,11 +57,15 @@ export async function benchE2e(opts: BenchE2eOptions = {}): Promise<BenchE2eResu
       body: JSON.stringify({ deviceId: device, ts, metrics: { temp: 20 + Math.random() }, seq }),
     });
     if (res.status !== 202) throw new Error(`ingestion answered ${res.status}: is the stack running (npm start)?`);
-    await new Promise((r) => setTimeout(r, Math.max(0, ts + interval - Date.now())));
+    await sleep(Math.max(0, ts + interval - Date.now()));
   }
-  await new Promise((r) => setTimeout(r, 8000)); // the last windows close by idleness
+  await sleep(8000); // the last windows close by idleness
   socket.close();
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { windows: latencies.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies[latencies.length - 1] ?? NaN };
+  return {
+    windows: latencies.length,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    maxMs: quantile(latencies, 1),
+  };
 }

@@ -4,14 +4,18 @@
  * the time they are taken; readings go to ingestion as they are taken, `batch` per request (a gateway's batch: the
  * readings of consecutive devices), over `connections` keep-alive connections. A device's `seq` runs on across
  * phases (a retried or repeated seq inside an open window would be dropped as a retry). 503s and network errors are
- * retried (`maxRetries`); readings that wait more than `maxQueueSeconds` for a connection are dropped and counted,
- * so a saturated service shows as offered > sent rather than as a growing backlog. Prints a JSON report on stdout.
+ * retried with backoff (`maxRetries`); readings that wait more than `maxQueueSeconds` for a connection are dropped
+ * and counted, so a saturated service shows as offered > sent rather than as a growing backlog. Prints a JSON
+ * report on stdout.
  *
  * The simulator (`fleetpulse-simulator`) is not used here: each of its runs restarts `seq` at 0, which would collide
  * with the previous phase's seqs in windows still open at the change of rate, and it does not report per phase.
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
+import { backoffDelay, sleep } from '@fleetpulse/runtime';
+import { postTelemetry } from './ingest-post';
+import { quantile } from './quantile';
 
 export interface FleetLoadConfig {
   url: string;
@@ -162,7 +166,7 @@ async function main(): Promise<void> {
         }
         if (buf.length > 0 && now - bufFirst >= linger) flush();
         if (t >= end) break;
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
       }
       flush(); // requests never straddle phases
       phaseStart = end;
@@ -170,37 +174,6 @@ async function main(): Promise<void> {
     generating = false;
     for (const w of waiting.splice(0)) w();
   })();
-
-  const post = (body: string) =>
-    new Promise<{ code: number; accepted: number; rejected: number }>((resolve) => {
-      const req = request(
-        {
-          agent,
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-            authorization: `Bearer ${c.token}`,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (x: Buffer) => chunks.push(x));
-          res.on('end', () => {
-            const code = res.statusCode ?? 0;
-            if (code !== 202) return resolve({ code, accepted: 0, rejected: 0 });
-            const r = JSON.parse(Buffer.concat(chunks).toString()) as { accepted: number; rejected: number };
-            resolve({ code, accepted: r.accepted, rejected: r.rejected });
-          });
-          res.on('error', () => resolve({ code: -1, accepted: 0, rejected: 0 }));
-        },
-      );
-      req.on('error', () => resolve({ code: -1, accepted: 0, rejected: 0 }));
-      req.end(body);
-    });
 
   let endedAt = 0;
   const sender = async () => {
@@ -219,7 +192,7 @@ async function main(): Promise<void> {
       p.sent += r.events;
       for (let attempt = 0; ; attempt++) {
         const t0 = performance.now();
-        const res = await post(r.body);
+        const res = await postTelemetry(agent, target, c.token, 'application/json', r.body);
         latencies[r.phase]!.push(performance.now() - t0);
         p.requests++;
         p.status[res.code] = (p.status[res.code] ?? 0) + 1;
@@ -235,7 +208,7 @@ async function main(): Promise<void> {
           break;
         }
         p.retries++;
-        await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+        await sleep(backoffDelay(attempt, { initialMs: 100, maxMs: 1000 }));
       }
       endedAt = Date.now();
       p.lastAnswerAt = endedAt;
@@ -245,8 +218,7 @@ async function main(): Promise<void> {
   agent.destroy();
   phases.forEach((p, i) => {
     const l = Float64Array.from(latencies[i]!).sort();
-    const at = (q: number) => (l.length === 0 ? 0 : l[Math.min(l.length - 1, Math.floor(q * l.length))]!);
-    p.latencyMs = { p50: at(0.5), p99: at(0.99), max: l.length === 0 ? 0 : l[l.length - 1]! };
+    p.latencyMs = { p50: quantile(l, 0.5, 0), p99: quantile(l, 0.99, 0), max: quantile(l, 1, 0) };
   });
   const cpu = process.cpuUsage();
   const loadCores = (cpu.user + cpu.system) / 1000 / Math.max(1, performance.now());

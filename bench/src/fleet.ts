@@ -20,16 +20,17 @@
  *   processor's 1 s safety margin + a tick and a commit. Stepping stops at the first step not sustained.
  */
 import { bucketOf, resolutionMs } from '@fleetpulse/contracts';
-import { kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
+import { loadStackConfig } from '@fleetpulse/compose';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from 'cassandra-driver';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { sleep } from '@fleetpulse/runtime';
+import type { Admin, Kafka } from 'kafkajs';
 import type { FleetLoadConfig, FleetLoadReport } from './fleet-load';
 import {
   atEnd,
-  cassandraClient,
+  connectStack,
   committedOffsets,
   coresBetween,
   cpuSnapshot,
@@ -39,7 +40,6 @@ import {
   memoryMb,
   metricSum,
   runScript,
-  sleep,
   stackPids,
   startIngestionProcess,
   startProcessor,
@@ -172,18 +172,12 @@ export async function benchFleet(opts: BenchFleetOptions = {}): Promise<BenchFle
     batch: 500,
     ...opts,
   };
-  await stackUp({ log: stderrLogger });
-  const kafka = new Kafka({ clientId: 'bench-fleet', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  const client = cassandraClient();
-  await client.connect();
+  const { kafka, admin, client, close } = await connectStack('bench-fleet');
   const runs: FleetRun[] = [];
   try {
     for (const stored of o.stored) runs.push(await fleetRun(kafka, admin, client, stored, o));
   } finally {
-    await admin.disconnect();
-    await client.shutdown();
+    await close();
   }
   return { devices: o.devices, keepUpDelayMs: o.keepUpDelayMs, runs };
 }
@@ -209,7 +203,7 @@ async function fleetRun(
   const series: SeriesSample[] = [];
   let sampler: NodeJS.Timeout | undefined;
   try {
-    ingestion = await startIngestionProcess('ingestion', topic);
+    ingestion = await startIngestionProcess('ingestion', { topic });
     processor = await startProcessor('processor', topic, group, { FLEETPULSE_STORED_RESOLUTIONS: stored });
     await Promise.all([waitReady(ingestion), waitReady(processor)]);
     const [proc, ing] = [processor, ingestion];

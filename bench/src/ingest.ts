@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
@@ -7,8 +7,7 @@ import { kafkaDeps, resolveClasspath } from '@fleetpulse/compose/java';
 import { parseTelemetry } from '@fleetpulse/native';
 import { Kafka, logLevel } from 'kafkajs';
 import { benchPayloads } from './parse';
-
-const repo = join(__dirname, '..', '..');
+import { memoryMb, runScript, startIngestionProcess, waitReady } from './services';
 
 export interface BenchIngestOptions {
   /** [seconds=20] - measured load duration. */
@@ -42,34 +41,6 @@ export interface BenchIngestResult {
   ratio: number;
 }
 
-function rssMb(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-}
-
-async function waitReady(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await fetch(url).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} not ready within ${timeoutMs} ms`);
-}
-
-function runNode(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}`))));
-  });
-}
-
 /**
  * The ingestion service as a whole, as its own process: a load generator (another process) posts batches of
  * `batchSize` events over keep-alive HTTP; every 202 means Kafka acknowledged from all in-sync replicas. Then the
@@ -93,31 +64,16 @@ export async function benchIngest(opts: BenchIngestOptions = {}): Promise<BenchI
     }),
   );
 
-  const ingestion = spawn(process.execPath, [join(repo, 'ingestion', 'dist', 'main.js')], {
-    env: {
-      ...process.env,
-      FLEETPULSE_ENV: 'development',
-      FLEETPULSE_INGESTION_PORT: String(port),
-      FLEETPULSE_INGESTION_HOST: '127.0.0.1',
-      FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const ingestion = await startIngestionProcess('ingestion', { port });
   let peakRss = 0;
-  const sampler = setInterval(() => {
-    try {
-      peakRss = Math.max(peakRss, rssMb(ingestion.pid!).rss);
-    } catch {
-      /* exited */
-    }
-  }, 100);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, memoryMb(ingestion.pid).rss)), 100);
   try {
-    await waitReady(`http://127.0.0.1:${port}/readyz`, 30_000);
+    await waitReady(ingestion, 30_000);
     const worker = join(__dirname, 'load-worker.js');
     const url = `http://127.0.0.1:${port}/v1/telemetry`;
-    await runNode([worker, url, 'dev-token', bodiesFile, String(connections), '3']); // warm-up
+    await runScript(worker, [url, 'dev-token', bodiesFile, String(connections), '3'], {}, true); // warm-up
     const report = JSON.parse(
-      await runNode([worker, url, 'dev-token', bodiesFile, String(connections), String(seconds)]),
+      await runScript(worker, [url, 'dev-token', bodiesFile, String(connections), String(seconds)], {}, true),
     ) as {
       requests: number;
       status: Record<string, number>;
@@ -125,7 +81,7 @@ export async function benchIngest(opts: BenchIngestOptions = {}): Promise<BenchI
       seconds: number;
       latencyMs: { p50: number; p99: number };
     };
-    peakRss = Math.max(peakRss, rssMb(ingestion.pid!).hwm);
+    peakRss = Math.max(peakRss, memoryMb(ingestion.pid).hwm);
     const service = {
       eventsPerSec: report.eventsAccepted / report.seconds,
       requestsPerSec: report.requests / report.seconds,
@@ -143,7 +99,7 @@ export async function benchIngest(opts: BenchIngestOptions = {}): Promise<BenchI
     return { service, ceiling, ratio: service.eventsPerSec / ceiling.eventsPerSec };
   } finally {
     clearInterval(sampler);
-    ingestion.kill('SIGTERM');
+    await ingestion.stop();
   }
 }
 

@@ -6,7 +6,10 @@
  * Usage: node bench/dist/load-worker.js <url> <token> <bodies.ndjson-list.json> <connections> <seconds>
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
+import { sleep } from '@fleetpulse/runtime';
+import { postTelemetry } from './ingest-post';
+import { quantile } from './quantile';
 
 interface LoadReport {
   requests: number;
@@ -15,11 +18,6 @@ interface LoadReport {
   eventsAccepted: number;
   seconds: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 async function main(): Promise<void> {
@@ -48,48 +46,19 @@ async function main(): Promise<void> {
   const started = performance.now();
   const deadline = started + seconds * 1000;
 
-  const postOnce = (body: Buffer) =>
-    new Promise<number>((resolve, reject) => {
-      const req = request(
-        {
-          agent,
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          headers: { 'content-type': contentType, 'content-length': body.length, authorization: `Bearer ${token}` },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            if (res.statusCode === 202)
-              eventsAccepted += (JSON.parse(Buffer.concat(chunks).toString()) as { accepted: number }).accepted;
-            resolve(res.statusCode ?? 0);
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-
   let next = 0;
   const loop = async () => {
     while (performance.now() < deadline) {
       const body = bodies[next++ % bodies.length]!;
       const t0 = performance.now();
-      let code: number;
-      try {
-        code = await postOnce(body);
-      } catch {
-        code = -1;
-      }
+      const { code, accepted } = await postTelemetry(agent, target, token, contentType, body);
       latencies.push(performance.now() - t0);
       requests++;
       status[code] = (status[code] ?? 0) + 1;
-      if (code === 202) ok++;
-      else if (code === 503) await new Promise((r) => setTimeout(r, 50));
+      if (code === 202) {
+        ok++;
+        eventsAccepted += accepted;
+      } else if (code === 503) await sleep(50);
     }
   };
   await Promise.all(Array.from({ length: connections }, loop));
@@ -102,10 +71,10 @@ async function main(): Promise<void> {
     eventsAccepted,
     seconds: elapsed,
     latencyMs: {
-      p50: percentile(sorted, 50),
-      p90: percentile(sorted, 90),
-      p99: percentile(sorted, 99),
-      max: percentile(sorted, 100),
+      p50: quantile(sorted, 0.5),
+      p90: quantile(sorted, 0.9),
+      p99: quantile(sorted, 0.99),
+      max: quantile(sorted, 1),
     },
   };
   void eventsPerBody;

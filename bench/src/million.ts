@@ -20,11 +20,12 @@
  * are counted after each restart: the data has none, so any would be a wrong resume.
  */
 import type { TelemetryEvent } from '@fleetpulse/contracts';
-import { kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { loadStackConfig } from '@fleetpulse/compose';
+import { sleep } from '@fleetpulse/runtime';
+import type { Admin } from 'kafkajs';
 import {
   atEnd,
-  cassandraClient,
+  connectStack,
   committedOffsets,
   committedSum,
   endOffsets,
@@ -33,7 +34,7 @@ import {
   memoryMb,
   metricBy,
   metricSum,
-  sleep,
+  produce,
   startProcessor,
   type Sample,
   type ServiceProcess,
@@ -103,12 +104,6 @@ export interface BenchMillionResult {
   inputLate: number;
 }
 
-interface Rec {
-  partition: number;
-  key: string;
-  value: string;
-}
-
 export async function benchMillion(opts: BenchMillionOptions = {}): Promise<BenchMillionResult> {
   const o = {
     devices: 1_000_000,
@@ -120,13 +115,8 @@ export async function benchMillion(opts: BenchMillionOptions = {}): Promise<Benc
     timeoutMs: 60 * 60_000,
     ...opts,
   };
-  await stackUp({ log: stderrLogger });
+  const { kafka, admin, client, close } = await connectStack('bench-million');
   const partitions = loadStackConfig().topicPartitions;
-  const kafka = new Kafka({ clientId: 'bench-million', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  const client = cassandraClient();
-  await client.connect();
   const stamp = Date.now().toString(36);
   const topic = `bench.million.${stamp}`;
   const group = `bench-million-${stamp}`;
@@ -139,7 +129,7 @@ export async function benchMillion(opts: BenchMillionOptions = {}): Promise<Benc
   try {
     const quietSeconds = o.devices / o.quietPerSec;
     // Each active part starts at a minute boundary after the previous one: a device that paused (idle-closed) and
-    // resumed within the same 60 s window would be late for it (shared/design.md, "Idle devices").
+    // resumed within the same 60 s window would be late for it (docs/contract.md, "Windows", idle devices).
     const nextMinute = (t: number) => Math.ceil((t + 1) / 60_000) * 60_000;
     const t0 = nextMinute(Date.now()) - 3 * 60_000 - (quietSeconds + o.activeSeconds) * 1000;
     const activeStart = nextMinute(t0 + quietSeconds * 1000);
@@ -270,8 +260,7 @@ export async function benchMillion(opts: BenchMillionOptions = {}): Promise<Benc
     for (const p of procs) await p.stop('SIGTERM', 30_000);
     await forgetGroup(admin, client, group, topic);
     await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-    await admin.disconnect();
-    await client.shutdown();
+    await close();
   }
 }
 
@@ -285,27 +274,6 @@ function stateOf(m: Sample[]): ProcessorState {
     windowsPublished: metricSum(m, 'fleetpulse_processor_windows_published_total'),
     late: metricSum(m, 'fleetpulse_processor_late_events_total'),
   };
-}
-
-async function produce(kafka: Kafka, topic: string, records: Iterable<Rec>): Promise<number> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  let n = 0;
-  let batch: Rec[] = [];
-  try {
-    for (const r of records) {
-      batch.push(r);
-      n++;
-      if (batch.length === 2000) {
-        await producer.send({ topic, acks: -1, messages: batch });
-        batch = [];
-      }
-    }
-    if (batch.length > 0) await producer.send({ topic, acks: -1, messages: batch });
-  } finally {
-    await producer.disconnect();
-  }
-  return n;
 }
 
 /**

@@ -1,15 +1,11 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import * as http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { kafkaBrokers, stackUp, stderrLogger } from '@fleetpulse/compose';
+import { stackUp, stderrLogger } from '@fleetpulse/compose';
 import { createTransport, type Transport } from '@fleetpulse/simulator';
 import { connectAsync, type MqttClient } from 'mqtt';
+import { postTelemetry } from './ingest-post';
 import { benchPayloads } from './parse';
-
-const repo = join(__dirname, '..', '..');
+import { quantile } from './quantile';
+import { freePort, memoryMb, startIngestionProcess, waitReady } from './services';
 
 export interface BenchMqttOptions {
   /** [seconds=10] - measured time of each door and batch shape. */
@@ -38,14 +34,6 @@ export interface BenchMqttResult {
   batchSize: number;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 /** 64 batches of `size` events of one device each (devices bench-mqtt-<run>-0..63), 4 metrics per event. */
 function deviceBatches(size: number, run: string): { device: string; body: Buffer }[] {
   const now = Date.now() - 60_000;
@@ -61,10 +49,6 @@ function deviceBatches(size: number, run: string): { device: string; body: Buffe
     );
     return { device, body: Buffer.from(`[${events.join(',')}]`) };
   });
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
 /** `connections` loops, each sending its next batch when the last was acknowledged, for `seconds`. */
@@ -108,53 +92,20 @@ export async function benchMqtt(opts: BenchMqttOptions = {}): Promise<BenchMqttR
   const batchSize = opts.batchSize ?? 500;
   await stackUp({ log: stderrLogger });
   const [httpPort, mqttPort] = [await freePort(), await freePort()];
-  const ingestion = spawn(process.execPath, [join(repo, 'ingestion', 'dist', 'main.js')], {
-    env: {
-      ...process.env,
-      FLEETPULSE_ENV: 'development',
-      FLEETPULSE_INGESTION_HOST: '127.0.0.1',
-      FLEETPULSE_INGESTION_PORT: String(httpPort),
-      FLEETPULSE_MQTT_PORT: String(mqttPort),
-      FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const ingestion = await startIngestionProcess('ingestion', { port: httpPort, mqttPort });
   let peakRss = 0;
-  const sampler = setInterval(() => {
-    try {
-      const kb = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${ingestion.pid!}/status`, 'utf8'))?.[1];
-      peakRss = Math.max(peakRss, Number(kb ?? 0) / 1024);
-    } catch {
-      /* exited */
-    }
-  }, 200);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, memoryMb(ingestion.pid).hwm)), 200);
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const mqttClients: MqttClient[] = [];
   let gateway: Transport | undefined;
   try {
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) break;
-      if (i > 150) throw new Error('ingestion did not get ready within 30 s');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const post = (body: Buffer, events: number) =>
-      new Promise<number>((resolve, reject) => {
-        const req = http.request(
-          { host: '127.0.0.1', port: httpPort, path: '/v1/telemetry', method: 'POST', agent },
-          (res) => {
-            res.resume();
-            res.on('end', () => (res.statusCode === 202 ? resolve(events) : reject(new Error(`${res.statusCode}`))));
-          },
-        );
-        req.setHeader('content-type', 'application/json');
-        req.setHeader('authorization', 'Bearer dev-token');
-        req.on('error', reject);
-        req.end(body);
-      });
+    await waitReady(ingestion, 30_000);
+    const telemetryUrl = new URL(`http://127.0.0.1:${httpPort}/v1/telemetry`);
+    const post = async (body: Buffer, events: number) => {
+      const { code } = await postTelemetry(agent, telemetryUrl, 'dev-token', 'application/json', body);
+      if (code !== 202) throw new Error(`${code}`);
+      return events;
+    };
     for (let i = 0; i < connections; i++)
       mqttClients.push(
         await connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
@@ -211,8 +162,8 @@ export async function benchMqtt(opts: BenchMqttOptions = {}): Promise<BenchMqttR
         batches: shape.batches,
         eventsPerSec: Math.round(r.events / r.seconds),
         batchesPerSec: Math.round(r.batches / r.seconds),
-        p50Ms: Math.round(quantile(r.latencies, 0.5) * 10) / 10,
-        p99Ms: Math.round(quantile(r.latencies, 0.99) * 10) / 10,
+        p50Ms: Math.round(quantile(r.latencies, 0.5, 0) * 10) / 10,
+        p99Ms: Math.round(quantile(r.latencies, 0.99, 0) * 10) / 10,
         failures: r.failures,
       });
     }
@@ -222,6 +173,6 @@ export async function benchMqtt(opts: BenchMqttOptions = {}): Promise<BenchMqttR
     agent.destroy();
     await Promise.all(mqttClients.map((c) => c.endAsync(true)));
     await gateway?.close();
-    ingestion.kill('SIGTERM');
+    await ingestion.stop();
   }
 }

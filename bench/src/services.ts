@@ -19,6 +19,7 @@ import {
   stackUp,
   stderrLogger,
 } from '@fleetpulse/compose';
+import { sleep } from '@fleetpulse/runtime';
 import { Client } from 'cassandra-driver';
 import { decodeRecordValue, InvalidRecordError, WindowAggregator } from '@fleetpulse/stream-processor/core';
 import { Kafka, logLevel, type Admin, type Message } from 'kafkajs';
@@ -45,8 +46,6 @@ export function keepServiceLogs(): string | undefined {
   keepLogs = true;
   return logDir;
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A free TCP port on 127.0.0.1 (the services are told it; a small race, fine on a bench machine). */
 export function freePort(): Promise<number> {
@@ -252,23 +251,28 @@ export async function startProcessor(
   );
 }
 
-/** The ingestion service as users run it (development tokens, MQTT off), producing to `topic`. */
-export async function startIngestionProcess(name: string, topic: string): Promise<ServiceProcess> {
-  const port = await freePort();
-  const proc = startService(
+/**
+ * The ingestion service as users run it (development tokens), producing to `topic` (else its default), its HTTP door
+ * on `port` (else a free one), its MQTT door on `mqttPort` (else off).
+ */
+export async function startIngestionProcess(
+  name: string,
+  options: { topic?: string; port?: number; mqttPort?: number } = {},
+): Promise<ServiceProcess> {
+  const port = options.port ?? (await freePort());
+  return startService(
     name,
     join(repo, 'ingestion', 'dist', 'main.js'),
     {
       FLEETPULSE_ENV: 'development',
       FLEETPULSE_INGESTION_HOST: '127.0.0.1',
       FLEETPULSE_INGESTION_PORT: String(port),
-      FLEETPULSE_INGESTION_TOPIC: topic,
-      FLEETPULSE_MQTT_PORT: 'off',
+      ...(options.topic === undefined ? {} : { FLEETPULSE_INGESTION_TOPIC: options.topic }),
+      FLEETPULSE_MQTT_PORT: options.mqttPort === undefined ? 'off' : String(options.mqttPort),
       FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
     },
     port,
   );
-  return proc;
 }
 
 /**
