@@ -33,14 +33,9 @@ describe('model spec', () => {
   });
 
   it('lists every problem of a bad spec', () => {
-    expect(() => resolveSpec({ version: '1', features: ['temp'], resolution: 'x', threshold: 'a' }, {})).toThrow(
-      ModelSpecError,
-    );
-    try {
-      resolveSpec({ version: '1', features: ['temp'], resolution: 'x', threshold: 'a' }, {});
-    } catch (e) {
-      expect((e as Error).message).toMatch(/features.0.*resolution.*threshold/s);
-    }
+    const bad = () => resolveSpec({ version: '1', features: ['temp'], resolution: 'x', threshold: 'a' }, {});
+    expect(bad).toThrow(ModelSpecError);
+    expect(bad).toThrow(/features.0.*resolution.*threshold/s);
     expect(
       resolveSpec(undefined, { version: '1', features: 'a.mean, b.max', resolution: '60s', threshold: '0.5' }),
     ).toMatchObject({ features: ['a.mean', 'b.max'], output: null, higherIsAnomalous: true });

@@ -41,6 +41,8 @@ interface Harness {
   scores: AnomalyScore[];
   /** Wall-clock arrival (ms) of each score, same index. */
   arrivals: number[];
+  /** The anomaly.scores partition of each score, same index (scores of a partition arrive in the order written). */
+  partitions: number[];
   /** The service's log lines (every service started by `restart` too). */
   logs: string[];
   reader: Consumer;
@@ -70,13 +72,15 @@ async function harness(setup: (dir: string) => void, env: Record<string, string>
   const logs: string[] = [];
   const scores: AnomalyScore[] = [];
   const arrivals: number[] = [];
+  const partitions: number[] = [];
   const reader = kafka.consumer({ groupId: testGroupId() });
   await reader.connect();
   await reader.subscribe({ topic: sink, fromBeginning: true });
   await reader.run({
-    eachMessage: async ({ message }) => {
+    eachMessage: async ({ message, partition }) => {
       scores.push(JSON.parse(message.value!.toString()) as AnomalyScore);
       arrivals.push(Date.now());
+      partitions.push(partition);
     },
   });
   const h: Harness = {
@@ -86,6 +90,7 @@ async function harness(setup: (dir: string) => void, env: Record<string, string>
     source,
     scores,
     arrivals,
+    partitions,
     logs,
     reader,
     restart: async () => {
@@ -248,8 +253,26 @@ test('a swap under load loses and repeats no score; bad files are rejected while
     const versions = new Map<string, number>();
     for (const s of h.scores) versions.set(s.modelVersion, (versions.get(s.modelVersion) ?? 0) + 1);
     expect([...versions.keys()].sort()).toEqual(['1', '2']);
+    // Once v2 scores, v1 never does again. Steps run one at a time, each with one snapshot of the models, and a
+    // partition of anomaly.scores holds its scores in the order they were written: in each partition, every score
+    // after the first v2 one is v2. Arrival order across partitions says nothing, so the check is per partition.
+    const byPartition = new Map<number, string[]>();
+    h.scores.forEach((s, i) => {
+      const p = h.partitions[i]!;
+      byPartition.set(p, [...(byPartition.get(p) ?? []), s.modelVersion]);
+    });
+    const afterFirstV2 = [...byPartition.keys()].sort().map((p) => {
+      const vs = byPartition.get(p)!;
+      const from = vs.indexOf('2');
+      const rest = from < 0 ? [] : vs.slice(from);
+      return { partition: p, scoresFromFirstV2: rest.length, v1: rest.filter((v) => v === '1').length };
+    });
+    expect(afterFirstV2.map(({ partition, v1 }) => ({ partition, v1 }))).toEqual(
+      [0, 1, 2].map((partition) => ({ partition, v1: 0 })),
+    );
+    // ...and the check had records to look at: every partition saw the swap with scores after it.
+    for (const p of afterFirstV2) expect(p.scoresFromFirstV2).toBeGreaterThan(100);
     const firstV2 = h.scores.findIndex((s) => s.modelVersion === '2');
-    // Once v2 scores, v1 never does again (one swap, in order, per partition).
     const swapMs = h.arrivals[firstV2]! - renamedAt;
     console.log(
       `swap under load: ${counts.size} windows scored once each (v1 ${versions.get('1')}, v2 ${versions.get('2')}), ` +
@@ -400,6 +423,13 @@ test('records that are not window records, not final or lacking a metric are pas
     expect(sample(text, 'scoring_window_records_total', 'final="false"')).toBe(6);
     expect(sample(text, 'scoring_window_records_total', 'final="true"')).toBe(18);
     expect(sample(text, 'scoring_windows_unscorable_total', 'model="iforest",reason="missing-metric"')).toBe(6);
+    // Read from the session host at the scrape: a child process holding a session has tens of MiB.
+    expect(Number(/^scoring_session_host_rss_bytes (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(10 * 1024 * 1024);
+    // The rest of the ops endpoint: ready while consuming, and the models the dashboard shows.
+    const ops = (path: string) => fetch(`http://127.0.0.1:${h.service.port}${path}`);
+    expect((await ops('/readyz')).status).toBe(200);
+    const listed = (await (await ops('/api/models')).json()) as { name: string; active: { version: string } }[];
+    expect(listed.map((m) => [m.name, m.active.version])).toEqual([['iforest', '1']]);
     // Each bad record is logged where it is: topic[partition]@offset and why.
     const skipped = h.logs.filter((l) => l.startsWith(`skipping ${h.source}[`));
     const at = (l: string) => /\[(\d+)\]@(\d+):/.exec(l)!.slice(1, 3).join('@');
