@@ -1,4 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { Access } from './access.service';
+import { AuthGuard } from './auth.guard';
 import { CassandraService } from './cassandra.service';
 import type { DashboardConfig } from './config';
 import { HealthController } from './health.controller';
@@ -9,6 +12,7 @@ import { LiveConsumer } from './live.consumer';
 import { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
 import { ModelsController } from './models.controller';
+import { SessionController } from './session.controller';
 import { UiController } from './ui.controller';
 import { DashboardConfigToken } from './tokens';
 
@@ -18,9 +22,19 @@ export class AppModule {
   static forRoot(config: DashboardConfig): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HistoryController, ModelsController, HealthController, LiveConsumer, UiController],
+      controllers: [
+        HistoryController,
+        ModelsController,
+        SessionController,
+        HealthController,
+        LiveConsumer,
+        UiController,
+      ],
       providers: [
         { provide: DashboardConfigToken, useValue: config },
+        Access,
+        // Every HTTP route needs a token unless marked @Public() (auth.guard.ts).
+        { provide: APP_GUARD, useClass: AuthGuard },
         CassandraService,
         HistoryService,
         KafkaHealth,

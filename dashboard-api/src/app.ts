@@ -10,6 +10,7 @@ import { AppModule } from './app.module';
 import type { DashboardConfig } from './config';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { KafkaHealth } from './kafka-health.service';
+import { LiveIoAdapter } from './live.adapter';
 import { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
 
@@ -66,6 +67,17 @@ export async function startDashboard(config: DashboardConfig, opts: StartOptions
   });
   app.useGlobalFilters(new HttpErrorsFilter());
   app.disable('x-powered-by');
+  // Browsers may call the API from other origins only when configured: no CORS headers at all otherwise.
+  if (config.corsOrigins.length > 0)
+    app.enableCors({
+      origin: config.corsOrigins,
+      credentials: true,
+      methods: ['GET', 'POST', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type'],
+      exposedHeaders: ['X-Next', 'X-Next-To'],
+      maxAge: 600,
+    });
+  app.useWebSocketAdapter(new LiveIoAdapter(app));
   const metrics = app.get(DashboardMetrics);
   app.use((req: { route?: { path?: string } }, res: NodeJS.EventEmitter & { statusCode: number }, next: () => void) => {
     const end = metrics.httpRequests.startTimer();

@@ -5,11 +5,15 @@ import {
   connectionEnv,
   DefaultPorts,
   DefaultStoredResolutions,
+  DevToken,
   envInt,
+  envList,
   parseStoredResolutions,
+  resolutionMs,
 } from '@fleetpulse/contracts';
 import { ServiceConfigError } from '@fleetpulse/runtime';
 import { z } from 'zod';
+import { grantsOf, type Grant } from './access';
 
 export interface DashboardConfig {
   host: string;
@@ -42,6 +46,29 @@ export interface DashboardConfig {
    * REST history of any other resolution answers 400 naming these. Live streams carry every resolution.
    */
   storedResolutions: string[];
+  /**
+   * Every resolution a live subscription may name: the processor's FLEETPULSE_RESOLUTIONS (as set there) and the
+   * stored ones. Any other `resolution` of a subscription is refused with the list.
+   */
+  liveResolutions: string[];
+  /** `FLEETPULSE_ENV=development`: the dev token is an admin for every device. */
+  development: boolean;
+  /** Dashboard tokens (both roles; in development the dev token too), by digest: the tokens themselves are not kept. */
+  grants: Grant[];
+  /** Origins other than the dashboard's own whose pages may call it (CORS, the socket.io handshake); none by default. */
+  corsOrigins: string[];
+  /** A session lasts this long after login, ms (absolute). */
+  sessionTtlMs: number;
+  /** Sessions at once; a login past it answers 503 until one ends or expires. */
+  maxSessions: number;
+  /** Sessions of one token at once; a login past it ends that token's oldest session. */
+  maxSessionsPerToken: number;
+  /** Session cookie with `Secure` (set it when browsers reach the dashboard over HTTPS). */
+  cookieSecure: boolean;
+  /** Subscriptions (rooms) one socket may hold; past it `subscribe` is refused with the reason. */
+  liveMaxSubscriptions: number;
+  /** Sockets on `/live` per token (its sessions' sockets count toward it); past it the connection is refused. */
+  liveMaxSocketsPerToken: number;
 }
 
 export class ConfigError extends ServiceConfigError {
@@ -63,7 +90,52 @@ const envSchema = z.object({
   FLEETPULSE_DASHBOARD_UI_DIR: z.string().min(1).optional(),
   FLEETPULSE_HEALTH_TIMEOUT_MS: envInt(100, 60_000).default(2000),
   FLEETPULSE_STORED_RESOLUTIONS: z.string().default(DefaultStoredResolutions),
+  FLEETPULSE_RESOLUTIONS: z.string().default('1s,10s,60s'),
+  FLEETPULSE_ENV: z.enum(['development', 'production']).default('production'),
+  FLEETPULSE_DASHBOARD_VIEWER_TOKENS: z.string().default(''),
+  FLEETPULSE_DASHBOARD_ADMIN_TOKENS: z.string().default(''),
+  FLEETPULSE_DASHBOARD_CORS_ORIGINS: z.string().default(''),
+  FLEETPULSE_DASHBOARD_SESSION_TTL_SECONDS: envInt(60, 30 * 86_400).default(12 * 3600),
+  FLEETPULSE_DASHBOARD_MAX_SESSIONS: envInt(1, 1_000_000).default(10_000),
+  FLEETPULSE_DASHBOARD_MAX_SESSIONS_PER_TOKEN: envInt(1, 1_000_000).default(1000),
+  FLEETPULSE_DASHBOARD_COOKIE_SECURE: z.enum(['true', 'false'], 'must be true or false').default('false'),
+  FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS: envInt(1, 10_000).default(100),
+  FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN: envInt(1, 1_000_000).default(1000),
 });
+
+/** `https://ops.example.com,...`: each an origin as browsers send it (scheme, host, port; no path, no `*`). */
+function parseOrigins(value: string, problems: string[]): string[] {
+  const out: string[] = [];
+  for (const item of envList(value)) {
+    let origin: string | undefined;
+    try {
+      origin = new URL(item).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin !== item || !/^https?:/.test(item))
+      problems.push(`FLEETPULSE_DASHBOARD_CORS_ORIGINS: "${item}" is not an origin such as https://ops.example.com`);
+    else if (!out.includes(item)) out.push(item);
+  }
+  return out;
+}
+
+/** The processor's resolutions (at most 8, each `<seconds>s`) and the stored ones: what live subscriptions may name. */
+function parseLiveResolutions(value: string, stored: readonly string[], problems: string[]): string[] {
+  const labels = envList(value);
+  if (labels.length > 8) problems.push(`FLEETPULSE_RESOLUTIONS: at most 8, got ${labels.length}`);
+  const out: string[] = [];
+  for (const label of [...labels, ...stored]) {
+    try {
+      resolutionMs(label);
+    } catch (e) {
+      problems.push(`FLEETPULSE_RESOLUTIONS: ${(e as Error).message}`);
+      continue;
+    }
+    if (!out.includes(label)) out.push(label);
+  }
+  return out;
+}
 
 /** Parses and validates every variable at once; one ConfigError lists every bad one. Empty strings count as unset. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfig {
@@ -74,6 +146,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
   const problems: string[] = [];
   const connection = connectionConfig(e, problems);
   const storedResolutions = parseStoredResolutions(e.FLEETPULSE_STORED_RESOLUTIONS, problems);
+  const liveResolutions = parseLiveResolutions(e.FLEETPULSE_RESOLUTIONS, storedResolutions, problems);
+  const development = e.FLEETPULSE_ENV === 'development';
+  const grants = grantsOf(
+    { viewer: e.FLEETPULSE_DASHBOARD_VIEWER_TOKENS, admin: e.FLEETPULSE_DASHBOARD_ADMIN_TOKENS },
+    development,
+    problems,
+  );
+  if (grants.length === 0)
+    problems.push(
+      `FLEETPULSE_DASHBOARD_VIEWER_TOKENS / _ADMIN_TOKENS: no dashboard token configured; set FLEETPULSE_DASHBOARD_ADMIN_TOKENS=<token>[=<device glob>],... (or FLEETPULSE_ENV=development for ${DevToken})`,
+    );
+  const corsOrigins = parseOrigins(e.FLEETPULSE_DASHBOARD_CORS_ORIGINS, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host: e.FLEETPULSE_DASHBOARD_HOST,
@@ -88,6 +172,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
     uiDir: resolve(e.FLEETPULSE_DASHBOARD_UI_DIR ?? join(__dirname, '..', '..', 'dashboard-ui', 'dist')),
     healthTimeoutMs: e.FLEETPULSE_HEALTH_TIMEOUT_MS,
     storedResolutions,
+    liveResolutions,
+    development,
+    grants,
+    corsOrigins,
+    sessionTtlMs: e.FLEETPULSE_DASHBOARD_SESSION_TTL_SECONDS * 1000,
+    maxSessions: e.FLEETPULSE_DASHBOARD_MAX_SESSIONS,
+    maxSessionsPerToken: e.FLEETPULSE_DASHBOARD_MAX_SESSIONS_PER_TOKEN,
+    cookieSecure: e.FLEETPULSE_DASHBOARD_COOKIE_SECURE === 'true',
+    liveMaxSubscriptions: e.FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS,
+    liveMaxSocketsPerToken: e.FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN,
   };
 }
 
@@ -115,4 +209,22 @@ Configuration is by environment variable (validated at start-up, all at once):
   FLEETPULSE_HEALTH_TIMEOUT_MS          /readyz checks give up after this (default 2000)
   FLEETPULSE_STORED_RESOLUTIONS         resolutions the stream-processor stores in Cassandra, as set there (default
                                         ${DefaultStoredResolutions}); REST history of another one answers 400 (live only)
+  FLEETPULSE_RESOLUTIONS                resolutions the stream-processor computes, as set there (default 1s,10s,60s):
+                                        with the stored ones, what a live subscription may name
+
+Access (every /api route and /live need a token or the session cookie of POST /api/login; /healthz, /readyz,
+/metrics and the UI's files are open):
+  FLEETPULSE_DASHBOARD_VIEWER_TOKENS    token[=device-glob],... read-only tokens, e.g. "s3cret-viewer-1=acme-*";
+                                        a token without a glob sees every device; listed again, it adds a glob
+  FLEETPULSE_DASHBOARD_ADMIN_TOKENS     the same for admin tokens (they may also change state: alert rules)
+                                        (at least one token is required unless FLEETPULSE_ENV=development)
+  FLEETPULSE_ENV                        development: ${DevToken} is an admin for every device (default production)
+  FLEETPULSE_DASHBOARD_CORS_ORIGINS     origins whose pages may call the API and /live, e.g.
+                                        https://ops.example.com (default none: same origin only)
+  FLEETPULSE_DASHBOARD_SESSION_TTL_SECONDS   a session ends this long after login (default 43200: 12 h)
+  FLEETPULSE_DASHBOARD_MAX_SESSIONS     sessions at once; past it a login answers 503 (default 10000)
+  FLEETPULSE_DASHBOARD_MAX_SESSIONS_PER_TOKEN   sessions of one token; past it its oldest ends (default 1000)
+  FLEETPULSE_DASHBOARD_COOKIE_SECURE    true: the session cookie is Secure (HTTPS only) (default false)
+  FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS     subscriptions per socket; past it subscribe is refused (default 100)
+  FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN /live sockets per token; past it a connection is refused (default 1000)
 `;

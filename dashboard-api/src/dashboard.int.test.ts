@@ -14,16 +14,18 @@ import type { Producer } from 'kafkajs';
 import { io, type Socket } from 'socket.io-client';
 import { startDashboard, type RunningDashboard } from './app';
 import { DashboardMetrics } from './metrics.service';
-import { aggregateRow, anomalyScore, collect, testConfig, windowRecord } from './testing';
+import { aggregateRow, anomalyScore, bearer, collect, testConfig, TestTokens, windowRecord } from './testing';
 
 // The API against the real Kafka and Cassandra of the launcher: REST on window records written as the
 // stream-processor writes them (fleetpulse.windows), and socket.io clients receiving window records produced to the
-// real topics. Device ids are unique per run. Stored resolutions here: 1s and 10s (60s is live only).
+// real topics. Device ids are unique per run. Stored resolutions here: 1s and 10s (60s is live only). Every request
+// and socket carries the admin token; what the others may see: access.int.test.ts.
 const run = randomBytes(4).toString('hex');
 const dev = (n: string) => `dash-it-${run}-${n}`;
 // 1s windows straddling an hour boundary: two Cassandra buckets (t0 .. t0+9s in one, t0+10s .. in the next).
 const t0 = Date.UTC(2031, 4, 6, 9, 59, 50);
 
+const admin = bearer(TestTokens.admin);
 let dashboard: RunningDashboard;
 let cassandra: Client;
 let producer: Producer;
@@ -115,7 +117,7 @@ afterAll(async () => {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field below
 async function get(path: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${dashboard.url}${path}`);
+  const res = await fetch(`${dashboard.url}${path}`, { headers: admin });
   return { status: res.status, body: await res.json() };
 }
 
@@ -143,7 +145,7 @@ describe('REST on real Cassandra window records', () => {
 
   it('lists the devices a page at a time in storage order, from next, with last seen and metrics', async () => {
     // The table holds every other run's devices too: ours are found by starting a page at them (next is inclusive).
-    const one = await fetch(`${dashboard.url}/api/devices?next=${dev('a')}&limit=1`);
+    const one = await fetch(`${dashboard.url}/api/devices?next=${dev('a')}&limit=1`, { headers: admin });
     expect(await one.json()).toEqual([
       { deviceId: dev('a'), lastSeen: t0 + 20_000, metrics: ['humidity', 'temp', 'vib'] },
     ]);
@@ -155,14 +157,14 @@ describe('REST on real Cassandra window records', () => {
     );
     const order = rs.rows.map((r) => r.get('device_id') as string);
     const page = async (next: string) => {
-      const res = await fetch(`${dashboard.url}/api/devices?next=${next}&limit=3`);
+      const res = await fetch(`${dashboard.url}/api/devices?next=${next}&limit=3`, { headers: admin });
       const ids = ((await res.json()) as { deviceId: string }[]).map((d) => d.deviceId);
       return { ids, next: res.headers.get('x-next') };
     };
     const first = await page(dev('a'));
     expect(first).toEqual({ ids: order.slice(0, 3), next: order[3] ?? null });
     if (first.next !== null) expect((await page(first.next)).ids).toEqual(order.slice(3, 6));
-    const all = await fetch(`${dashboard.url}/api/devices`);
+    const all = await fetch(`${dashboard.url}/api/devices`, { headers: admin });
     const devices = (await all.json()) as unknown[];
     // Bounded by default: 1000 a page, and a full page says where the next starts.
     expect(all.headers.get('x-next') === null ? devices.length <= 1000 : devices.length === 1000).toBe(true);
@@ -277,7 +279,11 @@ describe('REST on real Cassandra window records', () => {
 
 describe('live streams from the real topics', () => {
   async function client(sub: object): Promise<Socket> {
-    const s = io(`${dashboard.url}/live`, { transports: ['websocket'], forceNew: true });
+    const s = io(`${dashboard.url}/live`, {
+      transports: ['websocket'],
+      forceNew: true,
+      auth: { token: TestTokens.admin },
+    });
     sockets.push(s);
     await new Promise<void>((resolve, reject) => {
       s.once('connect', () => resolve());

@@ -1,5 +1,6 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
 import type { Response } from 'express';
+import { Public } from './auth.guard';
 import { CassandraService } from './cassandra.service';
 import type { DashboardConfig } from './config';
 import { KafkaHealth } from './kafka-health.service';
@@ -12,7 +13,11 @@ interface Readiness {
   cassandra: { up: boolean; detail?: string };
 }
 
-/** Liveness, readiness (Kafka + Cassandra, each check time-boxed; they report, they don't throw) and metrics. */
+/**
+ * Liveness, readiness (Kafka + Cassandra, each check time-boxed; they report, they don't throw) and metrics. Open
+ * (no token): launchers, load balancers and Prometheus ask them, and they name no device.
+ */
+@Public()
 @Controller()
 export class HealthController {
   constructor(

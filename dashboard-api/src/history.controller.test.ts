@@ -1,33 +1,43 @@
 import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
+import { Access } from './access.service';
+import { AuthGuard } from './auth.guard';
 import { HistoryController } from './history.controller';
 import { HistoryService } from './history.service';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { StorageUnavailable } from './cassandra.service';
 import type { AnomalyQuery, DevicesQuery, SeriesQuery, WindowsQuery } from './query';
-import { testConfig } from './testing';
+import type { DeviceScope } from './access';
+import { DashboardMetrics } from './metrics.service';
+import { bearer, testConfig, TestTokens } from './testing';
 import { DashboardConfigToken } from './tokens';
 
 // The REST validation in a TestingModule with the storage faked: which parameters reach the queries, which get 400
-// with the reason, and the 404 of an unknown device. Stored resolutions here: 10s and 60s (1s is live only).
+// with the reason, and the 404 of an unknown device; behind the real guard (admin token unless a test says otherwise;
+// the tenant sees `known-1*` only). Stored resolutions here: 10s and 60s (1s is live only).
 let app: INestApplication;
 let base: string;
-const calls: { devices: DevicesQuery[]; series: SeriesQuery[]; windows: WindowsQuery[]; anomalies: AnomalyQuery[] } = {
-  devices: [],
-  series: [],
-  windows: [],
-  anomalies: [],
-};
+const calls: {
+  devices: DevicesQuery[];
+  series: SeriesQuery[];
+  windows: WindowsQuery[];
+  anomalies: AnomalyQuery[];
+  exists: string[];
+  scopes: (readonly string[] | null)[];
+} = { devices: [], series: [], windows: [], anomalies: [], exists: [], scopes: [] };
 let storageDown = false;
 
 const fakeHistory = {
   deviceExists: (id: string) => {
+    calls.exists.push(id);
     if (storageDown) return Promise.reject(new StorageUnavailable('Cassandra unavailable: test'));
     return Promise.resolve(id.startsWith('known'));
   },
-  devices: (q: DevicesQuery) => {
+  devices: (q: DevicesQuery, scope: DeviceScope) => {
     calls.devices.push(q);
+    calls.scopes.push(scope.patterns);
     const devices = [{ deviceId: 'known-1', lastSeen: 5000, metrics: ['temp'] }];
     return Promise.resolve({ devices, next: q.limit === 1 ? 'known-2' : null });
   },
@@ -45,8 +55,9 @@ const fakeHistory = {
     calls.windows.push(q);
     return Promise.resolve({ deviceId: q.deviceId, resolution: q.resolution, windows: [], next: 42 });
   },
-  anomalies: (q: AnomalyQuery) => {
+  anomalies: (q: AnomalyQuery, scope: DeviceScope) => {
     calls.anomalies.push(q);
+    calls.scopes.push(scope.patterns);
     return Promise.resolve({ scores: [], next: q.limit === 1 ? 123 : null });
   },
 };
@@ -56,7 +67,10 @@ beforeAll(async () => {
     controllers: [HistoryController],
     providers: [
       { provide: HistoryService, useValue: fakeHistory },
-      { provide: DashboardConfigToken, useValue: testConfig({ storedResolutions: ['10s', '60s'] }) },
+      { provide: DashboardConfigToken, useValue: testConfig({ storedResolutions: ['10s', '60s'] }, ['known-1*']) },
+      DashboardMetrics,
+      Access,
+      { provide: APP_GUARD, useClass: AuthGuard },
     ],
   }).compile();
   app = moduleRef.createNestApplication({ logger: false });
@@ -74,11 +88,16 @@ beforeEach(() => {
   calls.series.length = 0;
   calls.windows.length = 0;
   calls.anomalies.length = 0;
+  calls.exists.length = 0;
+  calls.scopes.length = 0;
   storageDown = false;
 });
 
-async function get(path: string): Promise<{ status: number; body: unknown; headers: Headers }> {
-  const res = await fetch(`${base}${path}`);
+async function get(
+  path: string,
+  token: string | null = TestTokens.admin,
+): Promise<{ status: number; body: unknown; headers: Headers }> {
+  const res = await fetch(`${base}${path}`, { headers: token === null ? {} : bearer(token) });
   return { status: res.status, body: await res.json(), headers: res.headers };
 }
 
@@ -253,4 +272,49 @@ describe('GET /api/anomalies', () => {
 
 it('unknown routes answer 404 {"error"}', async () => {
   expect(await get('/api/nothing')).toMatchObject({ status: 404, body: { error: 'Cannot GET /api/nothing' } });
+});
+
+describe('access', () => {
+  const routes = [
+    '/api/devices',
+    '/api/devices/known-1/metrics/temp',
+    '/api/devices/known-1/windows',
+    '/api/anomalies',
+    '/api/anomalies?deviceId=known-1',
+  ];
+
+  it.each(routes)('401 with WWW-Authenticate for %s without a token or with a wrong one', async (route) => {
+    for (const token of [null, 'test-admin-token-2', '']) {
+      const r = await get(route, token);
+      expect(r).toMatchObject({ status: 401, body: { error: token === null ? 'no token' : 'unknown token' } });
+      expect(r.headers.get('www-authenticate')).toBe('Bearer realm="fleetpulse"');
+    }
+    const cookieOnly = await fetch(`${base}${route}`, { headers: { cookie: 'fleetpulse_session=forged' } });
+    expect(cookieOnly.status).toBe(401);
+    expect(calls.exists).toEqual([]);
+    expect(calls.devices.length + calls.anomalies.length + calls.series.length + calls.windows.length).toBe(0);
+  });
+
+  it.each(routes)('a viewer reads %s as an admin does', async (route) => {
+    expect((await get(route, TestTokens.viewer)).status).toBe(200);
+  });
+
+  it("hands the device list and the anomalies the caller's scope", async () => {
+    await get('/api/devices', TestTokens.tenant);
+    await get('/api/anomalies', TestTokens.tenant);
+    await get('/api/devices', TestTokens.admin);
+    expect(calls.scopes).toEqual([['known-1*'], ['known-1*'], null]);
+  });
+
+  it('answers a device-limited token 404 for any other device, as if absent, without looking it up', async () => {
+    const unknown = { status: 404, body: { error: 'unknown device "known-2"' } };
+    expect(await get('/api/devices/known-2/metrics/temp', TestTokens.tenant)).toMatchObject(unknown);
+    expect(await get('/api/devices/known-2/windows', TestTokens.tenant)).toMatchObject(unknown);
+    expect(await get('/api/anomalies?deviceId=known-2', TestTokens.tenant)).toMatchObject(unknown);
+    expect(calls.exists).toEqual([]);
+    // Its own device: looked up and answered.
+    expect((await get('/api/devices/known-10/windows', TestTokens.tenant)).status).toBe(200);
+    expect(calls.exists).toEqual(['known-10']);
+    expect(calls.windows).toHaveLength(1);
+  });
 });

@@ -2,6 +2,8 @@ import { Controller, Get, Inject, NotFoundException, Param, Query, Res } from '@
 import type { AnomalyScore } from '@fleetpulse/contracts';
 import type { Response } from 'express';
 import type { DashboardConfig } from './config';
+import type { Principal } from './access.service';
+import { Caller } from './auth.guard';
 import { HistoryService } from './history.service';
 import { parseAnomalyQuery, parseDeviceId, parseDevicesQuery, parseSeriesQuery, parseWindowsQuery } from './query';
 import { DashboardConfigToken } from './tokens';
@@ -16,6 +18,8 @@ import type { DeviceSummary, SeriesPage, WindowsPage } from './wire';
  *   as `from` for the next page, null on the last one;
  * - anomalies: newest first, at most `limit` (default 500, max 5000); when cut, header `X-Next-To` gives the `to`
  *   of the next page (rows of that exact window start may repeat: de-duplicate by device, window, resolution, model).
+ * A device-limited token sees only its devices: in the list and the anomalies (whose pages may then hold fewer than
+ * `limit`, even none, with the header set: a page reads a bounded number of rows), and any other device is 404.
  */
 @Controller('api')
 export class HistoryController {
@@ -30,46 +34,55 @@ export class HistoryController {
 
   @Get('devices')
   async devices(
+    @Caller() caller: Principal,
     @Query() query: Record<string, unknown>,
     @Res({ passthrough: true }) res: Response,
   ): Promise<DeviceSummary[]> {
-    const page = await this.history.devices(parseDevicesQuery(query));
+    const page = await this.history.devices(parseDevicesQuery(query), caller.grant.scope);
     if (page.next !== null) res.setHeader('X-Next', page.next);
     return page.devices;
   }
 
   @Get('devices/:id/metrics/:metric')
   async series(
+    @Caller() caller: Principal,
     @Param('id') id: string,
     @Param('metric') metric: string,
     @Query() query: Record<string, unknown>,
   ): Promise<SeriesPage> {
     const q = parseSeriesQuery(id, metric, query, this.stored);
-    await this.requireDevice(q.deviceId);
+    await this.requireDevice(q.deviceId, caller);
     return this.history.series(q);
   }
 
   @Get('devices/:id/windows')
-  async windows(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<WindowsPage> {
+  async windows(
+    @Caller() caller: Principal,
+    @Param('id') id: string,
+    @Query() query: Record<string, unknown>,
+  ): Promise<WindowsPage> {
     const q = parseWindowsQuery(id, query, this.stored);
-    await this.requireDevice(q.deviceId);
+    await this.requireDevice(q.deviceId, caller);
     return this.history.windows(q);
   }
 
   @Get('anomalies')
   async anomalies(
+    @Caller() caller: Principal,
     @Query() query: Record<string, unknown>,
     @Res({ passthrough: true }) res: Response,
   ): Promise<AnomalyScore[]> {
     const q = parseAnomalyQuery(query);
-    if (q.deviceId !== undefined) await this.requireDevice(q.deviceId);
-    const page = await this.history.anomalies(q);
+    if (q.deviceId !== undefined) await this.requireDevice(q.deviceId, caller);
+    const page = await this.history.anomalies(q, caller.grant.scope);
     if (page.next !== null) res.setHeader('X-Next-To', String(page.next + 1));
     return page.scores;
   }
 
-  private async requireDevice(id: string): Promise<void> {
+  /** A device the caller may not see is as unknown as one that does not exist (404), and is never looked up. */
+  private async requireDevice(id: string, caller: Principal): Promise<void> {
     parseDeviceId(id);
-    if (!(await this.history.deviceExists(id))) throw new NotFoundException(`unknown device "${id}"`);
+    if (!caller.grant.scope.allows(id) || !(await this.history.deviceExists(id)))
+      throw new NotFoundException(`unknown device "${id}"`);
   }
 }

@@ -1,5 +1,6 @@
 import { bucketOf, type MetricStats, type WindowRecord } from '@fleetpulse/contracts';
 import { types } from 'cassandra-driver';
+import { DeviceScope } from './access';
 import type { CassandraService } from './cassandra.service';
 import { HistoryService } from './history.service';
 import { parseDevicesQuery, parseSeriesQuery, parseWindowsQuery } from './query';
@@ -134,34 +135,43 @@ describe('HistoryService reads of the windows table', () => {
 
 /**
  * The `devices` table as Cassandra reads it: in token order of the partition key (here a stand-in hash, so token
- * order is not id order), from `token(device_id) >= token(?)` when asked, at most LIMIT rows.
+ * order is not id order), from `token(device_id) >= token(?)` when asked, `fetchSize` rows a page (pageState).
  */
 class FakeDevicesTable {
   readonly rows: { deviceId: string; lastSeen: number | null; metrics: string[] | null }[] = [];
-  readonly reads: { cql: string; params: unknown[]; fetchSize: number | undefined }[] = [];
+  readonly reads: { cql: string; params: unknown[]; fetchSize: number | undefined; returned: number }[] = [];
+
+  private static readonly tokens = new Map<string, number>();
 
   static token(id: string): number {
-    let h = 2166136261;
+    let h = FakeDevicesTable.tokens.get(id);
+    if (h !== undefined) return h;
+    h = 2166136261;
     for (const c of id) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+    FakeDevicesTable.tokens.set(id, h);
     return h;
   }
 
-  execute(cql: string, params: unknown[], opts: { fetchSize?: number }) {
-    this.reads.push({ cql, params: [...params], fetchSize: opts.fetchSize });
-    const limit = params.at(-1) as number;
+  execute(cql: string, params: unknown[], opts: { fetchSize?: number; pageState?: string }) {
     const from = cql.includes('token(device_id) >= token(?)') ? FakeDevicesTable.token(params[0] as string) : 0;
-    const rows = this.rows
+    const ordered = this.rows
       .filter((r) => FakeDevicesTable.token(r.deviceId) >= from)
-      .sort((a, b) => FakeDevicesTable.token(a.deviceId) - FakeDevicesTable.token(b.deviceId))
-      .slice(0, limit)
-      .map((r) =>
-        driverRow({
-          device_id: r.deviceId,
-          last_seen: r.lastSeen === null ? null : types.Long.fromNumber(r.lastSeen),
-          metrics: r.metrics,
-        }),
-      );
-    return Promise.resolve({ rows, pageState: null });
+      .sort((a, b) => FakeDevicesTable.token(a.deviceId) - FakeDevicesTable.token(b.deviceId));
+    const start = opts.pageState === undefined ? 0 : Number(opts.pageState);
+    const size = opts.fetchSize ?? 5000;
+    const rows = ordered.slice(start, start + size).map((r) =>
+      driverRow({
+        device_id: r.deviceId,
+        last_seen: r.lastSeen === null ? null : types.Long.fromNumber(r.lastSeen),
+        metrics: r.metrics,
+      }),
+    );
+    this.reads.push({ cql, params: [...params], fetchSize: opts.fetchSize, returned: rows.length });
+    return Promise.resolve({ rows, pageState: start + size < ordered.length ? String(start + size) : null });
+  }
+
+  inTokenOrder(): string[] {
+    return this.rows.map((r) => r.deviceId).sort((a, b) => FakeDevicesTable.token(a) - FakeDevicesTable.token(b));
   }
 }
 
@@ -176,15 +186,18 @@ describe('HistoryService.devices', () => {
 
   it('answers a bounded page by default, reading one row past it to say where the next starts', async () => {
     const { table, history } = setupDevices(2500);
-    const page = await history.devices(parseDevicesQuery({}));
+    const page = await history.devices(parseDevicesQuery({}), DeviceScope.All);
     expect(page.devices).toHaveLength(1000);
-    const inTokenOrder = [...table.rows]
-      .map((r) => r.deviceId)
-      .sort((a, b) => FakeDevicesTable.token(a) - FakeDevicesTable.token(b));
+    const inTokenOrder = table.inTokenOrder();
     expect(page.devices.map((d) => d.deviceId)).toEqual(inTokenOrder.slice(0, 1000));
     expect(page.next).toBe(inTokenOrder[1000]);
     expect(table.reads).toEqual([
-      { cql: expect.stringMatching(/ LIMIT \?$/) as unknown, params: [1001], fetchSize: 1001 },
+      {
+        cql: expect.stringMatching(/FROM fleetpulse\.devices$/) as unknown,
+        params: [],
+        fetchSize: 1001,
+        returned: 1001,
+      },
     ]);
   });
 
@@ -195,7 +208,7 @@ describe('HistoryService.devices', () => {
     let pages = 0;
     // At most 20 pages: a cursor that does not move would page forever.
     do {
-      const page = await history.devices(parseDevicesQuery({ limit: '7', ...(next ? { next } : {}) }));
+      const page = await history.devices(parseDevicesQuery({ limit: '7', ...(next ? { next } : {}) }), DeviceScope.All);
       expect(page.devices.length).toBeLessThanOrEqual(7);
       seen.push(...page.devices.map((d) => d.deviceId));
       next = page.next;
@@ -207,7 +220,7 @@ describe('HistoryService.devices', () => {
 
   it('answers last seen as epoch ms (null if never written) and the metrics sorted', async () => {
     const { history } = setupDevices(4);
-    const { devices, next } = await history.devices(parseDevicesQuery({ limit: '10' }));
+    const { devices, next } = await history.devices(parseDevicesQuery({ limit: '10' }), DeviceScope.All);
     expect(next).toBeNull();
     expect(devices.find((d) => d.deviceId === 'dev-0')).toEqual({
       deviceId: 'dev-0',
@@ -219,5 +232,39 @@ describe('HistoryService.devices', () => {
       lastSeen: 2000,
       metrics: ['temp', 'vib'],
     });
+  });
+
+  it('lists a device-limited scope only its devices, each once, reading a bounded number of rows a page', async () => {
+    // dev-1, dev-10..19, dev-100..199, dev-1000..1999: 1111 of 2500, scattered over token order.
+    const { table, history } = setupDevices(2500);
+    history.listScannedMax = 400;
+    const scope = new DeviceScope(['dev-1*']);
+    const seen: string[] = [];
+    let next: string | null | undefined;
+    let pages = 0;
+    do {
+      const before = table.reads.length;
+      const page = await history.devices(parseDevicesQuery({ limit: '100', ...(next ? { next } : {}) }), scope);
+      const read = table.reads.slice(before).reduce((n, r) => n + r.returned, 0);
+      // At most listScannedMax rows, + the one that tells where the next page starts.
+      expect(read).toBeLessThanOrEqual(401);
+      expect(page.devices.length).toBeLessThanOrEqual(100);
+      seen.push(...page.devices.map((d) => d.deviceId));
+      next = page.next;
+      pages++;
+    } while (next !== null && pages < 100);
+    expect(next).toBeNull();
+    const mine = table.inTokenOrder().filter((id) => id.startsWith('dev-1'));
+    expect(mine).toHaveLength(1111);
+    expect(seen).toEqual(mine);
+  });
+
+  it('ends a page at the scan bound with next at the first row not read, even with no device in it', async () => {
+    const { table, history } = setupDevices(300);
+    history.listScannedMax = 50;
+    const order = table.inTokenOrder();
+    const last = order.at(-1)!;
+    const page = await history.devices(parseDevicesQuery({}), new DeviceScope([last]));
+    expect(page).toEqual({ devices: [], next: order[50] });
   });
 });

@@ -10,6 +10,7 @@ import {
   type WindowRecord,
 } from '@fleetpulse/contracts';
 import type { types } from 'cassandra-driver';
+import type { DeviceScope } from './access';
 import { CassandraService } from './cassandra.service';
 import type { DashboardConfig } from './config';
 import {
@@ -38,8 +39,12 @@ export interface AnomalyPage {
 
 const num = (v: unknown): number => cqlBigintToNumber(v as CqlBigint);
 
-/** Once windows were skipped (no such metric), a history read fetches at least this many rows a round trip. */
+/**
+ * Once rows were skipped (a window without the metric, a device out of scope), a read fetches at least this many rows
+ * a round trip, doubling each round trip up to MaxFetch.
+ */
 const MinFetchAfterSkip = 100;
+const MaxFetch = 5000;
 
 function rowToScore(r: types.Row): AnomalyScore {
   return {
@@ -60,6 +65,8 @@ export class HistoryService {
   private readonly ks: string;
   /** Windows a history page reads at most (Limits.windowsScannedMax; lowered by tests). */
   scannedMax: number = Limits.windowsScannedMax;
+  /** Rows a page of the device list or the anomalies reads at most (Limits.listScannedMax; lowered by tests). */
+  listScannedMax: number = Limits.listScannedMax;
 
   constructor(
     private readonly db: CassandraService,
@@ -76,25 +83,28 @@ export class HistoryService {
   /**
    * One page of the device list in token order of the device id: the order Cassandra reads the table in, so a page
    * costs `limit + 1` rows however many devices there are (the extra row is where the next page starts). A device
-   * added while a client pages is listed if its token is past the client's cursor; none is listed twice.
+   * added while a client pages is listed if its token is past the client's cursor; none is listed twice. A
+   * device-limited scope skips the devices it does not hold, reading at most `listScannedMax` rows a page:
+   * its pages may hold fewer than `limit` devices (even none) and still have a next.
    */
-  async devices(q: DevicesQuery): Promise<DevicesPage> {
+  async devices(q: DevicesQuery, scope: DeviceScope): Promise<DevicesPage> {
     const from = q.next === undefined ? '' : ' WHERE token(device_id) >= token(?)';
-    const rs = await this.db.execute(
-      `SELECT device_id, last_seen, metrics FROM ${this.ks}.devices${from} LIMIT ?`,
-      q.next === undefined ? [q.limit + 1] : [q.next, q.limit + 1],
-      { fetchSize: q.limit + 1 },
+    const { items, next } = await this.page(
+      `SELECT device_id, last_seen, metrics FROM ${this.ks}.devices${from}`,
+      [q.next === undefined ? [] : [q.next]],
+      { limit: q.limit, scannedMax: this.listScannedMax },
+      (r) => r.get('device_id') as string,
+      (r, deviceId): DeviceSummary | undefined => {
+        if (!scope.allows(deviceId)) return undefined;
+        const lastSeen = r.get('last_seen') as CqlBigint | null;
+        return {
+          deviceId,
+          lastSeen: lastSeen === null ? null : num(lastSeen),
+          metrics: [...((r.get('metrics') as string[] | null) ?? [])].sort(),
+        };
+      },
     );
-    const devices = rs.rows.map((r): DeviceSummary => {
-      const lastSeen = r.get('last_seen') as CqlBigint | null;
-      return {
-        deviceId: r.get('device_id') as string,
-        lastSeen: lastSeen === null ? null : num(lastSeen),
-        metrics: [...((r.get('metrics') as string[] | null) ?? [])].sort(),
-      };
-    });
-    const next = devices.length > q.limit ? devices.pop()!.deviceId : null;
-    return { devices, next };
+    return { devices: items, next };
   }
 
   /**
@@ -137,38 +147,57 @@ export class HistoryService {
     return { deviceId, resolution, windows: items, next };
   }
 
-  /**
-   * One page of a history read: the buckets of the range in order, each read only within [from, to) and page by page
-   * for as many rows as the page still wants (+1 to learn whether a next page exists), so a page of complete windows
-   * costs at most `limit + 1` rows however wide the range. `item` turns a row into what
-   * the page holds, or undefined to skip it. At most `scannedMax` windows are read; past that the page
-   * ends early with `next` at the first window not read.
-   */
-  private async scan<T>(
+  /** One page of a history read: the range's buckets in order, each only within [from, to) (see `page`). */
+  private scan<T>(
     q: WindowsQuery,
     cql: string,
     params: (bucket: number) => unknown[],
     item: (r: types.Row, windowStart: number) => T | undefined,
   ): Promise<{ items: T[]; next: number | null }> {
+    return this.page(
+      cql,
+      queryBuckets(q).map(params),
+      { limit: q.limit, scannedMax: this.scannedMax },
+      (r) => num(r.get('window_start')),
+      item,
+    );
+  }
+
+  /**
+   * One page of a bounded read: the partitions (parameter lists of `cql`) in order, each page by page for as many rows
+   * as the page still wants (+1 to learn whether a next page exists; more, growing, once rows were skipped), so a page
+   * of items costs at most `limit + 1` rows however much there is to read. `key` is where a page would start, `item`
+   * turns a row into what the page holds, or undefined to skip it. At most `scannedMax` rows are read; past that the
+   * page ends early with `next` at the key of the first row not read.
+   */
+  private async page<K, T>(
+    cql: string,
+    partitions: unknown[][],
+    bounds: { limit: number; scannedMax: number },
+    key: (r: types.Row) => K,
+    item: (r: types.Row, key: K) => T | undefined,
+  ): Promise<{ items: T[]; next: K | null }> {
     const items: T[] = [];
     let scanned = 0;
+    let fetchSize = 0;
     let skipped = false;
-    for (const bucket of queryBuckets(q)) {
+    for (const params of partitions) {
       let pageState: string | undefined;
       do {
-        const want = q.limit + 1 - items.length;
-        const fetchSize = Math.min(skipped ? Math.max(want, MinFetchAfterSkip) : want, this.scannedMax - scanned + 1);
-        const rs = await this.db.execute(cql, params(bucket), { fetchSize, pageState });
+        const want = bounds.limit + 1 - items.length;
+        const grown = skipped ? Math.max(want, MinFetchAfterSkip, Math.min(fetchSize * 2, MaxFetch)) : want;
+        fetchSize = Math.min(grown, bounds.scannedMax - scanned + 1);
+        const rs = await this.db.execute(cql, [...params], { fetchSize, pageState });
         for (const r of rs.rows) {
-          const windowStart = num(r.get('window_start'));
-          if (scanned === this.scannedMax) return { items, next: windowStart };
+          const k = key(r);
+          if (scanned === bounds.scannedMax) return { items, next: k };
           scanned++;
-          const it = item(r, windowStart);
+          const it = item(r, k);
           if (it === undefined) {
             skipped = true;
             continue;
           }
-          if (items.length === q.limit) return { items, next: windowStart };
+          if (items.length === bounds.limit) return { items, next: k };
           items.push(it);
         }
         pageState = rs.pageState ?? undefined;
@@ -177,24 +206,26 @@ export class HistoryService {
     return { items, next: null };
   }
 
-  /** Anomalous scores, newest first: one partition per UTC day, newest day first. */
-  async anomalies(q: AnomalyQuery): Promise<AnomalyPage> {
+  /**
+   * Anomalous scores, newest first: one partition per UTC day, newest day first. A device-limited scope skips the
+   * other devices' rows of `anomalies_by_day`, reading at most `listScannedMax` rows a page.
+   */
+  async anomalies(q: AnomalyQuery, scope: DeviceScope): Promise<AnomalyPage> {
     const cols = 'device_id, window_start, resolution, model, model_version, score, features';
     const cql = q.deviceId
-      ? `SELECT ${cols} FROM ${this.ks}.anomalies WHERE device_id = ? AND day = ? AND window_start >= ? AND window_start < ? LIMIT ?`
-      : `SELECT ${cols} FROM ${this.ks}.anomalies_by_day WHERE day = ? AND window_start >= ? AND window_start < ? LIMIT ?`;
-    const scores: AnomalyScore[] = [];
+      ? `SELECT ${cols} FROM ${this.ks}.anomalies WHERE device_id = ? AND day = ? AND window_start >= ? AND window_start < ?`
+      : `SELECT ${cols} FROM ${this.ks}.anomalies_by_day WHERE day = ? AND window_start >= ? AND window_start < ?`;
+    const days: unknown[][] = [];
     const firstDay = Math.floor(q.from / DayMs) * DayMs;
-    for (let day = Math.floor((q.to - 1) / DayMs) * DayMs; day >= firstDay; day -= DayMs) {
-      const want = q.limit + 1 - scores.length;
-      const params = q.deviceId ? [q.deviceId, day, q.from, q.to, want] : [day, q.from, q.to, want];
-      const rs = await this.db.execute(cql, params, { fetchSize: want });
-      for (const r of rs.rows) scores.push(rowToScore(r));
-      if (scores.length > q.limit) break;
-    }
-    const more = scores.length > q.limit;
-    const next = more ? scores[q.limit]!.windowStart : null;
-    if (more) scores.length = q.limit;
-    return { scores, next };
+    for (let day = Math.floor((q.to - 1) / DayMs) * DayMs; day >= firstDay; day -= DayMs)
+      days.push(q.deviceId ? [q.deviceId, day, q.from, q.to] : [day, q.from, q.to]);
+    const { items, next } = await this.page(
+      cql,
+      days,
+      { limit: q.limit, scannedMax: this.listScannedMax },
+      (r) => num(r.get('window_start')),
+      (r) => (scope.allows(r.get('device_id') as string) ? rowToScore(r) : undefined),
+    );
+    return { scores: items, next };
   }
 }

@@ -1,33 +1,40 @@
 import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
-import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type { AddressInfo } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
+import { Access } from './access.service';
+import { LiveIoAdapter } from './live.adapter';
 import { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
-import { anomalyScore, collect, testConfig, windowRecord } from './testing';
+import { anomalyScore, collect, testConfig, TestTokens, windowRecord } from './testing';
 import { DashboardConfigToken } from './tokens';
 
 // The gateway in a TestingModule on a real socket.io server, fed directly (no Kafka): rooms, the coalescing rate
-// limit as a browser sees it, and anomalies that are never coalesced away.
+// limit as a browser sees it, anomalies that are never coalesced away, and what a token may subscribe to (the
+// tenant sees `gw-t-*`). Hostile clients against the whole API: access.int.test.ts.
 let app: INestApplication;
 let gateway: LiveGateway;
 let url: string;
 const sockets: Socket[] = [];
 
 const MaxPerSec = 5;
+const MaxSubs = 4;
 
 beforeAll(async () => {
   const moduleRef = await Test.createTestingModule({
     providers: [
-      { provide: DashboardConfigToken, useValue: testConfig({ liveMaxUpdatesPerSec: MaxPerSec }) },
+      {
+        provide: DashboardConfigToken,
+        useValue: testConfig({ liveMaxUpdatesPerSec: MaxPerSec, liveMaxSubscriptions: MaxSubs }, ['gw-t-*']),
+      },
       DashboardMetrics,
+      Access,
       LiveGateway,
     ],
   }).compile();
   app = moduleRef.createNestApplication({ logger: false });
-  app.useWebSocketAdapter(new IoAdapter(app));
+  app.useWebSocketAdapter(new LiveIoAdapter(app));
   await app.listen(0, '127.0.0.1');
   url = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   gateway = app.get(LiveGateway);
@@ -42,7 +49,12 @@ afterAll(async () => {
 });
 
 async function client(...subs: object[]): Promise<Socket> {
-  const s = io(`${url}/live`, { transports: ['websocket'], forceNew: true });
+  return as(TestTokens.admin, ...subs);
+}
+
+/** A socket of `token`, subscribed to `subs` (each must be accepted). */
+async function as(token: string, ...subs: object[]): Promise<Socket> {
+  const s = io(`${url}/live`, { transports: ['websocket'], forceNew: true, auth: { token } });
   sockets.push(s);
   await new Promise<void>((resolve, reject) => {
     s.once('connect', () => resolve());
@@ -152,5 +164,55 @@ describe('LiveGateway', () => {
       ok: false,
       error: 'expected {"deviceId": "..."} or {"fleet": true}',
     });
+  });
+
+  it('refuses a resolution no stream carries, naming the known ones, without echoing it', async () => {
+    const s = await client();
+    const error = 'resolution: expected one of 1s,10s,60s';
+    expect(await s.emitWithAck('subscribe', { deviceId: 'gw-a', resolution: '7s' })).toEqual({ ok: false, error });
+    expect(await s.emitWithAck('subscribe', { fleet: true, resolution: 'x'.repeat(10_000) })).toEqual({
+      ok: false,
+      error,
+    });
+    expect(await s.emitWithAck('subscribe', { deviceId: `${'y'.repeat(1000)}!` })).toEqual({
+      ok: false,
+      error: `deviceId "${'y'.repeat(64)}…" is not 1-128 chars of [A-Za-z0-9._:-]`,
+    });
+  });
+
+  it(`holds at most ${MaxSubs} subscriptions per socket; one it holds may be sent again, and unsubscribe frees one`, async () => {
+    const s = await client();
+    const subs = Array.from({ length: MaxSubs }, (_, i) => ({ deviceId: `gw-sub-${i}` }));
+    for (const sub of subs) expect(await s.emitWithAck('subscribe', sub)).toEqual({ ok: true });
+    const full = {
+      ok: false,
+      error: `too many subscriptions on this socket (at most ${MaxSubs}); unsubscribe first`,
+    };
+    expect(await s.emitWithAck('subscribe', { fleet: true })).toEqual(full);
+    expect(await s.emitWithAck('subscribe', subs[0])).toEqual({ ok: true });
+    expect(await s.emitWithAck('unsubscribe', subs[0])).toEqual({ ok: true });
+    expect(await s.emitWithAck('subscribe', { fleet: true })).toEqual({ ok: true });
+  });
+
+  it("gives a device-limited token its devices only: no other device's room, a fleet of its own", async () => {
+    expect(await (await as(TestTokens.tenant)).emitWithAck('subscribe', { deviceId: 'gw-other' })).toEqual({
+      ok: false,
+      error: 'deviceId "gw-other" is not visible to this token',
+    });
+    const tenant = await as(TestTokens.tenant, { fleet: true });
+    const all = await client({ fleet: true });
+    const seen: string[] = [];
+    tenant.on('aggregate', (r: WindowRecord) => seen.push(`aggregate ${r.deviceId}`));
+    tenant.on('anomaly', (a: AnomalyScore) => seen.push(`anomaly ${a.deviceId}`));
+    // Published after the others, so in after them: once these are in, anything else sent would be too.
+    const mine = Promise.all([collect(tenant, 'aggregate', 1), collect(tenant, 'anomaly', 1)]);
+    const everyone = collect<WindowRecord>(all, 'aggregate', 2);
+    gateway.publishAnomaly(anomalyScore('gw-other', 0));
+    gateway.publishAggregate(windowRecord('gw-other', 0, { temp: 1 }));
+    gateway.publishAnomaly(anomalyScore('gw-t-1', 0));
+    gateway.publishAggregate(windowRecord('gw-t-1', 0, { temp: 2 }));
+    await mine;
+    expect(seen.sort()).toEqual(['aggregate gw-t-1', 'anomaly gw-t-1']);
+    expect((await everyone).map((r) => r.deviceId)).toEqual(['gw-other', 'gw-t-1']);
   });
 });

@@ -11,6 +11,8 @@ import {
 } from '@nestjs/websockets';
 import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type { Namespace, Socket } from 'socket.io';
+import { DeviceScope } from './access';
+import { Access, type Principal } from './access.service';
 import { Coalescer, type DeviceUpdate } from './coalescer';
 import type { DashboardConfig } from './config';
 import { DashboardMetrics } from './metrics.service';
@@ -20,33 +22,50 @@ import type { SubscribeAck } from './wire';
 
 type Target = { kind: 'device'; deviceId: string } | { kind: 'fleet' };
 
-function parseSubscription(body: unknown): { target: Target; resolution: string; batch: boolean } | string {
+/** A client's value in an error: JSON-quoted, its first 64 characters only (a hostile value is never echoed whole). */
+const shown = (v: string) => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+
+/** `resolutions`: the labels a subscription may name (the processor's and the stored ones). */
+function parseSubscription(
+  body: unknown,
+  resolutions: readonly string[],
+): { target: Target; resolution: string; batch: boolean } | string {
   if (typeof body !== 'object' || body === null) return 'expected {"deviceId": "..."} or {"fleet": true}';
   const b = body as Record<string, unknown>;
   const resolution = b.resolution;
-  if (resolution !== undefined && (typeof resolution !== 'string' || !/^[1-9][0-9]*s$/.test(resolution)))
-    return 'resolution: expected a label such as 10s';
+  if (resolution !== undefined && (typeof resolution !== 'string' || !resolutions.includes(resolution)))
+    return `resolution: expected one of ${resolutions.join(',')}`;
   if (b.batch !== undefined && typeof b.batch !== 'boolean') return 'batch: expected true or false';
   const opts = { resolution: (resolution as string | undefined) ?? '*', batch: b.batch === true };
   if (b.fleet === true && b.deviceId === undefined) return { target: { kind: 'fleet' }, ...opts };
   if (typeof b.deviceId === 'string' && b.fleet === undefined) {
-    if (!DeviceIdPattern.test(b.deviceId)) return `deviceId "${b.deviceId}" is not 1-128 chars of [A-Za-z0-9._:-]`;
+    if (!DeviceIdPattern.test(b.deviceId)) return `deviceId ${shown(b.deviceId)} is not 1-128 chars of [A-Za-z0-9._:-]`;
     return { target: { kind: 'device', deviceId: b.deviceId }, ...opts };
   }
   return 'expected {"deviceId": "..."} or {"fleet": true}';
 }
 
 /**
- * Room names: `<target>|<resolution or *>|<b (batch) or s (single records)>`, target `d:<deviceId>` or `f`.
+ * Room names: `<target>|<resolution or *>|<b (batch) or s (single records)>`, target `d:<deviceId>`, `f` (the fleet,
+ * for a token that sees every device) or `f:<scope key>` (the fleet as a device-limited token sees it: its patterns).
  * socket.io rooms are sets of socket ids in the adapter; a broadcast to several rooms reaches each socket once.
  */
-const roomOf = (t: Target, resolution: string, batch: boolean) =>
-  `${t.kind === 'fleet' ? 'f' : `d:${t.deviceId}`}|${resolution}|${batch ? 'b' : 's'}`;
-const targetPrefix = (t: Target) => (t.kind === 'fleet' ? 'f|' : `d:${t.deviceId}|`);
+const targetOf = (t: Target, scope: DeviceScope) =>
+  t.kind === 'device' ? `d:${t.deviceId}` : scope.all ? 'f' : `f:${scope.key}`;
+const roomOf = (target: string, resolution: string, batch: boolean) => `${target}|${resolution}|${batch ? 'b' : 's'}`;
 /** Packets engine.io holds for a socket while its transport is busy (typed private, but the queue we bound). */
 const unsent = (socket: Socket): number => (socket.conn as unknown as { writeBuffer: unknown[] }).writeBuffer.length;
 const deviceOfRoom = (room: string): string | undefined =>
   room.startsWith('d:') ? room.slice(2, room.indexOf('|', 2)) : undefined;
+const scopeKeyOfRoom = (room: string): string | undefined =>
+  room.startsWith('f|') ? '' : room.startsWith('f:') ? room.slice(2, room.indexOf('|', 2)) : undefined;
+/** Nobody: the scope of a fleet room whose key no token has (cannot happen; fail closed if it does). */
+const NoDevice = new DeviceScope([]);
+
+/** A refused connection: the client's `connect_error` carries the message and `data.status` (401, 429). */
+function refusal(message: string, status: number): Error {
+  return Object.assign(new Error(message), { data: { status } });
+}
 
 /**
  * socket.io namespace `/live` (shared/design.md, "Dashboard API"). The `aggregate` payload is the v2 window record
@@ -60,29 +79,91 @@ const deviceOfRoom = (room: string): string | undefined =>
  * the first is being written, which loses the other resolutions of the same flush.) Anomalies are sent at once and
  * never coalesced away; a socket whose queue holds more than FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG packets gets none
  * until it drains (counted in fleetpulse_dashboard_live_anomalies_dropped_total; GET /api/anomalies has them).
+ *
+ * Access: a connection needs a token (`auth: {token}` or an `Authorization: Bearer` header) or the session cookie;
+ * without one it is refused (`connect_error` "no token", data.status 401), as is one past
+ * FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN sockets of its token (429). A device-limited token may subscribe only to its
+ * devices, and its fleet subscription carries only them (and their anomalies). A socket holds at most
+ * FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS subscriptions; a subscription names a known resolution or none. When a session
+ * ends (sign-out, expiry, eviction) its sockets are disconnected. The handshake's origin and the message size are
+ * checked before any of this (live.adapter.ts).
  */
-@WebSocketGateway({ namespace: '/live', cors: { origin: true }, transports: ['websocket', 'polling'] })
+@WebSocketGateway({ namespace: '/live', transports: ['websocket', 'polling'] })
 export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect, OnModuleDestroy {
   private readonly log = new Logger('Live');
   @WebSocketServer() nsp!: Namespace;
   readonly coalescer: Coalescer;
-  /** Rooms per device that have members, and the fleet rooms: who wants what, without scanning every room. */
+  /** Rooms per device that have members, and the fleet rooms with the devices each may carry. */
   private readonly deviceRooms = new Map<string, Set<string>>();
-  private readonly fleetRooms = new Set<string>();
+  private readonly fleetRooms = new Map<string, DeviceScope>();
   private coalescedSeen = 0;
+  /** Connected sockets per token (grant id), and per session key. */
+  private readonly perGrant = new Map<string, number>();
+  private readonly perSession = new Map<string, Set<Socket>>();
 
   constructor(
     @Inject(DashboardConfigToken) private readonly config: DashboardConfig,
     private readonly metrics: DashboardMetrics,
+    private readonly access: Access,
   ) {
     this.coalescer = new Coalescer(Math.floor(1000 / config.liveMaxUpdatesPerSec), (u) => this.flush(u));
+    access.onSessionEnd((key) => {
+      for (const socket of this.perSession.get(key) ?? []) socket.disconnect(true);
+    });
   }
 
   afterInit(nsp: Namespace): void {
     this.nsp = nsp;
     nsp.adapter.on('create-room', (room: string) => this.roomCreated(room));
     nsp.adapter.on('delete-room', (room: string) => this.roomDeleted(room));
-    this.log.log(`/live ready: at most ${this.config.liveMaxUpdatesPerSec} updates/s per device`);
+    nsp.use((socket, next) => next(this.admit(socket)));
+    this.log.log(
+      `/live ready: at most ${this.config.liveMaxUpdatesPerSec} updates/s per device, ${this.config.liveMaxSubscriptions} subscriptions per socket, ${this.config.liveMaxSocketsPerToken} sockets per token`,
+    );
+  }
+
+  /** The connection's caller, counted against its token's bound; an Error (connect_error) when refused. */
+  private admit(socket: Socket): Error | undefined {
+    const h = socket.handshake;
+    const p = this.access.authenticate({
+      token: (h.auth as { token?: unknown }).token,
+      authorization: h.headers.authorization,
+      cookie: h.headers.cookie,
+    });
+    if (typeof p === 'string') {
+      this.access.refused('live', p);
+      return refusal(p, 401);
+    }
+    const id = p.grant.id;
+    const n = this.perGrant.get(id) ?? 0;
+    if (n >= this.config.liveMaxSocketsPerToken) {
+      this.access.refused('live', 'sockets per token');
+      return refusal(`too many sockets for this token (at most ${this.config.liveMaxSocketsPerToken})`, 429);
+    }
+    this.perGrant.set(id, n + 1);
+    const key = p.session?.key;
+    if (key !== undefined) {
+      let set = this.perSession.get(key);
+      if (!set) this.perSession.set(key, (set = new Set()));
+      set.add(socket);
+    }
+    socket.data = { principal: p };
+    // Whichever comes first: the socket's disconnect, or its connection closing before the socket ever connected.
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const left = (this.perGrant.get(id) ?? 1) - 1;
+      if (left === 0) this.perGrant.delete(id);
+      else this.perGrant.set(id, left);
+      if (key === undefined) return;
+      const set = this.perSession.get(key);
+      set?.delete(socket);
+      if (set?.size === 0) this.perSession.delete(key);
+    };
+    socket.once('disconnect', release);
+    socket.conn.once('close', release);
+    return undefined;
   }
 
   handleConnection(): void {
@@ -93,21 +174,54 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     this.metrics.sockets.dec();
   }
 
+  /**
+   * Joins the subscription's room. Refused with the reason: a malformed subscription, a device the token does not
+   * see, or a new subscription past FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS (one the socket holds already is fine).
+   */
   @SubscribeMessage('subscribe')
   async subscribe(@ConnectedSocket() socket: Socket, @MessageBody() body: unknown): Promise<SubscribeAck> {
-    const sub = parseSubscription(body);
-    if (typeof sub === 'string') return { ok: false, error: sub };
-    await socket.join(roomOf(sub.target, sub.resolution, sub.batch));
+    const sub = this.parse(socket, body);
+    if (typeof sub === 'string') return this.refuse(sub);
+    const room = roomOf(sub.target, sub.resolution, sub.batch);
+    // socket.rooms holds the socket's own id too. Check and join with no await between: messages run concurrently.
+    if (!socket.rooms.has(room) && socket.rooms.size - 1 >= this.config.liveMaxSubscriptions)
+      return this.refuse(
+        `too many subscriptions on this socket (at most ${this.config.liveMaxSubscriptions}); unsubscribe first`,
+      );
+    await socket.join(room);
     return { ok: true };
   }
 
   @SubscribeMessage('unsubscribe')
   async unsubscribe(@ConnectedSocket() socket: Socket, @MessageBody() body: unknown): Promise<SubscribeAck> {
-    const sub = parseSubscription(body);
+    const sub = this.parse(socket, body);
     if (typeof sub === 'string') return { ok: false, error: sub };
-    const prefix = targetPrefix(sub.target);
+    const prefix = `${sub.target}|`;
     for (const room of [...socket.rooms]) if (room.startsWith(prefix)) await socket.leave(room);
     return { ok: true };
+  }
+
+  /** A subscription as this socket's token may hold it: its target is a room name (the token's fleet for `fleet`). */
+  private parse(socket: Socket, body: unknown): { target: string; resolution: string; batch: boolean } | string {
+    const sub = parseSubscription(body, this.config.liveResolutions);
+    if (typeof sub === 'string') return sub;
+    const { scope } = (socket.data as { principal: Principal }).principal.grant;
+    if (sub.target.kind === 'device' && !scope.allows(sub.target.deviceId))
+      return `deviceId ${shown(sub.target.deviceId)} is not visible to this token`;
+    return { ...sub, target: targetOf(sub.target, scope) };
+  }
+
+  private refuse(error: string): SubscribeAck {
+    this.access.refused('live', 'subscription');
+    return { ok: false, error };
+  }
+
+  /** The rooms that want `deviceId`'s data: the fleet rooms whose scope holds it, and its own. */
+  private roomsOf(deviceId: string): string[] {
+    const rooms: string[] = [];
+    for (const [room, scope] of this.fleetRooms) if (scope.allows(deviceId)) rooms.push(room);
+    for (const room of this.deviceRooms.get(deviceId) ?? []) rooms.push(room);
+    return rooms;
   }
 
   /** From the Kafka consumer: one window record. Records nobody listens to are dropped here. */
@@ -122,7 +236,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
 
   /** From the Kafka consumer: one anomalous score, sent at once to the device's and the fleet's subscribers. */
   publishAnomaly(score: AnomalyScore): void {
-    const rooms = [...this.fleetRooms, ...(this.deviceRooms.get(score.deviceId) ?? [])];
+    const rooms = this.roomsOf(score.deviceId);
     if (rooms.length === 0) return;
     const seen = new Set<string>();
     const sockets = this.nsp.sockets;
@@ -155,7 +269,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     for (const [id, socket] of this.nsp.sockets) if (unsent(socket) > this.config.liveMaxBacklog) slow.push(id);
     if (slow.length > 0) this.metrics.slowSkipped.inc(slow.length);
     for (const { deviceId, records } of updates) {
-      const targets = [...this.fleetRooms, ...(this.deviceRooms.get(deviceId) ?? [])];
+      const targets = this.roomsOf(deviceId);
       if (targets.length === 0) continue;
       for (const room of targets) {
         if (!room.endsWith('|b')) continue;
@@ -183,7 +297,8 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   }
 
   private roomCreated(room: string): void {
-    if (room.startsWith('f|')) this.fleetRooms.add(room);
+    const scopeKey = scopeKeyOfRoom(room);
+    if (scopeKey !== undefined) this.fleetRooms.set(room, this.access.scopes.get(scopeKey) ?? NoDevice);
     const d = deviceOfRoom(room);
     if (d === undefined) return;
     let s = this.deviceRooms.get(d);

@@ -32,6 +32,12 @@ export class DashboardMetrics extends ServiceRegistry {
     'Time of one coalescing flush',
     [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
   );
+  readonly sessions = this.gauge('fleetpulse_dashboard_sessions', 'Signed-in sessions (POST /api/login) not yet ended');
+  readonly denied = this.counter(
+    'fleetpulse_dashboard_access_denied_total',
+    'Requests, socket connections and subscriptions refused, by door (http, live) and reason',
+    ['door', 'reason'],
+  );
   readonly httpRequests = this.histogram(
     'fleetpulse_dashboard_http_request_seconds',
     'HTTP requests by route and status',

@@ -6,7 +6,7 @@ import { pointOf, Topics, type MetricStats, type TelemetryEvent, type WindowReco
 import type { Producer } from 'kafkajs';
 import { io, type Socket } from 'socket.io-client';
 import { startDashboard, type RunningDashboard } from './app';
-import { testConfig, windowRecord } from './testing';
+import { bearer, testConfig, TestTokens, windowRecord } from './testing';
 
 // The dashboard on what the real stream-processor makes: events produced to a topic of this test, the built
 // processor (stream-processor/dist/main.js, built here if needed) as its own process writing the `windows` table
@@ -65,7 +65,7 @@ function expectContractValues(r: WindowRecord): void {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field below
 async function get(path: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${dashboard.url}${path}`);
+  const res = await fetch(`${dashboard.url}${path}`, { headers: bearer(TestTokens.admin) });
   return { status: res.status, body: await res.json() };
 }
 
@@ -92,7 +92,11 @@ beforeAll(async () => {
   await producer.connect();
   dashboard = await startDashboard(testConfig({ storedResolutions: ['1s', '10s'] }), { logLevels: ['error'] });
 
-  socket = io(`${dashboard.url}/live`, { transports: ['websocket'], forceNew: true });
+  socket = io(`${dashboard.url}/live`, {
+    transports: ['websocket'],
+    forceNew: true,
+    auth: { token: TestTokens.admin },
+  });
   await new Promise<void>((ok, fail) => {
     socket.once('connect', () => ok());
     socket.once('connect_error', fail);

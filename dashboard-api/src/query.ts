@@ -30,6 +30,11 @@ export const Limits = {
   devicesMax: 10_000,
   anomaliesDefault: 500,
   anomaliesMax: 5000,
+  /**
+   * Rows a page of the device list or of the anomalies reads at most: reached only by a device-limited token, whose
+   * pages skip other devices' rows (and may then hold fewer than `limit` items, even none, with a next page).
+   */
+  listScannedMax: 50_000,
   /** An anomaly query reads one partition per UTC day: at most this many. */
   anomalyMaxDays: 31,
   /** Default history window when `from` is absent: the hour (series) or day (anomalies) before `to`. */

@@ -7,10 +7,37 @@ import {
 } from '@fleetpulse/contracts';
 import { loadConfig, type DashboardConfig } from './config';
 
-/** A configuration for tests: port 0, everything else from the environment as the launcher sets it. */
-export function testConfig(overrides: Partial<DashboardConfig> = {}): DashboardConfig {
+/** The dashboard tokens of testConfig: an admin and a viewer for every device, a viewer limited to some devices. */
+export const TestTokens = {
+  admin: 'test-admin-token-1',
+  viewer: 'test-viewer-token-1',
+  tenant: 'test-tenant-token-1',
+} as const;
+
+/** `Authorization: Bearer <token>` as fetch headers. */
+export const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
+
+/**
+ * A configuration for tests: port 0, the TestTokens (the tenant's limited to `tenantDevices`), everything else from
+ * the environment as the launcher sets it, and `env` over that.
+ */
+export function testConfig(
+  overrides: Partial<DashboardConfig> = {},
+  tenantDevices: readonly string[] = ['tenant-*'],
+  env: NodeJS.ProcessEnv = {},
+): DashboardConfig {
   return {
-    ...loadConfig({ ...process.env, FLEETPULSE_DASHBOARD_PORT: '0', FLEETPULSE_DASHBOARD_HOST: '127.0.0.1' }),
+    ...loadConfig({
+      ...process.env,
+      FLEETPULSE_DASHBOARD_PORT: '0',
+      FLEETPULSE_DASHBOARD_HOST: '127.0.0.1',
+      FLEETPULSE_DASHBOARD_ADMIN_TOKENS: TestTokens.admin,
+      FLEETPULSE_DASHBOARD_VIEWER_TOKENS: [
+        TestTokens.viewer,
+        ...tenantDevices.map((d) => `${TestTokens.tenant}=${d}`),
+      ].join(','),
+      ...env,
+    }),
     ...overrides,
   };
 }

@@ -1,5 +1,6 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
 import type { Response } from 'express';
+import { Public } from './auth.guard';
 import type { DashboardConfig } from './config';
 import { DashboardConfigToken } from './tokens';
 
@@ -8,6 +9,7 @@ import { DashboardConfigToken } from './tokens';
 export class UiController {
   constructor(@Inject(DashboardConfigToken) private readonly config: DashboardConfig) {}
 
+  @Public()
   @Get()
   root(@Res() res: Response): void {
     res

@@ -76,3 +76,22 @@ export interface SubscribeAck {
   ok: boolean;
   error?: string;
 }
+
+/** `POST /api/login` (and `POST /api/session`): the body, JSON. */
+export interface LoginRequest {
+  token: string;
+}
+
+/**
+ * Who is signed in: the answer of `GET /api/session` and of a login. Never the token or the session id.
+ * - `role`: `viewer` reads; `admin` may also change state (alert rules);
+ * - `devices`: the device-id patterns the token is limited to, or null for every device;
+ * - `via`: `session` (the cookie) or `token` (a bearer token on this request);
+ * - `expiresAt`: when the session ends, epoch ms (null for a bearer token).
+ */
+export interface SessionInfo {
+  role: 'viewer' | 'admin';
+  devices: string[] | null;
+  via: 'session' | 'token';
+  expiresAt: number | null;
+}
