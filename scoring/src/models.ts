@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { resolutionMs } from '@fleetpulse/contracts';
 import { readOnnxMetadata } from './onnx-meta';
 import { resolveSpec, type ModelSpec } from './model-spec';
-import type { SessionHost } from './session-host';
+import type { Scored, SessionHost } from './session-host';
 import type { SessionInfo, ValueMeta } from './session-protocol';
 
 export interface ActiveModel {
@@ -241,9 +241,14 @@ export class ModelRegistry {
     await Promise.resolve();
   }
 
-  /** Scores `rows` rows with the model; the caller holds it (acquire/release) for the batch. */
+  /** Scores `rows` rows with the model in one run; the caller holds it (acquire/release) for the batch. */
   run(m: ActiveModel, input: Float32Array, rows: number): Promise<Float32Array> {
     return this.host.run(m.key, input, rows, m.spec.features.length, m.output);
+  }
+
+  /** Scores `rows` rows with the model in runs of at most `runRows`, one message to the session host. */
+  score(m: ActiveModel, input: Float32Array, rows: number, runRows: number): Promise<Scored> {
+    return this.host.score(m.key, input, rows, m.spec.features.length, m.output, runRows);
   }
 
   acquire(m: ActiveModel): void {

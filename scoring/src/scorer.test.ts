@@ -157,19 +157,59 @@ describe('Scorer (real onnxruntime in the session host)', () => {
     expect(scorer.commitOffset(0)).toBe(2n);
   });
 
+  it('scores a whole step through a session host crash: the messages in flight are sent again to the new child', async () => {
+    const logs: string[] = [];
+    scorer = new Scorer(
+      reg,
+      { deliver: async (scores) => void delivered.push(scores) },
+      {
+        maxBatch: 2,
+        messageRows: 2,
+        log: (l) => logs.push(l),
+        metrics,
+      },
+    );
+    const batch = Array.from({ length: 400 }, (_, i) => rec(0, i));
+    const step = scorer.locked(() => scorer.ingest(batch));
+    process.kill(host.pid!, 'SIGKILL');
+    const out = await step;
+    expect(out.map((s) => s.windowStart)).toEqual(batch.map((r) => r.record.windowStart));
+    expect(logs.some((l) => /^scoring with iforest: session host exited .*; retrying$/.test(l))).toBe(true);
+    expect(await labelled(metrics.unscored)).toEqual({});
+    expect(await labelled(metrics.scores)).toEqual({ 'iforest|1': 400 });
+    expect(scorer.commitOffset(0)).toBe(400n);
+  });
+
   it('scores every record of a step with one version when a swap lands during it, each record once', async () => {
+    // Six steps of five records in messages of two rows: three messages a step. The swap is made to land inside
+    // step 2, between its first and second message (the eighth message overall waits for it), so it splits the step.
     const steps = Array.from({ length: 6 }, (_, i) => Array.from({ length: 5 }, (_, j) => rec(0, i * 5 + j)));
-    const swap = reg.upsert('iforest', join(fixtures, 'iforest-v2.onnx'), null);
-    const runs = steps.map((batch) => scorer.locked(() => scorer.ingest(batch)));
-    expect(await swap).toBe(true);
-    const outs = await Promise.all(runs);
-    const versions = outs.map((o) => [...new Set(o.map((s) => s.modelVersion))]);
-    for (const v of versions) expect(v).toHaveLength(1);
+    scorer = new Scorer(
+      reg,
+      { deliver: async (scores) => void delivered.push(scores) },
+      { maxBatch: 2, messageRows: 2 },
+    );
+    const score = reg.score.bind(reg);
+    let messages = 0;
+    let swapped: Promise<boolean> | null = null;
+    jest.spyOn(reg, 'score').mockImplementation(async (...args) => {
+      if (++messages === 8) await (swapped = reg.upsert('iforest', join(fixtures, 'iforest-v2.onnx'), null));
+      return score(...args);
+    });
+    const outs = await Promise.all(steps.map((batch) => scorer.locked(() => scorer.ingest(batch))));
+    expect(await swapped).toBe(true);
+    // Each step with the one version it started with: the swap falls between steps 2 and 3, never inside one.
+    expect(outs.map((o) => [...new Set(o.map((s) => s.modelVersion))])).toEqual([
+      ['1'],
+      ['1'],
+      ['1'],
+      ['2'],
+      ['2'],
+      ['2'],
+    ]);
+    expect(outs.map((o) => o.length)).toEqual([5, 5, 5, 5, 5, 5]);
     const late = await scorer.locked(() => scorer.ingest([rec(0, 30)]));
     expect(late.map((s) => s.modelVersion)).toEqual(['2']);
-    // Once a step scored with v2, no later one scored with v1.
-    const flat = versions.map((v) => v[0]);
-    expect(flat.slice(flat.indexOf('2')).every((v) => v === '2')).toBe(true);
     const keys = outs.flat().map((s) => s.windowStart);
     expect(new Set(keys).size).toBe(30);
     expect(scorer.commitOffset(0)).toBe(31n);

@@ -1,9 +1,11 @@
 /**
  * The scoring step, without Kafka: window records in, scored by the active models (which model scores which record:
- * router.ts), scores out through a sink, and the offsets that are then safe to commit. A record is scored (or not) as soon as it is read: every feature comes
- * from the record itself. Every step runs under one lock, so a model swap (a reference assignment in ModelRegistry)
- * falls between two steps: each record is scored once per model name, by exactly one version, and the snapshot a step
- * took stays loaded until the step is done. Offsets move only once the step's scores are delivered.
+ * router.ts), scores out through a sink, and the offsets that are then safe to commit. A record is scored (or not) as
+ * soon as it is read: every feature comes from the record itself. Every step runs under one lock, so a model swap (a
+ * reference assignment in ModelRegistry) falls between two steps: each record is scored once per model name, by
+ * exactly one version, and the snapshot a step took stays loaded until the step is done. Offsets move only once the
+ * step's scores are delivered. A step's rows cross to the session host in a few messages sent at once, not one
+ * round trip per onnxruntime run (bench/README.md, "scoring").
  */
 import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import { firstLine, retry } from '@fleetpulse/runtime';
@@ -11,7 +13,7 @@ import { compileFeatures, featureObject, fillVector, type CompiledFeatures } fro
 import type { ActiveModel, ModelRegistry } from './models';
 import type { ScoringMetrics } from './metrics';
 import { finalRecords, routeRecords } from './router';
-import { HostError } from './session-host';
+import { HostError, type Scored } from './session-host';
 
 export interface ScoreSink {
   /** Resolves once every score is durably out (anomaly.scores acknowledged, anomalies stored). */
@@ -21,9 +23,27 @@ export interface ScoreSink {
 export interface ScorerOptions {
   /** Largest batch handed to onnxruntime. [1024] */
   maxBatch?: number;
+  /** Rows per message to the session host, rounded down to a multiple of maxBatch (at least one). [256] */
+  messageRows?: number;
   log?: (line: string) => void;
   metrics?: ScoringMetrics;
 }
+
+/** One message to the session host: a model's rows of part of a step, and its answer to come. */
+interface Part {
+  model: ActiveModel;
+  compiled: CompiledFeatures;
+  /** The records whose features are the message's rows, in order. */
+  used: WindowRecord[];
+  scored: Promise<Scored | Error>;
+}
+
+/**
+ * Rows per message to the session host (rounded to a multiple of maxBatch). Big enough that a round trip (~70 us) is
+ * small beside the runs; small enough that the host does not wait long for the first message of a step, nor this
+ * process long over the answer to the last (filling and reading 256 rows take ~0.5 ms, running them ~4 ms).
+ */
+const MessageRows = 256;
 
 /** One window record read from a partition. */
 export interface RecordIn {
@@ -34,6 +54,7 @@ export interface RecordIn {
 
 export class Scorer {
   private readonly maxBatch: number;
+  private readonly messageRows: number;
   private readonly log: (line: string) => void;
   private readonly metrics: ScoringMetrics | undefined;
   /** Per partition: the offset after the last record whose scores are delivered (or that needed none). */
@@ -48,6 +69,7 @@ export class Scorer {
     opts: ScorerOptions = {},
   ) {
     this.maxBatch = opts.maxBatch ?? 1024;
+    this.messageRows = this.maxBatch * Math.max(1, Math.floor((opts.messageRows ?? MessageRows) / this.maxBatch));
     this.log = opts.log ?? (() => undefined);
     this.metrics = opts.metrics;
   }
@@ -69,14 +91,15 @@ export class Scorer {
     this.metrics?.records.inc({ final: 'true' }, finals.length);
     if (records.length > finals.length) this.metrics?.records.inc({ final: 'false' }, records.length - finals.length);
     const out: AnomalyScore[] = [];
-    for (const { model: m, records: mine } of routeRecords(this.registry.snapshot(), finals)) {
-      this.registry.acquire(m);
-      try {
-        for (let i = 0; i < mine.length; i += this.maxBatch)
-          await this.scoreBatch(m, mine.slice(i, i + this.maxBatch), out);
-      } finally {
-        this.registry.release(m);
-      }
+    const routes = routeRecords(this.registry.snapshot(), finals);
+    for (const r of routes) this.registry.acquire(r.model);
+    try {
+      // Every message of the step is sent before the first answer is awaited: the session host runs them back to
+      // back while this process fills the next ones and turns earlier answers into scores (two cores, both busy).
+      const parts = routes.flatMap((r) => this.send(r.model, r.records));
+      for (const p of parts) this.collect(p, await p.scored, out);
+    } finally {
+      for (const r of routes) this.registry.release(r.model);
     }
     if (out.length > 0) await this.sink.deliver(out);
     for (const r of records) this.advance(r.partition, r.offset + 1n);
@@ -111,35 +134,60 @@ export class Scorer {
     return c;
   }
 
-  private async scoreBatch(m: ActiveModel, ws: readonly WindowRecord[], out: AnomalyScore[]): Promise<void> {
+  /** The model's records as feature rows, in messages of {@link messageRows} rows, each sent at once. */
+  private send(m: ActiveModel, records: readonly WindowRecord[]): Part[] {
     const compiled = this.featuresOf(m);
     const width = compiled.length;
-    const buf = new Float32Array(ws.length * width);
-    const used: WindowRecord[] = [];
-    for (const w of ws) {
-      const problem = fillVector(w, compiled, buf, used.length * width);
-      if (problem === null) used.push(w);
-      else this.metrics?.unscorable.inc({ model: m.name, reason: problem });
+    const parts: Part[] = [];
+    for (let i = 0; i < records.length; i += this.messageRows) {
+      const end = Math.min(records.length, i + this.messageRows);
+      const buf = new Float32Array((end - i) * width);
+      const used: WindowRecord[] = [];
+      for (let j = i; j < end; j++) {
+        const problem = fillVector(records[j]!, compiled, buf, used.length * width);
+        if (problem === null) used.push(records[j]!);
+        else this.metrics?.unscorable.inc({ model: m.name, reason: problem });
+      }
+      if (used.length > 0)
+        parts.push({
+          model: m,
+          compiled,
+          used,
+          scored: this.score(m, buf.subarray(0, used.length * width), used.length),
+        });
     }
-    if (used.length === 0) return;
-    let scores: Float32Array;
-    try {
-      // A retriable HostError: the session host died and is being replaced with every live session; the same batch
-      // again once it is. Anything else is this batch's own failure: counted, and the step goes on.
-      scores = await retry(() => this.registry.run(m, buf.subarray(0, used.length * width), used.length), {
-        initialMs: 100,
-        maxMs: 2000,
-        bail: (e) => !(e instanceof HostError && e.retriable),
-        onRetry: (_attempt, _delay, e) => this.log(`scoring with ${m.name}: ${firstLine(e)}; retrying`),
-      });
-    } catch (e) {
-      this.log(`scoring ${used.length} windows with ${m.name} v${m.spec.version} failed: ${firstLine(e)}`);
-      this.metrics?.unscored.inc({ model: m.name, reason: 'run-failed' }, used.length);
-      return;
-    }
+    return parts;
+  }
+
+  /**
+   * One message's scores. A retriable HostError: the session host died and is being replaced with every live
+   * session; the same message again once it is. Anything else fails this message's rows only; never rejects, so
+   * the messages not awaited yet cannot become unhandled rejections.
+   */
+  private score(m: ActiveModel, input: Float32Array, rows: number): Promise<Scored | Error> {
+    return retry(() => this.registry.score(m, input, rows, this.maxBatch), {
+      initialMs: 100,
+      maxMs: 2000,
+      bail: (e) => !(e instanceof HostError && e.retriable),
+      onRetry: (_attempt, _delay, e) => this.log(`scoring with ${m.name}: ${firstLine(e)}; retrying`),
+    }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+  }
+
+  private collect({ model: m, compiled, used }: Part, scored: Scored | Error, out: AnomalyScore[]): void {
     const { threshold, higherIsAnomalous, version } = m.spec;
-    let scored = 0;
+    const failed = scored instanceof Error ? [{ row: 0, rows: used.length, error: firstLine(scored) }] : scored.failed;
+    for (const f of failed) {
+      this.log(`scoring ${f.rows} windows with ${m.name} v${version} failed: ${f.error}`);
+      this.metrics?.unscored.inc({ model: m.name, reason: 'run-failed' }, f.rows);
+    }
+    if (scored instanceof Error) return;
+    const { scores } = scored;
+    let count = 0;
+    let f = 0;
     for (let i = 0; i < used.length; i++) {
+      // Rows of a failed run are counted above, not as non-finite scores.
+      while (f < failed.length && failed[f]!.row + failed[f]!.rows <= i) f++;
+      if (f < failed.length && failed[f]!.row <= i) continue;
       const w = used[i]!;
       const score = scores[i]!;
       if (!Number.isFinite(score)) {
@@ -157,9 +205,9 @@ export class Scorer {
         anomalous,
         features: featureObject(w, m.spec.features, compiled),
       });
-      scored++;
+      count++;
       if (anomalous) this.metrics?.anomalies.inc({ model: m.name });
     }
-    this.metrics?.scores.inc({ model: m.name, version }, scored);
+    this.metrics?.scores.inc({ model: m.name, version }, count);
   }
 }

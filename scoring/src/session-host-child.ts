@@ -5,7 +5,7 @@
  * the service recycles it (SessionHost). Started by SessionHost with `fork`, advanced serialization.
  */
 import * as ort from 'onnxruntime-node';
-import type { HostOptions, Request, Response, SessionInfo, ValueMeta } from './session-protocol';
+import type { HostOptions, Request, Response, RunFailure, SessionInfo, ValueMeta } from './session-protocol';
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as HostOptions;
 const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -25,6 +25,22 @@ function meta(list: readonly ort.InferenceSession.ValueMetadata[]): ValueMeta[] 
   );
 }
 
+/** One onnxruntime run: `rows` rows in, one float32 score per row out. */
+async function runOnce(
+  s: ort.InferenceSession,
+  input: Float32Array,
+  rows: number,
+  cols: number,
+  output: string,
+): Promise<Float32Array> {
+  const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', input, [rows, cols]) }, [output]);
+  const t = out[output];
+  if (!t) throw new Error(`output ${output} missing`);
+  if (!(t.data instanceof Float32Array)) throw new Error(`output ${output} is ${t.type}, not float32`);
+  if (t.data.length !== rows) throw new Error(`output ${output} has ${t.data.length} values for ${rows} rows`);
+  return t.data;
+}
+
 async function handle(m: Request): Promise<Response> {
   switch (m.op) {
     case 'load': {
@@ -42,12 +58,22 @@ async function handle(m: Request): Promise<Response> {
     case 'run': {
       const s = sessions.get(m.key);
       if (!s) throw new Error(`no session ${m.key}`);
-      const input = s.inputNames[0]!;
-      const out = await s.run({ [input]: new ort.Tensor('float32', m.input, [m.rows, m.cols]) }, [m.output]);
-      const t = out[m.output];
-      if (!t) throw new Error(`output ${m.output} missing`);
-      if (!(t.data instanceof Float32Array)) throw new Error(`output ${m.output} is ${t.type}, not float32`);
-      return { id: m.id, ok: true, scores: t.data, dims: [...t.dims] };
+      const scores = new Float32Array(m.rows);
+      const failed: RunFailure[] = [];
+      // Runs one after another: a failed run costs its own rows only, as when each was a message of its own.
+      for (let row = 0; row < m.rows; row += m.runRows) {
+        const rows = Math.min(m.runRows, m.rows - row);
+        try {
+          scores.set(
+            await runOnce(s, m.input.subarray(row * m.cols, (row + rows) * m.cols), rows, m.cols, m.output),
+            row,
+          );
+        } catch (e) {
+          failed.push({ row, rows, error: e instanceof Error ? e.message : String(e) });
+          scores.fill(Number.NaN, row, row + rows);
+        }
+      }
+      return { id: m.id, ok: true, scores, failed };
     }
     case 'release': {
       const s = sessions.get(m.key);
@@ -60,11 +86,23 @@ async function handle(m: Request): Promise<Response> {
   }
 }
 
-process.on('message', (m: Request) => {
-  handle(m).then(
-    (r) => process.send?.(r),
-    (e: unknown) => process.send?.({ id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
+/**
+ * Runs one message after another, in arrival order: messages sent together would otherwise interleave their runs and
+ * all finish at the end, so the service could not turn the first answers into scores while the later ones run.
+ * Loads, releases and stats do not wait for runs (a scrape must not wait for a step).
+ */
+let runs: Promise<unknown> = Promise.resolve();
+
+function answer(m: Request): Promise<void> {
+  return handle(m).then(
+    (r) => void process.send?.(r),
+    (e: unknown) => void process.send?.({ id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
   );
+}
+
+process.on('message', (m: Request) => {
+  if (m.op === 'run') runs = runs.then(() => answer(m));
+  else void answer(m);
 });
 process.on('disconnect', () => process.exit(0));
 // Ctrl-C signals the whole process group: the parent decides when this host ends (it disconnects or kills it),

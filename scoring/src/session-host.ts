@@ -8,7 +8,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HostOptions, Request, Response, SessionInfo } from './session-protocol';
+import type { HostOptions, Request, Response, RunFailure, SessionInfo } from './session-protocol';
 
 export class HostError extends Error {
   override readonly name = 'HostError';
@@ -26,6 +26,12 @@ export interface SessionHostOptions extends HostOptions {
   /** ...or once the child's RSS passes this many bytes. [1 GiB] */
   recycleRssBytes?: number;
   log?: (line: string) => void;
+}
+
+/** One score per row (NaN in the rows of a failed run), and the runs that failed. */
+export interface Scored {
+  scores: Float32Array;
+  failed: RunFailure[];
 }
 
 type Pending = (r: Response) => void;
@@ -138,10 +144,31 @@ export class SessionHost {
     });
   }
 
+  /**
+   * Scores `rows` rows of `cols` features with the session, in onnxruntime runs of at most `runRows` rows, all in one
+   * message to the child. A run that fails leaves NaN in its rows and is listed in `failed`; a child that dies or is
+   * not running rejects with a retriable {@link HostError}.
+   */
+  async score(
+    key: string,
+    input: Float32Array,
+    rows: number,
+    cols: number,
+    output: string,
+    runRows: number = rows,
+  ): Promise<Scored> {
+    const child = this.child;
+    const r = await child.request({ op: 'run', key, input, rows, cols, output, runRows: Math.max(1, runRows) });
+    if (!r.ok) throw new HostError(r.error, child.dead || r.error.startsWith('session host'));
+    return { scores: r.scores!, failed: r.failed ?? [] };
+  }
+
+  /** One onnxruntime run of `rows` rows; its failure rejects (not retriable unless the child died). */
   async run(key: string, input: Float32Array, rows: number, cols: number, output: string): Promise<Float32Array> {
-    const r = await this.child.request({ op: 'run', key, input, rows, cols, output });
-    if (!r.ok) throw new HostError(r.error, this.child.dead || r.error.startsWith('session host'));
-    return r.scores!;
+    const r = await this.score(key, input, rows, cols, output);
+    const failed = r.failed[0];
+    if (failed) throw new HostError(failed.error, false);
+    return r.scores;
   }
 
   release(key: string): Promise<void> {

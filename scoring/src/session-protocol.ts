@@ -1,4 +1,9 @@
-/** Messages between the service and its session host child (session-host.ts / session-host-child.ts). */
+/**
+ * Messages between the service and its session host child (session-host.ts / session-host-child.ts). A `run` carries
+ * every row one model scores in a step, cut by the child into onnxruntime runs of at most `runRows` rows: one
+ * round trip per message instead of one per run, which is what the process boundary costs (the profile: the child
+ * waited for the next request for about an eighth of the time; serialising a Float32Array is a copy and cheap).
+ */
 
 export interface ValueMeta {
   name: string;
@@ -21,12 +26,38 @@ export interface HostOptions {
   intraOpThreads: number;
 }
 
+/** Rows `[row, row + rows)` of a run message that got no scores, and why (their scores are NaN). */
+export interface RunFailure {
+  row: number;
+  rows: number;
+  error: string;
+}
+
 export type Request =
   | { id: number; op: 'load'; key: string; bytes: Uint8Array }
-  | { id: number; op: 'run'; key: string; input: Float32Array; rows: number; cols: number; output: string }
+  | {
+      id: number;
+      op: 'run';
+      key: string;
+      /** `rows` x `cols` float32 features, row-major. */
+      input: Float32Array;
+      rows: number;
+      cols: number;
+      output: string;
+      /** Rows per onnxruntime run. */
+      runRows: number;
+    }
   | { id: number; op: 'release'; key: string }
   | { id: number; op: 'stats' };
 
 export type Response =
-  | { id: number; ok: true; info?: SessionInfo; scores?: Float32Array; dims?: number[]; rss?: number }
+  | {
+      id: number;
+      ok: true;
+      info?: SessionInfo;
+      /** One score per row of a run message; NaN where a run failed (listed in `failed`). */
+      scores?: Float32Array;
+      failed?: RunFailure[];
+      rss?: number;
+    }
   | { id: number; ok: false; error: string };
