@@ -17,7 +17,7 @@
  *     rows of one Cassandra partition only, batches of <= 20, 128 in flight.
  */
 import { MetricStatNames, type MetricStatName } from '@fleetpulse/contracts';
-import { AggregateStore, loadConfig, type WindowToStore } from '@fleetpulse/stream-processor';
+import { aggregateStoreFor, loadConfig, type WindowToStore } from '@fleetpulse/stream-processor';
 import { WindowAggregator, type ClosedWindow } from '@fleetpulse/stream-processor/core';
 import type { ArrayOrObject, Client, QueryOptions } from 'cassandra-driver';
 import { records, type BenchRecord, type Layout } from './processor-input';
@@ -162,16 +162,7 @@ export async function insertCeilings(
   // The store as the processor's run configures it: the same variables, parsed by the processor's own loadConfig.
   const config = loadConfig({ ...process.env, FLEETPULSE_TTL: BenchTtl, FLEETPULSE_STORED_RESOLUTIONS: o.stored });
   const storeFor = (view: Client, concurrency: number, maxBatchRows: number) =>
-    new AggregateStore(view, {
-      keyspace: config.keyspace,
-      ttlSeconds: config.ttlSeconds,
-      storedResolutions: config.storedResolutions,
-      concurrency,
-      maxBatchRows,
-      initialBackoffMs: 100,
-      maxBackoffMs: 5000,
-      log: (line) => process.stderr.write(`  ${line}\n`),
-    });
+    aggregateStoreFor(view, config, (line) => process.stderr.write(`  ${line}\n`), { concurrency, maxBatchRows });
   // Statements prepared and the ring learnt before any clock starts: one row written (again later, idempotently).
   await storeFor(client, 1, 1).writeAll([drains[0]![0]!]);
   const run = async (method: CeilingMethod, knowsRing: boolean, concurrency: number, maxBatchRows: number) => {

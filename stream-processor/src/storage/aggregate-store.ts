@@ -38,6 +38,8 @@ export function aggregateStoreFor(
   client: Client,
   config: Pick<ProcessorConfig, 'keyspace' | 'ttlSeconds' | 'writeConcurrency' | 'storedResolutions'>,
   log: (line: string) => void,
+  /** The benchmark's ceilings vary these, all else as the processor has it. */
+  overrides: Partial<Pick<AggregateStoreOptions, 'concurrency' | 'maxBatchRows'>> = {},
 ): AggregateStore {
   return new AggregateStore(client, {
     keyspace: config.keyspace,
@@ -47,6 +49,7 @@ export function aggregateStoreFor(
     initialBackoffMs: 100,
     maxBackoffMs: 5000,
     log,
+    ...overrides,
   });
 }
 
