@@ -1,17 +1,64 @@
 import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
-import type { DeviceSummary, ModelsAnswer, SeriesPage } from '@fleetpulse/dashboard-api/wire';
+import type {
+  DeviceSummary,
+  LoginRequest,
+  ModelsAnswer,
+  SeriesPage,
+  SessionInfo,
+} from '@fleetpulse/dashboard-api/wire';
 
 /** Devices per request, and how many the overview loads at most (live ones are added as they report). */
 const DevicePageSize = 5000;
 const MaxListedDevices = 100_000;
 
+/** The API said 401: no session (signed out, expired, or never signed in). */
+export class Unauthorized extends Error {
+  override name = 'Unauthorized';
+}
+
+/** Called on every 401 of a data request (the session ended): the UI goes back to its login page. */
+let unauthorized: () => void = () => undefined;
+export const onUnauthorized = (fn: () => void): void => void (unauthorized = fn);
+
+async function errorOf(res: Response): Promise<Error> {
+  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  const message = body.error ?? `${res.status} ${res.statusText}`;
+  return res.status === 401 ? new Unauthorized(message) : new Error(message);
+}
+
 async function getResponse(path: string): Promise<Response> {
   const res = await fetch(path, { headers: { accept: 'application/json' } });
   if (!res.ok) {
-    const body = (await res.json().catch(() => ({}))) as { error?: string };
-    throw new Error(body.error ?? `${res.status} ${res.statusText}`);
+    const e = await errorOf(res);
+    if (e instanceof Unauthorized) unauthorized();
+    throw e;
   }
   return res;
+}
+
+/** Who is signed in (the session cookie), or null when nobody is. */
+export async function fetchSession(): Promise<SessionInfo | null> {
+  const res = await fetch('/api/session', { headers: { accept: 'application/json' } });
+  if (res.status === 401) return null;
+  if (!res.ok) throw await errorOf(res);
+  return (await res.json()) as SessionInfo;
+}
+
+/** Exchanges a token for the session cookie (HttpOnly: this page never sees it); Unauthorized for a wrong token. */
+export async function login(token: string): Promise<SessionInfo> {
+  const body: LoginRequest = { token };
+  const res = await fetch('/api/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw await errorOf(res);
+  return (await res.json()) as SessionInfo;
+}
+
+/** Ends the session (its live sockets are closed by the API) and removes the cookie. */
+export async function logout(): Promise<void> {
+  await fetch('/api/session', { method: 'DELETE' });
 }
 
 const getJson = async <T>(path: string): Promise<T> => (await (await getResponse(path)).json()) as T;

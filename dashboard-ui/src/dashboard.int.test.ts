@@ -14,8 +14,9 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 // The browser dashboard end to end: the API in-process on the real Kafka and Cassandra, Debian's chromium driven by
 // playwright-core (no downloaded browser), v2 window records produced to the real topics and written to the
-// `windows` table by the test. Screenshots go to
-// artifacts/dashboard-ui/; FLEETPULSE_UPDATE_DOCS=1 also refreshes docs/dashboard.png.
+// `windows` table by the test. The browser signs in with a token first (the login page), out at the end, and as a
+// device-limited viewer, which sees only its devices. Screenshots go to artifacts/dashboard-ui/;
+// FLEETPULSE_UPDATE_DOCS=1 also refreshes docs/dashboard.png.
 const root = resolve(__dirname, '..', '..');
 const uiDist = join(root, 'dashboard-ui', 'dist');
 const artifacts = join(root, 'artifacts', 'dashboard-ui');
@@ -27,6 +28,10 @@ const burst = Array.from({ length: 1000 }, (_, i) => `ui-${run}-b${String(i).pad
 /** fleet.ts draws this many rows beyond each edge of the view. */
 const Overscan = 8;
 const metrics = ['humidity', 'temp', 'vib', 'volt'];
+const AdminToken = 'ui-admin-token-1';
+/** A viewer limited to the devices 00-09 of this run. */
+const TenantToken = 'ui-tenant-token-1';
+const tenantDevices = devices.slice(0, 10);
 const base: Record<string, number> = { temp: 22, humidity: 45, vib: 0.3, volt: 3.3 };
 
 let dashboard: RunningDashboard;
@@ -172,6 +177,16 @@ function listedDevices(): Promise<string[]> {
   });
 }
 
+/** Signs in on the login page with `token`; resolves once the dashboard shows. */
+async function signIn(token: string): Promise<void> {
+  await page.waitForSelector('#login:not([hidden])', { timeout: 30_000 });
+  await page.fill('#token', token);
+  await page.click('#login button[type="submit"]');
+  await page.waitForSelector('#app:not([hidden])', { timeout: 30_000 });
+}
+
+const signedOut = () => page.waitForSelector('#login:not([hidden])', { timeout: 30_000 });
+
 const shot = async (name: string) => {
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, `${name}.png`) });
@@ -192,6 +207,8 @@ beforeAll(async () => {
     FLEETPULSE_SCORING_URL: `http://127.0.0.1:${(scoring.address() as AddressInfo).port}`,
     FLEETPULSE_SCORING_MODELS_PATH: '/api/models',
     FLEETPULSE_DASHBOARD_UI_DIR: uiDist,
+    FLEETPULSE_DASHBOARD_ADMIN_TOKENS: AdminToken,
+    FLEETPULSE_DASHBOARD_VIEWER_TOKENS: `${TenantToken}=ui-${run}-0?`,
     // 1s live only, as on a large fleet: the history picker's 1s answers with the reason.
     FLEETPULSE_STORED_RESOLUTIONS: '10s,60s',
   });
@@ -228,6 +245,21 @@ afterAll(async () => {
 });
 
 describe('dashboard in a browser', () => {
+  it('asks for a token, refuses a wrong one, and signs in', async () => {
+    await signedOut();
+    expect(await page.isHidden('#app')).toBe(true);
+    await page.fill('#token', 'not-a-dashboard-token');
+    await page.click('#login button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById('login-error')?.textContent === 'unknown token');
+    await shot('00-login');
+    await signIn(AdminToken);
+    expect(await page.textContent('#who')).toBe('admin · all devices');
+    // The cookie is the session's: HttpOnly, so the page's scripts cannot read it.
+    const [cookie] = await browser.cookies(dashboard.url);
+    expect(cookie).toMatchObject({ name: 'fleetpulse_session', httpOnly: true, sameSite: 'Strict' });
+    expect(await page.evaluate(() => document.cookie)).toBe('');
+  });
+
   it('loads, connects and lists the fleet', async () => {
     await page.waitForSelector('#conn[data-state="live"]', { timeout: 30_000 });
     await page.fill('#filter', `ui-${run}`);
@@ -357,5 +389,56 @@ describe('dashboard in a browser', () => {
       mkdirSync(join(root, 'docs'), { recursive: true });
       copyFileSync(join(artifacts, '03-anomaly.png'), join(root, 'docs', 'dashboard.png'));
     }
+  });
+
+  it('signs out: back to the login page, and the session is gone', async () => {
+    await page.click('#signout');
+    await signedOut();
+    expect(await browser.cookies(dashboard.url)).toEqual([]);
+    expect(await page.evaluate(async () => (await fetch('/api/session')).status)).toBe(401);
+  });
+
+  it('returns to the login page when the session ends under it (its socket closed, or a 401)', async () => {
+    await signIn(AdminToken);
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 30_000 });
+    // Signed out elsewhere (another tab): the API closes this page's socket.
+    await page.evaluate(() => fetch('/api/session', { method: 'DELETE' }));
+    await signedOut();
+    // The cookie gone: the next REST call (the models panel asks every 10 s) is answered 401.
+    await signIn(AdminToken);
+    await browser.clearCookies();
+    await signedOut();
+  });
+
+  it('shows a device-limited viewer its devices only, and says who is signed in', async () => {
+    await signIn(TenantToken);
+    expect(await page.textContent('#who')).toBe(`viewer · ui-${run}-0?`);
+    await page.fill('#filter', `ui-${run}`);
+    // Every device of the run reports each second: the tenant's show up, no other ever does.
+    let listed: string[] = [];
+    for (const end = Date.now() + 30_000; Date.now() < end && listed.length < tenantDevices.length;)
+      listed = await listedDevices();
+    expect(listed).toEqual(tenantDevices);
+    // An anomaly of another device, then one of its own: the feed shows its own only.
+    const anomaly = (deviceId: string): AnomalyScore => ({
+      deviceId,
+      resolution: '10s',
+      windowStart: Math.floor(Date.now() / 10_000) * 10_000,
+      model: 'iforest',
+      modelVersion: '3',
+      score: 0.91,
+      anomalous: true,
+      features: { 'temp.mean': 30 },
+    });
+    for (const d of [devices[15]!, tenantDevices[1]!])
+      await producer.send({ topic: Topics.scores, messages: [{ key: d, value: JSON.stringify(anomaly(d)) }] });
+    await page.waitForSelector(`#anomalies li[data-device="${tenantDevices[1]}"]`, { timeout: 30_000 });
+    await page.waitForTimeout(3000);
+    expect(await listedDevices()).toEqual(tenantDevices);
+    const feed = await page.$$eval('#anomalies li', (lis) => lis.map((li) => (li as HTMLElement).dataset.device));
+    expect(feed.filter((d) => !tenantDevices.includes(d!))).toEqual([]);
+    await shot('04-tenant');
+    await page.click('#signout');
+    await signedOut();
   });
 });

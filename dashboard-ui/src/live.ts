@@ -12,11 +12,15 @@ export interface LiveHandlers {
   state(s: ConnState, detail?: string): void;
   /** After a reconnect: what was missed while away is in the REST API. */
   reconnected(): void;
+  /** The API refused the connection (401) or closed it (the session ended): sign in again. */
+  unauthorized(): void;
 }
 
 /**
- * The `/live` socket. socket.io reconnects by itself (with backoff) after the API restarts; the server forgets a
- * socket's rooms with it, so every subscription is sent again on each connect.
+ * The `/live` socket, authenticated by the session cookie (sent with the handshake, same origin). socket.io reconnects
+ * by itself (with backoff) after the API restarts; the server forgets a socket's rooms with it, so every subscription
+ * is sent again on each connect. A refused connection (401) or one the API closes (its session ended) does not
+ * reconnect: `unauthorized` is called.
  */
 export class Live {
   private readonly socket: Socket;
@@ -35,8 +39,17 @@ export class Live {
       if (this.everConnected) this.h.reconnected();
       this.everConnected = true;
     });
-    this.socket.on('disconnect', (reason) => this.h.state('reconnecting', reason));
-    this.socket.on('connect_error', (e) => this.h.state(this.everConnected ? 'reconnecting' : 'offline', e.message));
+    this.socket.on('disconnect', (reason) => {
+      if (reason === 'io server disconnect') return this.h.unauthorized();
+      this.h.state('reconnecting', reason);
+    });
+    this.socket.on('connect_error', (e: Error & { data?: { status?: number } }) => {
+      if (e.data?.status === 401) {
+        this.socket.disconnect();
+        return this.h.unauthorized();
+      }
+      this.h.state(this.everConnected ? 'reconnecting' : 'offline', e.message);
+    });
     this.socket.on('aggregate', (r: WindowRecord) => this.h.aggregate(r));
     this.socket.on('aggregates', (rs: WindowRecord[]) => this.h.aggregates(rs));
     this.socket.on('anomaly', (s: AnomalyScore) => this.h.anomaly(s));

@@ -1,7 +1,17 @@
 import './style.css';
 import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
-import type { ModelStatus } from '@fleetpulse/dashboard-api/wire';
-import { fetchAnomalies, fetchDevices, fetchModels, fetchSeries } from './api';
+import type { ModelStatus, SessionInfo } from '@fleetpulse/dashboard-api/wire';
+import {
+  fetchAnomalies,
+  fetchDevices,
+  fetchModels,
+  fetchSeries,
+  fetchSession,
+  login,
+  logout,
+  onUnauthorized,
+  Unauthorized,
+} from './api';
 import { historyChart, LiveChart } from './charts';
 import { FleetList } from './fleet';
 import { Live, type ConnState } from './live';
@@ -45,16 +55,8 @@ function onAggregate(r: WindowRecord): void {
   if (r.deviceId === selected) liveRecord(r);
 }
 
-const live = new Live({
-  aggregate: onAggregate,
-  aggregates: (records) => {
-    for (const r of records) onAggregate(r);
-  },
-  anomaly: (s) => addAnomaly(s, true),
-  state: setConn,
-  reconnected: () => void loadFleet(),
-});
-live.subscribe('fleet', { fleet: true, batch: true, resolution: FleetResolution });
+/** The live socket, once signed in (the session cookie authenticates its handshake). */
+let live: Live | undefined;
 
 // ---- fleet overview
 /** Whether the device list stopped at fetchDevices' bound: then the others show up as they report live. */
@@ -93,7 +95,6 @@ async function loadFleet(): Promise<void> {
 function updateCounts(): void {
   $('counts').textContent = `${fleet.size.toLocaleString()} devices${listCut ? ' (list cut; more report live)' : ''}`;
 }
-setInterval(updateCounts, 1000);
 
 // ---- anomaly feed
 const feed = $<HTMLOListElement>('anomalies');
@@ -132,14 +133,14 @@ const liveCharts = $('live-charts');
 
 function selectDevice(id: string): void {
   if (selected === id) return;
-  if (selected) live.unsubscribe(`device:${selected}`);
+  if (selected) live?.unsubscribe(`device:${selected}`);
   selected = id;
   fleet.select(id);
   $('device-title').textContent = id;
   for (const c of charts.values()) c.destroy();
   charts.clear();
   $('device-values').textContent = '';
-  live.subscribe(`device:${id}`, { deviceId: id });
+  live?.subscribe(`device:${id}`, { deviceId: id });
   const metrics = [...(fleet.get(id)?.metrics ?? [])].sort();
   const sel = $<HTMLSelectElement>('hist-metric');
   sel.replaceChildren(...metrics.map((m) => new Option(m, m)));
@@ -238,6 +239,70 @@ function modelRow(m: ModelStatus): HTMLTableRowElement {
   return tr;
 }
 
-void loadFleet();
-void loadModels();
-setInterval(() => void loadModels(), 10_000);
+// ---- signing in and out
+/** The dashboard, once signed in: who in the header, the live socket, the fleet and the models. */
+function start(who: SessionInfo): void {
+  $('login').hidden = true;
+  for (const id of ['app', 'session', 'conn']) $(id).hidden = false;
+  $('who').textContent = `${who.role} · ${who.devices === null ? 'all devices' : who.devices.join(', ')}`;
+  $('who').title = who.expiresAt === null ? '' : `signed in until ${new Date(who.expiresAt).toLocaleString()}`;
+  live = new Live({
+    aggregate: onAggregate,
+    aggregates: (records) => {
+      for (const r of records) onAggregate(r);
+    },
+    anomaly: (s) => addAnomaly(s, true),
+    state: setConn,
+    reconnected: () => void loadFleet(),
+    unauthorized: signedOut,
+  });
+  live.subscribe('fleet', { fleet: true, batch: true, resolution: FleetResolution });
+  void loadFleet();
+  void loadModels();
+  setInterval(updateCounts, 1000);
+  setInterval(() => void loadModels(), 10_000);
+}
+
+function showLogin(message = ''): void {
+  for (const id of ['app', 'session', 'conn']) $(id).hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = message;
+  $<HTMLInputElement>('token').focus();
+}
+
+/** The session ended while the dashboard ran (a 401, or the API closed the socket): a fresh page asks for a token. */
+let leaving = false;
+function signedOut(): void {
+  if (leaving) return;
+  leaving = true;
+  location.reload();
+}
+onUnauthorized(signedOut);
+
+$('login').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $<HTMLInputElement>('token');
+  $('login-error').textContent = '';
+  login(input.value.trim()).then(
+    (who) => {
+      input.value = '';
+      start(who);
+    },
+    (err: unknown) =>
+      showLogin(
+        err instanceof Unauthorized
+          ? 'unknown token'
+          : `cannot sign in: ${err instanceof Error ? err.message : String(err)}`,
+      ),
+  );
+});
+
+$('signout').addEventListener('click', () => {
+  leaving = true;
+  void logout().finally(() => location.reload());
+});
+
+fetchSession().then(
+  (who) => (who ? start(who) : showLogin()),
+  (e: unknown) => showLogin(`cannot reach the dashboard API: ${e instanceof Error ? e.message : String(e)}`),
+);
