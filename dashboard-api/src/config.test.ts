@@ -111,7 +111,8 @@ describe('loadConfig: access', () => {
       maxSessionsPerToken: 1000,
       cookieSecure: false,
       liveMaxSubscriptions: 100,
-      liveMaxSocketsPerToken: 1000,
+      liveMaxSocketsPerToken: 500,
+      liveMaxBacklogBytes: 16 * 1024 * 1024,
       liveResolutions: ['1s', '10s', '60s'],
     });
     expect(
@@ -136,6 +137,7 @@ describe('loadConfig: access', () => {
       'FLEETPULSE_DASHBOARD_COOKIE_SECURE',
       'FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS',
       'FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN',
+      'FLEETPULSE_LIVE_MAX_BACKLOG_BYTES',
       'FLEETPULSE_RESOLUTIONS',
     ])
       expect(helpText).toContain(`  ${v} `);

@@ -35,6 +35,11 @@ export interface DashboardConfig {
   liveMaxUpdatesPerSec: number;
   /** Per socket, live aggregate flushes skip it while its unsent packet queue is longer than this. */
   liveMaxBacklog: number;
+  /**
+   * Per socket, live aggregate flushes skip it, and anomalies are dropped, while more than this many bytes wait for
+   * it (engine.io's queue and what its WebSocket has not written out).
+   */
+  liveMaxBacklogBytes: number;
   /** Per socket, anomalies are dropped (and counted) while its unsent packet queue is longer than this. */
   liveMaxAnomalyBacklog: number;
   /** Built UI served at `/`; absent folder: `/` explains how to build it. */
@@ -87,6 +92,7 @@ const envSchema = z.object({
   FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC: envInt(1, 100).default(4),
   FLEETPULSE_LIVE_MAX_BACKLOG: envInt(1, 1_000_000).default(100),
   FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG: envInt(1, 1_000_000).default(1000),
+  FLEETPULSE_LIVE_MAX_BACKLOG_BYTES: envInt(65_536, 1 << 30).default(16 * 1024 * 1024),
   FLEETPULSE_DASHBOARD_UI_DIR: z.string().min(1).optional(),
   FLEETPULSE_HEALTH_TIMEOUT_MS: envInt(100, 60_000).default(2000),
   FLEETPULSE_STORED_RESOLUTIONS: z.string().default(DefaultStoredResolutions),
@@ -100,7 +106,7 @@ const envSchema = z.object({
   FLEETPULSE_DASHBOARD_MAX_SESSIONS_PER_TOKEN: envInt(1, 1_000_000).default(1000),
   FLEETPULSE_DASHBOARD_COOKIE_SECURE: z.enum(['true', 'false'], 'must be true or false').default('false'),
   FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS: envInt(1, 10_000).default(100),
-  FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN: envInt(1, 1_000_000).default(1000),
+  FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN: envInt(1, 1_000_000).default(500),
 });
 
 /** `https://ops.example.com,...`: each an origin as browsers send it (scheme, host, port; no path, no `*`). */
@@ -168,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
     scoringModelsPath: e.FLEETPULSE_SCORING_MODELS_PATH,
     liveMaxUpdatesPerSec: e.FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC,
     liveMaxBacklog: e.FLEETPULSE_LIVE_MAX_BACKLOG,
+    liveMaxBacklogBytes: e.FLEETPULSE_LIVE_MAX_BACKLOG_BYTES,
     liveMaxAnomalyBacklog: e.FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG,
     uiDir: resolve(e.FLEETPULSE_DASHBOARD_UI_DIR ?? join(__dirname, '..', '..', 'dashboard-ui', 'dist')),
     healthTimeoutMs: e.FLEETPULSE_HEALTH_TIMEOUT_MS,
@@ -205,6 +212,9 @@ Configuration is by environment variable (validated at start-up, all at once):
   FLEETPULSE_LIVE_MAX_BACKLOG           skip a socket's live updates while more packets than this wait for it, so a
                                         slow client gets fresh values, not a growing queue (default 100)
   FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG   drop anomalies for a socket with more unsent packets than this (default 1000)
+  FLEETPULSE_LIVE_MAX_BACKLOG_BYTES     the same two, in bytes waiting for a socket (its queue and what its WebSocket
+                                        has not written out): bounds what a client that stops reading pins
+                                        (default 16777216: 16 MiB)
   FLEETPULSE_DASHBOARD_UI_DIR           built UI to serve at / (default dashboard-ui/dist)
   FLEETPULSE_HEALTH_TIMEOUT_MS          /readyz checks give up after this (default 2000)
   FLEETPULSE_STORED_RESOLUTIONS         resolutions the stream-processor stores in Cassandra, as set there (default
@@ -226,5 +236,5 @@ Access (every /api route and /live need a token or the session cookie of POST /a
   FLEETPULSE_DASHBOARD_MAX_SESSIONS_PER_TOKEN   sessions of one token; past it its oldest ends (default 1000)
   FLEETPULSE_DASHBOARD_COOKIE_SECURE    true: the session cookie is Secure (HTTPS only) (default false)
   FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS     subscriptions per socket; past it subscribe is refused (default 100)
-  FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN /live sockets per token; past it a connection is refused (default 1000)
+  FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN /live sockets per token; past it a connection is refused (default 500)
 `;

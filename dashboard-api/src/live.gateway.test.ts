@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
 import { Access } from './access.service';
 import { LiveIoAdapter } from './live.adapter';
-import { LiveGateway } from './live.gateway';
+import { LiveGateway, unsent } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
 import { anomalyScore, collect, testConfig, TestTokens, windowRecord } from './testing';
 import { DashboardConfigToken } from './tokens';
@@ -20,13 +20,17 @@ const sockets: Socket[] = [];
 
 const MaxPerSec = 5;
 const MaxSubs = 4;
+const MaxBacklogBytes = 256 * 1024;
 
 beforeAll(async () => {
   const moduleRef = await Test.createTestingModule({
     providers: [
       {
         provide: DashboardConfigToken,
-        useValue: testConfig({ liveMaxUpdatesPerSec: MaxPerSec, liveMaxSubscriptions: MaxSubs }, ['gw-t-*']),
+        useValue: testConfig(
+          { liveMaxUpdatesPerSec: MaxPerSec, liveMaxSubscriptions: MaxSubs, liveMaxBacklogBytes: MaxBacklogBytes },
+          ['gw-t-*'],
+        ),
       },
       DashboardMetrics,
       Access,
@@ -214,5 +218,29 @@ describe('LiveGateway', () => {
     await mine;
     expect(seen.sort()).toEqual(['aggregate gw-t-1', 'anomaly gw-t-1']);
     expect((await everyone).map((r) => r.deviceId)).toEqual(['gw-other', 'gw-t-1']);
+  });
+
+  it('skips a client that stops reading once the bytes waiting for it pass the bound, and keeps serving others', async () => {
+    const stalled = await client({ fleet: true, batch: true });
+    const healthy = await client({ fleet: true, batch: true });
+    // The client stops reading: its TCP window fills, then the server's socket buffer, then engine.io's queue.
+    (stalled.io.engine.transport as unknown as { ws: { _socket: { pause(): void } } }).ws._socket.pause();
+    const server = gateway.nsp.sockets.get(stalled.id!)!;
+    const metrics = app.get(DashboardMetrics);
+    const skippedBefore = (await metrics.slowSkipped.get()).values[0]?.value ?? 0;
+    let received = 0;
+    healthy.on('aggregates', (rs: WindowRecord[]) => (received += rs.length));
+    // 300 flushes of 20 records of 64 metrics (~5 KB each): ~30 MB for a client that keeps up.
+    const big = Object.fromEntries(Array.from({ length: 64 }, (_, m) => [`metric-${m}`, m]));
+    let most = 0;
+    for (let f = 0; f < 300; f++) {
+      for (let d = 0; d < 20; d++) gateway.publishAggregate(windowRecord(`gw-big-${f}-${d}`, 0, big));
+      await sleep(f % 10 === 0 ? 30 : 1);
+      most = Math.max(most, unsent(server).bytes);
+    }
+    // One flush's batch is ~100 KB: the bound plus the flush that crossed it.
+    expect(most).toBeLessThan(MaxBacklogBytes + 200 * 1024);
+    expect(((await metrics.slowSkipped.get()).values[0]?.value ?? 0) - skippedBefore).toBeGreaterThan(0);
+    expect(received).toBeGreaterThan(0);
   });
 });

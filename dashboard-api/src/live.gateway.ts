@@ -53,8 +53,29 @@ function parseSubscription(
 const targetOf = (t: Target, scope: DeviceScope) =>
   t.kind === 'device' ? `d:${t.deviceId}` : scope.all ? 'f' : `f:${scope.key}`;
 const roomOf = (target: string, resolution: string, batch: boolean) => `${target}|${resolution}|${batch ? 'b' : 's'}`;
-/** Packets engine.io holds for a socket while its transport is busy (typed private, but the queue we bound). */
-const unsent = (socket: Socket): number => (socket.conn as unknown as { writeBuffer: unknown[] }).writeBuffer.length;
+interface Conn {
+  /**
+   * Packets engine.io holds for the socket while its transport is busy (typed private, but the queue we bound): the
+   * text, and for a broadcast the WebSocket frame socket.io encoded once for every socket (Buffers).
+   */
+  writeBuffer: { data?: unknown; options?: { wsPreEncodedFrame?: Buffer[] } }[];
+  /** The WebSocket of the websocket transport (`ws`): `bufferedAmount` is what it has not yet written out. */
+  transport: { socket?: { bufferedAmount?: number } };
+}
+
+/**
+ * What waits for a socket: packets in engine.io's queue, and bytes (those packets' and what the WebSocket holds
+ * unwritten, which a client that stops reading makes grow once its TCP window is full).
+ */
+export function unsent(socket: Socket): { packets: number; bytes: number } {
+  const conn = socket.conn as unknown as Conn;
+  let bytes = conn.transport.socket?.bufferedAmount ?? 0;
+  for (const p of conn.writeBuffer) {
+    bytes += typeof p.data === 'string' ? p.data.length : Buffer.isBuffer(p.data) ? p.data.byteLength : 0;
+    for (const b of p.options?.wsPreEncodedFrame ?? []) bytes += b.byteLength;
+  }
+  return { packets: conn.writeBuffer.length, bytes };
+}
 const deviceOfRoom = (room: string): string | undefined =>
   room.startsWith('d:') ? room.slice(2, room.indexOf('|', 2)) : undefined;
 const scopeKeyOfRoom = (room: string): string | undefined =>
@@ -73,11 +94,13 @@ function refusal(message: string, status: number): Error {
  * FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC updates a second per device, each with the latest record of each resolution.
  *
  * Slow clients: engine.io queues a socket's packets while its transport is busy (a slow browser, a congested link).
- * Each flush skips the sockets whose queue already holds more than FLEETPULSE_LIVE_MAX_BACKLOG packets, so a slow
- * client's queue stays bounded and, once it drains, the next flush brings the current values, not a backlog of old
+ * Each flush skips the sockets whose queue already holds more than FLEETPULSE_LIVE_MAX_BACKLOG packets or, with what
+ * the WebSocket holds unwritten, FLEETPULSE_LIVE_MAX_BACKLOG_BYTES bytes (a fleet batch can be megabytes: a count of
+ * packets alone does not bound memory), so a slow client's queue stays bounded and, once it drains, the next flush brings the current values, not a backlog of old
  * ones. (socket.io's `volatile` flag would bound it too, but drops every packet after the first of a flush while
  * the first is being written, which loses the other resolutions of the same flush.) Anomalies are sent at once and
- * never coalesced away; a socket whose queue holds more than FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG packets gets none
+ * never coalesced away; a socket whose queue holds more than FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG packets (or
+ * FLEETPULSE_LIVE_MAX_BACKLOG_BYTES bytes) gets none
  * until it drains (counted in fleetpulse_dashboard_live_anomalies_dropped_total; GET /api/anomalies has them).
  *
  * Access: a connection needs a token (`auth: {token}` or an `Authorization: Bearer` header) or the session cookie;
@@ -246,7 +269,8 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
         seen.add(id);
         const socket = sockets.get(id);
         if (!socket) continue;
-        if (unsent(socket) > this.config.liveMaxAnomalyBacklog) {
+        const waiting = unsent(socket);
+        if (waiting.packets > this.config.liveMaxAnomalyBacklog || waiting.bytes > this.config.liveMaxBacklogBytes) {
           this.metrics.anomaliesDropped.inc();
           continue;
         }
@@ -266,7 +290,11 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       else batches.set(room, [...records]);
     };
     const slow: string[] = [];
-    for (const [id, socket] of this.nsp.sockets) if (unsent(socket) > this.config.liveMaxBacklog) slow.push(id);
+    for (const [id, socket] of this.nsp.sockets) {
+      const waiting = unsent(socket);
+      if (waiting.packets > this.config.liveMaxBacklog || waiting.bytes > this.config.liveMaxBacklogBytes)
+        slow.push(id);
+    }
     if (slow.length > 0) this.metrics.slowSkipped.inc(slow.length);
     for (const { deviceId, records } of updates) {
       const targets = this.roomsOf(deviceId);

@@ -20,11 +20,11 @@ export class DashboardMetrics extends ServiceRegistry {
   );
   readonly anomaliesDropped = this.counter(
     'fleetpulse_dashboard_live_anomalies_dropped_total',
-    'Anomalies not sent to a socket whose unsent queue was over FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG',
+    'Anomalies not sent to a socket whose unsent queue was over FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG (or _BACKLOG_BYTES)',
   );
   readonly slowSkipped = this.counter(
     'fleetpulse_dashboard_live_slow_skips_total',
-    'Sockets skipped by a flush because their unsent queue was over FLEETPULSE_LIVE_MAX_BACKLOG',
+    'Sockets skipped by a flush because their unsent queue was over FLEETPULSE_LIVE_MAX_BACKLOG (or _BACKLOG_BYTES)',
   );
   readonly sockets = this.gauge('fleetpulse_dashboard_live_sockets', 'Connected socket.io clients on /live');
   readonly flushSeconds = this.histogram(
