@@ -76,17 +76,21 @@ function statsOf(record: WindowRecord, metric: string): MetricStats | undefined 
 /**
  * The feature vector of one record for one model, written into `out` at `at`; null when it is complete, else why
  * the model cannot score the record: `missing-metric` if any feature's metric is absent, else `non-finite-feature`.
+ * A Float64Array keeps the values exact (the score's `features` can then be read back with {@link featureObjectOf}).
  */
 export function fillVector(
   record: WindowRecord,
   features: CompiledFeatures,
-  out: Float32Array,
+  out: Float32Array | Float64Array,
   at: number,
 ): Unscorable | null {
   let problem: Unscorable | null = null;
+  // A model's features usually come grouped by metric: its stats are looked up once per run of the same metric.
+  let metric: string | null = null;
+  let s: MetricStats | undefined;
   for (let i = 0; i < features.length; i++) {
-    const [metric, stat] = features[i]!;
-    const s = statsOf(record, metric);
+    const [m, stat] = features[i]!;
+    if (m !== metric) s = statsOf(record, (metric = m));
     if (s === undefined) return 'missing-metric';
     const v: unknown = s[stat];
     if (typeof v !== 'number' || !Number.isFinite(v)) problem = 'non-finite-feature';
@@ -106,5 +110,12 @@ export function featureObject(
     const [metric, stat] = compiled[i]!;
     o[features[i]!] = statsOf(record, metric)![stat];
   }
+  return o;
+}
+
+/** The same object from the exact values {@link fillVector} wrote into a Float64Array at `at` (no second lookup). */
+export function featureObjectOf(features: readonly string[], values: Float64Array, at: number): Record<string, number> {
+  const o: Record<string, number> = {};
+  for (let i = 0; i < features.length; i++) o[features[i]!] = values[at + i]!;
   return o;
 }

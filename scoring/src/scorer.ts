@@ -9,7 +9,7 @@
  */
 import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import { firstLine, retry } from '@fleetpulse/runtime';
-import { compileFeatures, featureObject, fillVector, type CompiledFeatures } from './features';
+import { compileFeatures, featureObjectOf, fillVector, type CompiledFeatures } from './features';
 import type { ActiveModel, ModelRegistry } from './models';
 import type { ScoringMetrics } from './metrics';
 import { finalRecords, routeRecords } from './router';
@@ -32,7 +32,8 @@ export interface ScorerOptions {
 /** One message to the session host: a model's rows of part of a step, and its answer to come. */
 interface Part {
   model: ActiveModel;
-  compiled: CompiledFeatures;
+  /** The rows' exact feature values (the message carries them as float32). */
+  values: Float64Array;
   /** The records whose features are the message's rows, in order. */
   used: WindowRecord[];
   scored: Promise<Scored | Error>;
@@ -102,7 +103,10 @@ export class Scorer {
       for (const r of routes) this.registry.release(r.model);
     }
     if (out.length > 0) await this.sink.deliver(out);
-    for (const r of records) this.advance(r.partition, r.offset + 1n);
+    // Each partition's position moves past its last record: one bigint addition per partition, not per record.
+    const last = new Map<number, bigint>();
+    for (const r of records) if ((last.get(r.partition) ?? -1n) < r.offset) last.set(r.partition, r.offset);
+    for (const [partition, offset] of last) this.advance(partition, offset + 1n);
     return out;
   }
 
@@ -141,20 +145,17 @@ export class Scorer {
     const parts: Part[] = [];
     for (let i = 0; i < records.length; i += this.messageRows) {
       const end = Math.min(records.length, i + this.messageRows);
-      const buf = new Float32Array((end - i) * width);
+      // Exact values first: the scores' `features` are read back from them; the model gets them as float32.
+      const values = new Float64Array((end - i) * width);
       const used: WindowRecord[] = [];
       for (let j = i; j < end; j++) {
-        const problem = fillVector(records[j]!, compiled, buf, used.length * width);
+        const problem = fillVector(records[j]!, compiled, values, used.length * width);
         if (problem === null) used.push(records[j]!);
         else this.metrics?.unscorable.inc({ model: m.name, reason: problem });
       }
-      if (used.length > 0)
-        parts.push({
-          model: m,
-          compiled,
-          used,
-          scored: this.score(m, buf.subarray(0, used.length * width), used.length),
-        });
+      if (used.length === 0) continue;
+      const input = new Float32Array(values.subarray(0, used.length * width));
+      parts.push({ model: m, values, used, scored: this.score(m, input, used.length) });
     }
     return parts;
   }
@@ -173,7 +174,7 @@ export class Scorer {
     }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   }
 
-  private collect({ model: m, compiled, used }: Part, scored: Scored | Error, out: AnomalyScore[]): void {
+  private collect({ model: m, values, used }: Part, scored: Scored | Error, out: AnomalyScore[]): void {
     const { threshold, higherIsAnomalous, version } = m.spec;
     const failed = scored instanceof Error ? [{ row: 0, rows: used.length, error: firstLine(scored) }] : scored.failed;
     for (const f of failed) {
@@ -203,7 +204,7 @@ export class Scorer {
         modelVersion: version,
         score,
         anomalous,
-        features: featureObject(w, m.spec.features, compiled),
+        features: featureObjectOf(m.spec.features, values, i * m.spec.features.length),
       });
       count++;
       if (anomalous) this.metrics?.anomalies.inc({ model: m.name });
