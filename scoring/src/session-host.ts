@@ -50,7 +50,7 @@ class Child {
   dead = false;
   private nextId = 1;
 
-  constructor(opts: HostOptions, onExit: (c: Child, code: number | null) => void) {
+  constructor(opts: HostOptions, onExit: (c: Child, code: number | null) => void, onError: (e: Error) => void) {
     this.proc = fork(childScript(), [JSON.stringify(opts)], {
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -60,6 +60,9 @@ class Child {
       this.pending.delete(r.id);
       p?.(r);
     });
+    // Sends report their own failures (request); what lands here is the process's own trouble (a failed spawn or
+    // disconnect). Logged: an 'error' event with no listener would end the service.
+    this.proc.on('error', onError);
     this.proc.on('exit', (code) => {
       this.dead = true;
       for (const p of this.pending.values()) p({ id: 0, ok: false, error: `session host exited (code ${code})` });
@@ -73,7 +76,12 @@ class Child {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.proc.send({ ...body, id } as Request);
+      // A child that just died (its exit not seen yet) fails the write (EPIPE): the request then fails retriably,
+      // like those it had in flight, instead of an 'error' event.
+      this.proc.send({ ...body, id } as Request, (e) => {
+        if (!e || !this.pending.delete(id)) return;
+        resolve({ id, ok: false, error: `session host is not running (${e.message})` });
+      });
     });
   }
 
@@ -103,13 +111,17 @@ export class SessionHost {
   }
 
   private spawn(): Child {
-    return new Child({ intraOpThreads: this.opts.intraOpThreads }, (c, code) => {
-      if (this.closing || c !== this.child) return;
-      this.log(
-        `session host exited unexpectedly (code ${code}); starting another and reloading ${this.live.size} session(s)`,
-      );
-      void this.serial(() => this.replaceChild('crash'));
-    });
+    return new Child(
+      { intraOpThreads: this.opts.intraOpThreads },
+      (c, code) => {
+        if (this.closing || c !== this.child) return;
+        this.log(
+          `session host exited unexpectedly (code ${code}); starting another and reloading ${this.live.size} session(s)`,
+        );
+        void this.serial(() => this.replaceChild('crash'));
+      },
+      (e) => this.log(`session host: ${e.message}`),
+    );
   }
 
   /** Management operations (load, release, recycle) one at a time; runs do not wait for them. */
