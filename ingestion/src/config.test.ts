@@ -63,5 +63,13 @@ describe('TokenTable', () => {
     expect(table.fromAuthorizationHeader('Basic Zmlyc3QtdG9rZW4=')).toBeUndefined();
     expect(table.fromAuthorizationHeader('Bearer first-tokeN')).toBeUndefined();
     expect(table.fromAuthorizationHeader('Bearer first-token-longer')).toBeUndefined();
+    expect(table.fromAuthorizationHeader('Bearer first-toke')).toBeUndefined();
+    expect(table.lookup('')).toBeUndefined();
+  });
+
+  it('takes an MQTT password as bytes, and keeps the first grant of a token given twice', () => {
+    expect(table.lookup(Buffer.from('second-token'))).toEqual({ token: 'second-token', allowedDevices: 'pump-*' });
+    const twice = new TokenTable([{ token: 'twice-token', allowedDevices: 'a*' }, { token: 'twice-token' }]);
+    expect(twice.lookup('twice-token')).toEqual({ token: 'twice-token', allowedDevices: 'a*' });
   });
 });
