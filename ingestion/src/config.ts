@@ -36,6 +36,8 @@ export interface IngestionConfig {
   /** MQTT door (shared/design.md, "Telemetry in"): listen port (0: any free one), or null when switched off. */
   mqttPort: number | null;
   mqttHost: string;
+  /** Bytes of one Kafka produce request at most; null: the topics' max.message.bytes, asked at start-up. */
+  produceMaxRequestBytes: number | null;
 }
 
 const tokenPattern = /^[A-Za-z0-9._~+/-]{8,256}$/;
@@ -64,6 +66,9 @@ const envSchema = z.object({
     .union([z.literal('off'), envInt(0, 65535)], { error: 'a port 0-65535 (0: any free one), or "off"' })
     .default(DefaultPorts.mqtt),
   FLEETPULSE_MQTT_HOST: z.string().min(1).optional(),
+  FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES: z
+    .union([z.literal('auto'), envInt(65_536, 1 << 30)], { error: 'bytes 65536-1073741824, or "auto"' })
+    .default('auto'),
 });
 
 export class ConfigError extends ServiceConfigError {
@@ -136,5 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
     shutdownGraceMs: e.FLEETPULSE_SHUTDOWN_GRACE_MS,
     mqttPort: e.FLEETPULSE_MQTT_PORT === 'off' ? null : e.FLEETPULSE_MQTT_PORT,
     mqttHost: e.FLEETPULSE_MQTT_HOST ?? e.FLEETPULSE_INGESTION_HOST,
+    produceMaxRequestBytes:
+      e.FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES === 'auto' ? null : e.FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES,
   };
 }

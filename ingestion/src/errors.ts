@@ -23,3 +23,14 @@ export class OverloadedError extends IngestionError {
     super(message, { retriable: true });
   }
 }
+
+/**
+ * Kafka refused a record as larger than its `max.message.bytes` (one device's events of one request make one
+ * record): retrying cannot help, the sender must send less at once.
+ */
+export class RecordTooLargeError extends IngestionError {
+  override name = 'RecordTooLargeError';
+  constructor(message: string, cause?: unknown) {
+    super(message, { retriable: false, cause });
+  }
+}

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { IngestionConfig } from './config';
 import type { TokenTable } from './auth';
-import { IngestionError } from './errors';
+import { IngestionError, RecordTooLargeError } from './errors';
 import type { IngestionMetrics } from './metrics';
 import type { IngestPipeline, PayloadFormat } from './pipeline';
 
@@ -111,6 +111,10 @@ export function createIngestionServer(deps: HttpDeps): Server {
           return 413;
       }
     } catch (e) {
+      if (e instanceof RecordTooLargeError) {
+        send(res, 413, { error: `${e.message}; nothing of this request was accepted` });
+        return 413;
+      }
       if (e instanceof IngestionError && e.retriable) {
         send(
           res,

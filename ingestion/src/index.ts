@@ -9,6 +9,6 @@ export {
 } from './pipeline';
 export { GroupCommitProducer, type OutgoingRecord } from './producer';
 export { TokenTable } from './auth';
-export { IngestionError, KafkaUnavailableError, OverloadedError } from './errors';
+export { IngestionError, KafkaUnavailableError, OverloadedError, RecordTooLargeError } from './errors';
 export { MqttDoor, type MqttDoorDeps } from './mqtt/door';
 export { telemetryTopicDevice, payloadFormat, globMatch, authenticateConnect } from './mqtt/topic';

@@ -20,6 +20,9 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_MAX_FUTURE_MS / _PAST_MS  bounds on event time (default 5 min / 30 days)
   FLEETPULSE_REQUEST_TIMEOUT_MS      a request must arrive within this (default 30000)
   FLEETPULSE_PRODUCE_TIMEOUT_MS      wait for Kafka before answering 503 (default 10000)
+  FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES  bytes of one Kafka produce request at most; requests that wait together
+                                     go in several of these (default auto: the topics' max.message.bytes,
+                                     asked at start-up; 1 MiB when Kafka cannot be asked)
   FLEETPULSE_RETRY_AFTER_SECONDS     Retry-After of a 503 (default 2)
   FLEETPULSE_SHUTDOWN_GRACE_MS       drain time on SIGTERM (default 15000)
   FLEETPULSE_MQTT_PORT               MQTT 3.1.1 port (default 1883; 0: any free port; off: no MQTT)

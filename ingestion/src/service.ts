@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Kafka, logLevel } from 'kafkajs';
+import { Topics } from '@fleetpulse/contracts';
 import { parserKind } from '@fleetpulse/native';
 import { TokenTable } from './auth';
 import type { IngestionConfig } from './config';
@@ -43,6 +44,9 @@ export async function startIngestion(
   const producer = new GroupCommitProducer(kafka, {
     maxInFlightEvents: config.maxInFlightEvents,
     produceTimeoutMs: config.produceTimeoutMs,
+    ...(config.produceMaxRequestBytes === null
+      ? { topics: [config.rawTopic, Topics.dlq] }
+      : { maxRequestBytes: config.produceMaxRequestBytes }),
     observer: metrics,
   });
   await producer.connect();
@@ -58,7 +62,7 @@ export async function startIngestion(
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   log(
-    `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')}`,
+    `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')} (requests of at most ${producer.maxRequestBytes} bytes)`,
   );
   let mqtt: MqttDoor | undefined;
   let mqttPort: number | null = null;
@@ -73,6 +77,10 @@ export async function startIngestion(
     }
     log(`ingestion: MQTT on mqtt://${config.mqttHost}:${mqttPort}, topic telemetry/<deviceId>, QoS 0/1`);
   }
+  if (producer.maxRequestBytes < config.maxBodyBytes)
+    log(
+      `ingestion: warning: Kafka takes records of at most ${producer.maxRequestBytes} bytes, less than the body limit (FLEETPULSE_MAX_BODY_BYTES=${config.maxBodyBytes}): one device's events of a request near that limit are refused (HTTP 413; MQTT: kept in telemetry.dlq)`,
+    );
   if (config.env === 'development')
     log('ingestion: development mode: the token "dev-token" is accepted for every device');
 

@@ -4,9 +4,9 @@ import Aedes, { type AuthenticateError, type Client } from 'aedes';
 import { Topics } from '@fleetpulse/contracts';
 import type { TokenTable } from '../auth';
 import type { IngestionConfig, TokenGrant } from '../config';
-import { IngestionError } from '../errors';
+import { IngestionError, RecordTooLargeError } from '../errors';
 import type { IngestionMetrics } from '../metrics';
-import type { IngestPipeline } from '../pipeline';
+import type { IngestOutcome, IngestPipeline } from '../pipeline';
 import type { GroupCommitProducer } from '../producer';
 import { authenticateConnect, grantAllows, payloadFormat, telemetryTopicDevice } from './topic';
 
@@ -159,14 +159,20 @@ export class MqttDoor {
         body.subarray(0, oversizeKeepBytes),
         `payload of ${body.length} bytes over the limit of ${config.maxBodyBytes} (first ${oversizeKeepBytes} bytes kept)`,
       );
-    const outcome = await pipeline.ingest({
-      body,
-      format: payloadFormat(body),
-      // The topic names the device: every event must be that device's (others are event errors).
-      grant: { token: grant.token, allowedDevices: device },
-      source: 'mqtt',
-      receivedAt,
-    });
+    let outcome: IngestOutcome;
+    try {
+      outcome = await pipeline.ingest({
+        body,
+        format: payloadFormat(body),
+        // The topic names the device: every event must be that device's (others are event errors).
+        grant: { token: grant.token, allowedDevices: device },
+        source: 'mqtt',
+        receivedAt,
+      });
+    } catch (e) {
+      if (!(e instanceof RecordTooLargeError)) throw e;
+      return dlq(body.subarray(0, oversizeKeepBytes), `${e.message} (first ${oversizeKeepBytes} bytes kept)`);
+    }
     if (outcome.kind === 'too-many-events') await dlq(body, `more than ${outcome.limit} events in one message`);
   }
 }
