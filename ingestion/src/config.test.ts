@@ -8,7 +8,70 @@ describe('loadConfig', () => {
     expect(c.kafkaBrokers).toEqual(['127.0.0.1:9092']);
     expect(c.maxBodyBytes).toBe(5 * 1024 * 1024);
     expect(c.maxEventsPerRequest).toBe(10_000);
-    expect(c.tokens).toEqual([{ token: 'dev-token' }]);
+    expect(c.tokens).toEqual([{ token: 'dev-token', gateway: true }]);
+    // Development listens on the loopback address only; production on every address.
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.mqttHost).toBe('127.0.0.1');
+    expect(loadConfig({ FLEETPULSE_TOKENS: 'prod-token-1' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_INGESTION_HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+  });
+
+  it('gives bounds that leave the simulator and the benchmarks alone', () => {
+    const c = loadConfig({ FLEETPULSE_ENV: 'development' });
+    expect(c.mqttMaxPacketBytes).toBe(5 * 1024 * 1024 + 65_536);
+    expect(c.mqttMaxBufferedBytes).toBe(48 * 1024 * 1024);
+    expect(c.mqttMaxConnections).toBe(10_000);
+    expect(c.mqttConnectTimeoutMs).toBe(10_000);
+    expect(c.mqttMaxKeepaliveSeconds).toBe(1200);
+    expect(c.produceMaxRequestBytes).toBeNull();
+    expect(c.limits).toEqual({
+      tokenEventsPerSecond: 1_000_000,
+      tokenEventsBurst: 1_000_000,
+      deviceEventsPerSecond: 50_000,
+      deviceEventsBurst: 100_000,
+      rateMaxDevices: 100_000,
+      loginFailuresPerMinute: 60,
+      loginFailureBurst: 20,
+      loginMaxAddresses: 100_000,
+    });
+    const set = loadConfig({
+      FLEETPULSE_ENV: 'development',
+      FLEETPULSE_MAX_BODY_BYTES: '1048576',
+      FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES: '262144',
+      FLEETPULSE_DEVICE_EVENTS_PER_SECOND: '0',
+    });
+    expect(set.mqttMaxPacketBytes).toBe(1_048_576 + 65_536);
+    expect(
+      loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_MAX_BODY_BYTES: String(64 << 20) }).mqttMaxBufferedBytes,
+    ).toBe(2 * ((64 << 20) + 65_536));
+    expect(() =>
+      loadConfig({
+        FLEETPULSE_ENV: 'development',
+        FLEETPULSE_MQTT_MAX_PACKET_BYTES: '2000000',
+        FLEETPULSE_MQTT_MAX_BUFFERED_BYTES: '1000000',
+      }),
+    ).toThrow(/FLEETPULSE_MQTT_MAX_BUFFERED_BYTES: 1000000 is less than one packet/);
+    expect(set.produceMaxRequestBytes).toBe(262_144);
+    expect(set.limits.deviceEventsPerSecond).toBe(0);
+  });
+
+  it('reads gateway tokens apart from device tokens, and refuses a token listed twice', () => {
+    const c = loadConfig({
+      FLEETPULSE_TOKENS: 'device-token-1=pump-1',
+      FLEETPULSE_GATEWAY_TOKENS: 'gw-token-1=pump-*',
+    });
+    expect(c.tokens).toEqual([
+      { token: 'device-token-1', allowedDevices: 'pump-1' },
+      { token: 'gw-token-1', allowedDevices: 'pump-*', gateway: true },
+    ]);
+    expect(() =>
+      loadConfig({ FLEETPULSE_TOKENS: 'same-token-1', FLEETPULSE_GATEWAY_TOKENS: 'same-token-1=x*' }),
+    ).toThrow(/a token of 12 chars is listed twice/);
+    expect(parseTokens('short', 'FLEETPULSE_GATEWAY_TOKENS').problems[0]).toMatch(/^FLEETPULSE_GATEWAY_TOKENS entry 1/);
+    // Listed explicitly in development, the dev token is what the list says.
+    expect(loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_TOKENS: 'dev-token=sim-*' }).tokens).toEqual([
+      { token: 'dev-token', allowedDevices: 'sim-*' },
+    ]);
   });
 
   it('has no default token outside development', () => {
@@ -32,6 +95,16 @@ describe('loadConfig', () => {
     const problems = (error as ConfigError).problems.join('\n');
     expect(problems).toMatch(/FLEETPULSE_INGESTION_PORT/);
     expect(problems).toMatch(/FLEETPULSE_MAX_BODY_BYTES/);
+    expect(() =>
+      loadConfig({
+        FLEETPULSE_ENV: 'development',
+        FLEETPULSE_MQTT_MAX_CONNECTIONS: '0',
+        FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES: 'big',
+        FLEETPULSE_LOGIN_FAILURE_BURST: '0',
+      }),
+    ).toThrow(
+      /FLEETPULSE_MQTT_MAX_CONNECTIONS[\s\S]*FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES[\s\S]*FLEETPULSE_LOGIN_FAILURE_BURST/,
+    );
   });
 
   it('rejects malformed brokers and tokens with the entry that is wrong', () => {

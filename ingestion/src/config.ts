@@ -1,11 +1,17 @@
 import { DefaultPorts, DevToken, envInt, Topics } from '@fleetpulse/contracts';
 import { z } from 'zod';
 import { ServiceConfigError } from '@fleetpulse/runtime';
+import type { RateLimitConfig } from './limits';
 
-/** One bearer token and the device ids it may write for (a glob with `*` and `?`; absent: any device). */
+/**
+ * One bearer token and the device ids it may write for (a glob with `*` and `?`; absent: any device). Over MQTT a
+ * connection publishes only its own device's topic (its username), unless the token is a gateway's: then it
+ * publishes for every device its glob allows.
+ */
 export interface TokenGrant {
   token: string;
   allowedDevices?: string;
+  gateway?: true;
 }
 
 export interface IngestionConfig {
@@ -36,15 +42,26 @@ export interface IngestionConfig {
   /** MQTT door (shared/design.md, "Telemetry in"): listen port (0: any free one), or null when switched off. */
   mqttPort: number | null;
   mqttHost: string;
+  /** Largest MQTT packet (its remaining length); a larger one closes the connection as its header arrives. */
+  mqttMaxPacketBytes: number;
+  /** Bytes of MQTT packets not yet whole, across all connections; a connection that would pass it is closed. */
+  mqttMaxBufferedBytes: number;
+  /** Open MQTT connections at most; more are closed as they are accepted. */
+  mqttMaxConnections: number;
+  /** A connection that has not sent its CONNECT within this is closed, ms. */
+  mqttConnectTimeoutMs: number;
+  /** Keepalive a client may ask for at most; 0 (none) and more are taken as this, seconds. */
+  mqttMaxKeepaliveSeconds: number;
   /** Bytes of one Kafka produce request at most; null: the topics' max.message.bytes, asked at start-up. */
   produceMaxRequestBytes: number | null;
+  limits: RateLimitConfig;
 }
 
 const tokenPattern = /^[A-Za-z0-9._~+/-]{8,256}$/;
 
 const envSchema = z.object({
   FLEETPULSE_ENV: z.enum(['development', 'production']).default('production'),
-  FLEETPULSE_INGESTION_HOST: z.string().min(1).default('0.0.0.0'),
+  FLEETPULSE_INGESTION_HOST: z.string().min(1).optional(),
   FLEETPULSE_INGESTION_PORT: envInt(0, 65535).default(DefaultPorts.ingestionHttp),
   FLEETPULSE_KAFKA_BROKERS: z.string().min(1).default(`127.0.0.1:${DefaultPorts.kafka}`),
   FLEETPULSE_INGESTION_CLIENT_ID: z.string().min(1).default('fleetpulse-ingestion'),
@@ -53,6 +70,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name (letters, digits, ".", "_", "-")')
     .default(Topics.raw),
   FLEETPULSE_TOKENS: z.string().default(''),
+  FLEETPULSE_GATEWAY_TOKENS: z.string().default(''),
   FLEETPULSE_MAX_BODY_BYTES: envInt(1024, 1 << 30).default(5 * 1024 * 1024),
   FLEETPULSE_MAX_EVENTS_PER_REQUEST: envInt(1, 1_000_000).default(10_000),
   FLEETPULSE_MAX_IN_FLIGHT_EVENTS: envInt(1, 100_000_000).default(200_000),
@@ -66,9 +84,22 @@ const envSchema = z.object({
     .union([z.literal('off'), envInt(0, 65535)], { error: 'a port 0-65535 (0: any free one), or "off"' })
     .default(DefaultPorts.mqtt),
   FLEETPULSE_MQTT_HOST: z.string().min(1).optional(),
+  FLEETPULSE_MQTT_MAX_PACKET_BYTES: envInt(1024, 1 << 28).optional(),
+  FLEETPULSE_MQTT_MAX_BUFFERED_BYTES: envInt(65_536, 1 << 30).optional(),
+  FLEETPULSE_MQTT_MAX_CONNECTIONS: envInt(1, 1_000_000).default(10_000),
+  FLEETPULSE_MQTT_CONNECT_TIMEOUT_MS: envInt(100, 600_000).default(10_000),
+  FLEETPULSE_MQTT_MAX_KEEPALIVE_SECONDS: envInt(1, 65_535).default(1200),
   FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES: z
     .union([z.literal('auto'), envInt(65_536, 1 << 30)], { error: 'bytes 65536-1073741824, or "auto"' })
     .default('auto'),
+  FLEETPULSE_TOKEN_EVENTS_PER_SECOND: envInt(0, 1e9).default(1_000_000),
+  FLEETPULSE_TOKEN_EVENTS_BURST: envInt(1, 1e9).default(1_000_000),
+  FLEETPULSE_DEVICE_EVENTS_PER_SECOND: envInt(0, 1e9).default(50_000),
+  FLEETPULSE_DEVICE_EVENTS_BURST: envInt(1, 1e9).default(100_000),
+  FLEETPULSE_RATE_MAX_DEVICES: envInt(1, 10_000_000).default(100_000),
+  FLEETPULSE_LOGIN_FAILURES_PER_MINUTE: envInt(0, 1_000_000).default(60),
+  FLEETPULSE_LOGIN_FAILURE_BURST: envInt(1, 1_000_000).default(20),
+  FLEETPULSE_LOGIN_MAX_ADDRESSES: envInt(1, 10_000_000).default(100_000),
 });
 
 export class ConfigError extends ServiceConfigError {
@@ -77,8 +108,15 @@ export class ConfigError extends ServiceConfigError {
   }
 }
 
-/** `tok1=sensor-*,tok2` -> grants. A token with no `=glob` may write for any device. */
-export function parseTokens(spec: string): { grants: TokenGrant[]; problems: string[] } {
+/**
+ * `tok1=sensor-*,tok2` -> grants. A token with no `=glob` may write for any device. `variable` names the list in
+ * the problems; FLEETPULSE_GATEWAY_TOKENS gives gateway grants.
+ */
+export function parseTokens(
+  spec: string,
+  variable = 'FLEETPULSE_TOKENS',
+): { grants: TokenGrant[]; problems: string[] } {
+  const gateway = variable === 'FLEETPULSE_GATEWAY_TOKENS';
   const grants: TokenGrant[] = [];
   const problems: string[] = [];
   for (const [i, item] of spec.split(',').entries()) {
@@ -88,16 +126,16 @@ export function parseTokens(spec: string): { grants: TokenGrant[]; problems: str
     const token = eq < 0 ? entry : entry.slice(0, eq);
     const glob = eq < 0 ? undefined : entry.slice(eq + 1);
     if (!tokenPattern.test(token)) {
-      problems.push(`FLEETPULSE_TOKENS entry ${i + 1}: a token is 8-256 chars of [A-Za-z0-9._~+/-]`);
+      problems.push(`${variable} entry ${i + 1}: a token is 8-256 chars of [A-Za-z0-9._~+/-]`);
       continue;
     }
     if (glob !== undefined && !/^[A-Za-z0-9._:*?-]{1,128}$/.test(glob)) {
       problems.push(
-        `FLEETPULSE_TOKENS entry ${i + 1}: device pattern "${glob}" may use [A-Za-z0-9._:-] and the wildcards * ?`,
+        `${variable} entry ${i + 1}: device pattern "${glob}" may use [A-Za-z0-9._:-] and the wildcards * ?`,
       );
       continue;
     }
-    grants.push(glob === undefined ? { token } : { token, allowedDevices: glob });
+    grants.push({ token, ...(glob === undefined ? {} : { allowedDevices: glob }), ...(gateway ? { gateway } : {}) });
   }
   return { grants, problems };
 }
@@ -111,20 +149,42 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
     throw new ConfigError(problems);
   }
   const e = parsed.data;
-  const { grants, problems: tokenProblems } = parseTokens(e.FLEETPULSE_TOKENS);
-  problems.push(...tokenProblems);
-  if (e.FLEETPULSE_ENV === 'development') grants.push({ token: DevToken });
-  else if (grants.length === 0)
+  const devices = parseTokens(e.FLEETPULSE_TOKENS);
+  const gateways = parseTokens(e.FLEETPULSE_GATEWAY_TOKENS, 'FLEETPULSE_GATEWAY_TOKENS');
+  const grants = [...devices.grants, ...gateways.grants];
+  problems.push(...devices.problems, ...gateways.problems);
+  const listed = new Set<string>();
+  for (const { token } of grants) {
+    // Not the token itself: a configuration error is logged.
+    if (listed.has(token))
+      problems.push(`FLEETPULSE_TOKENS / FLEETPULSE_GATEWAY_TOKENS: a token of ${token.length} chars is listed twice`);
+    listed.add(token);
+  }
+  // The dev token is the simulator's and the benchmarks': one token (and connection) for a whole fleet. Listed
+  // explicitly, it is what the list says.
+  if (e.FLEETPULSE_ENV === 'development') {
+    if (!listed.has(DevToken)) grants.push({ token: DevToken, gateway: true });
+  } else if (grants.length === 0)
     problems.push(
       'FLEETPULSE_TOKENS: no token configured; set FLEETPULSE_TOKENS=<token>[=<device glob>],... (or FLEETPULSE_ENV=development for the dev token)',
     );
   const brokers = e.FLEETPULSE_KAFKA_BROKERS.split(',').map((b) => b.trim());
   for (const b of brokers)
     if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`FLEETPULSE_KAFKA_BROKERS: "${b}" is not host:port`);
+  // Room for a payload at the body limit, its topic and packet id.
+  const mqttMaxPacketBytes = e.FLEETPULSE_MQTT_MAX_PACKET_BYTES ?? e.FLEETPULSE_MAX_BODY_BYTES + 64 * 1024;
+  const mqttMaxBufferedBytes =
+    e.FLEETPULSE_MQTT_MAX_BUFFERED_BYTES ?? Math.max(48 * 1024 * 1024, 2 * mqttMaxPacketBytes);
+  if (mqttMaxBufferedBytes < mqttMaxPacketBytes)
+    problems.push(
+      `FLEETPULSE_MQTT_MAX_BUFFERED_BYTES: ${mqttMaxBufferedBytes} is less than one packet of the largest size (FLEETPULSE_MQTT_MAX_PACKET_BYTES: ${mqttMaxPacketBytes})`,
+    );
   if (problems.length > 0) throw new ConfigError(problems);
+  // Open to the network only where it is meant to be: in development, the loopback address unless told otherwise.
+  const host = e.FLEETPULSE_INGESTION_HOST ?? (e.FLEETPULSE_ENV === 'development' ? '127.0.0.1' : '0.0.0.0');
   return {
     env: e.FLEETPULSE_ENV,
-    host: e.FLEETPULSE_INGESTION_HOST,
+    host,
     port: e.FLEETPULSE_INGESTION_PORT,
     kafkaBrokers: brokers,
     kafkaClientId: e.FLEETPULSE_INGESTION_CLIENT_ID,
@@ -140,8 +200,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
     retryAfterSeconds: e.FLEETPULSE_RETRY_AFTER_SECONDS,
     shutdownGraceMs: e.FLEETPULSE_SHUTDOWN_GRACE_MS,
     mqttPort: e.FLEETPULSE_MQTT_PORT === 'off' ? null : e.FLEETPULSE_MQTT_PORT,
-    mqttHost: e.FLEETPULSE_MQTT_HOST ?? e.FLEETPULSE_INGESTION_HOST,
+    mqttHost: e.FLEETPULSE_MQTT_HOST ?? host,
+    mqttMaxPacketBytes,
+    mqttMaxBufferedBytes,
+    mqttMaxConnections: e.FLEETPULSE_MQTT_MAX_CONNECTIONS,
+    mqttConnectTimeoutMs: e.FLEETPULSE_MQTT_CONNECT_TIMEOUT_MS,
+    mqttMaxKeepaliveSeconds: e.FLEETPULSE_MQTT_MAX_KEEPALIVE_SECONDS,
     produceMaxRequestBytes:
       e.FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES === 'auto' ? null : e.FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES,
+    limits: {
+      tokenEventsPerSecond: e.FLEETPULSE_TOKEN_EVENTS_PER_SECOND,
+      tokenEventsBurst: e.FLEETPULSE_TOKEN_EVENTS_BURST,
+      deviceEventsPerSecond: e.FLEETPULSE_DEVICE_EVENTS_PER_SECOND,
+      deviceEventsBurst: e.FLEETPULSE_DEVICE_EVENTS_BURST,
+      rateMaxDevices: e.FLEETPULSE_RATE_MAX_DEVICES,
+      loginFailuresPerMinute: e.FLEETPULSE_LOGIN_FAILURES_PER_MINUTE,
+      loginFailureBurst: e.FLEETPULSE_LOGIN_FAILURE_BURST,
+      loginMaxAddresses: e.FLEETPULSE_LOGIN_MAX_ADDRESSES,
+    },
   };
 }

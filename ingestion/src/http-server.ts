@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { IngestionConfig } from './config';
 import type { TokenTable } from './auth';
 import { IngestionError, RecordTooLargeError } from './errors';
+import { addressKey, throttleReason, type RateLimits, type Throttled } from './limits';
 import type { IngestionMetrics } from './metrics';
 import type { IngestPipeline, PayloadFormat } from './pipeline';
 
@@ -10,6 +11,7 @@ export interface HttpDeps {
   tokens: TokenTable;
   pipeline: IngestPipeline;
   metrics: IngestionMetrics;
+  limits: RateLimits;
   /** Readiness: Kafka reachable and the producer connected. */
   isReady: () => boolean;
 }
@@ -25,6 +27,17 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
     ...headers,
   });
   res.end(payload);
+}
+
+/** 429 with Retry-After: nothing of the request was read or accepted. */
+function sendThrottled(res: ServerResponse, t: Throttled): number {
+  send(
+    res,
+    429,
+    { error: `${throttleReason(t)}; nothing of this request was accepted, retry after ${t.retryAfterSeconds} s` },
+    { 'retry-after': String(t.retryAfterSeconds) },
+  );
+  return 429;
 }
 
 function formatOf(contentType: string | undefined): PayloadFormat | undefined {
@@ -60,7 +73,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 // A body that trickles in (one byte a second) is cut off after requestTimeoutMs with 408, by Node itself.
 /** The HTTP door of ingestion (shared/design.md, "Telemetry in"). */
 export function createIngestionServer(deps: HttpDeps): Server {
-  const { config, tokens, pipeline, metrics } = deps;
+  const { config, tokens, pipeline, metrics, limits } = deps;
 
   async function handleTelemetry(req: IncomingMessage, res: ServerResponse): Promise<number> {
     const receivedAt = Date.now();
@@ -68,8 +81,16 @@ export function createIngestionServer(deps: HttpDeps): Server {
       send(res, 405, { error: 'use POST' }, { allow: 'POST' });
       return 405;
     }
+    // An address that failed too many logins is not heard (its token is not even looked up) until it cools down.
+    const address = addressKey(req.socket.remoteAddress);
+    const blocked = limits.admitLogin(address);
+    if (blocked) {
+      req.resume();
+      return sendThrottled(res, blocked);
+    }
     const grant = tokens.fromAuthorizationHeader(req.headers.authorization);
     if (!grant) {
+      limits.loginFailed(address);
       send(
         res,
         401,
@@ -78,6 +99,11 @@ export function createIngestionServer(deps: HttpDeps): Server {
       );
       req.resume();
       return 401;
+    }
+    const overRate = limits.admit(grant.token);
+    if (overRate) {
+      req.resume();
+      return sendThrottled(res, overRate);
     }
     const format = formatOf(req.headers['content-type']);
     if (!format) {
@@ -109,6 +135,8 @@ export function createIngestionServer(deps: HttpDeps): Server {
         case 'too-many-events':
           send(res, 413, { error: `more than ${outcome.limit} events in one request` });
           return 413;
+        case 'throttled':
+          return sendThrottled(res, outcome);
       }
     } catch (e) {
       if (e instanceof RecordTooLargeError) {

@@ -16,7 +16,7 @@ export class IngestionMetrics extends ServiceRegistry implements IngestCounters,
   );
   readonly requests = this.counter(
     'fleetpulse_ingestion_requests_total',
-    'Requests (HTTP) and PUBLISH packets (MQTT) by answer: the HTTP status, or for MQTT acked, refused, unavailable, error',
+    'Requests (HTTP) and PUBLISH packets (MQTT) by answer: the HTTP status, or for MQTT acked, refused, throttled, unavailable, error',
     ['source', 'status'],
   );
   readonly requestSeconds = this.histogram(
@@ -43,10 +43,24 @@ export class IngestionMetrics extends ServiceRegistry implements IngestCounters,
 
   readonly mqttConnections = this.counter(
     'fleetpulse_ingestion_mqtt_connections_total',
-    'MQTT CONNECTs by CONNACK: accepted, bad-credentials, not-authorized',
+    'MQTT CONNECTs by CONNACK: accepted, identifier-rejected (2), throttled (3: too many failed logins from the address), bad-credentials (4), not-authorized (5)',
     ['result'],
   );
   readonly mqttClients = this.gauge('fleetpulse_ingestion_mqtt_clients', 'MQTT clients connected now');
+  readonly mqttDropped = this.counter(
+    'fleetpulse_ingestion_mqtt_dropped_total',
+    'MQTT connections closed at a bound: packet-too-large, connect-too-large, not-connect-first, qos2, malformed-length, buffer-budget, connection-limit, login-limit, connect-timeout',
+    ['reason'],
+  );
+  readonly mqttBufferedBytes = this.gauge(
+    'fleetpulse_ingestion_mqtt_buffered_bytes',
+    'Bytes of MQTT packets not yet whole, across connections (bounded by FLEETPULSE_MQTT_MAX_BUFFERED_BYTES)',
+  );
+  readonly rateTracked = this.gauge(
+    'fleetpulse_ingestion_rate_tracked_keys',
+    'Keys the rate limits track now: devices (events per device), addresses (failed logins)',
+    ['table'],
+  );
 
   constructor() {
     super('fleetpulse_ingestion_');

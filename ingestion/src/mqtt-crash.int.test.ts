@@ -1,82 +1,30 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { kafkaBrokers } from '@fleetpulse/compose';
 import { Topics } from '@fleetpulse/contracts';
 import { connectAsync, type MqttClient } from 'mqtt';
+import { buildIngestion, freePort, killChildren, startIngestionChild, waitFor } from './testing/child';
 import { readUntil } from './testing/kafka-reader';
 
 // A crash between receipt and Kafka loses no QoS 1 message: ingestion runs as a child process (the built
 // ingestion/dist) whose Kafka sends are held (testing/hold-produce.ts), is killed with SIGKILL while it holds the
 // message, and is started again; the client (clean=false session) resends on reconnect and gets its PUBACK only
 // once the message is in Kafka. Kafka itself is never touched.
-const root = join(__dirname, '..', '..');
 const brokers = kafkaBrokers();
-const children = new Set<ChildProcess>();
 let client: MqttClient | undefined;
 
-beforeAll(async () => {
-  // The child runs the built service: bring ingestion/dist up to date (incremental, quick when it is).
-  const tsc = spawn(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'ingestion'], {
-    cwd: root,
-    stdio: 'inherit',
-  });
-  const [code] = (await once(tsc, 'exit')) as [number | null];
-  expect(code).toBe(0);
-}, 180_000);
+// The child runs the built service: bring ingestion/dist up to date (incremental, quick when it is).
+beforeAll(buildIngestion, 180_000);
 
 afterAll(async () => {
   await client?.endAsync(true);
-  for (const child of children) child.kill('SIGKILL');
+  killChildren();
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-/** Starts ingestion/dist/main.js and resolves once its MQTT door listens; `held`: with Kafka sends held. */
-async function startChild(mqttPort: number, held: boolean): Promise<{ child: ChildProcess; output: () => string }> {
-  const args = [
-    ...(held ? ['-r', join(root, 'ingestion', 'dist', 'testing', 'hold-produce.js')] : []),
-    join(root, 'ingestion', 'dist', 'main.js'),
-  ];
-  const child = spawn(process.execPath, args, {
-    env: {
-      ...process.env,
-      FLEETPULSE_ENV: 'development',
-      FLEETPULSE_INGESTION_HOST: '127.0.0.1',
-      FLEETPULSE_INGESTION_PORT: '0',
-      FLEETPULSE_MQTT_PORT: String(mqttPort),
-      FLEETPULSE_KAFKA_BROKERS: brokers.join(','),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  await waitFor(
-    () => output.includes('MQTT on'),
-    30_000,
-    () => `ingestion did not start:\n${output}`,
-  );
-  return { child, output: () => output };
-}
-
-async function waitFor(cond: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(what());
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** ingestion/dist/main.js on `mqttPort`; `held`: with Kafka sends held. */
+const startChild = (mqttPort: number, held: boolean) =>
+  startIngestionChild(mqttPort, {}, held ? join(__dirname, '..', 'dist', 'testing', 'hold-produce.js') : undefined);
 
 it('a QoS 1 message received but not yet in Kafka survives kill -9 of ingestion: the client resends it', async () => {
   const port = await freePort();

@@ -5,6 +5,7 @@ import { Topics } from '@fleetpulse/contracts';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfig } from './config';
 import { startIngestion, type RunningIngestion } from './service';
+import { waitFor } from './testing/child';
 import { readToEnd, readUntil, type ReadRecord } from './testing/kafka-reader';
 
 // The MQTT door against the real Kafka, with two real clients: mqtt.js and Mosquitto's mosquitto_pub
@@ -13,11 +14,16 @@ const brokers = kafkaBrokers();
 let ingestion: RunningIngestion;
 let mqttUrl: string;
 const clients: MqttClient[] = [];
+// Two devices whose ids share a prefix, each with a token of its own: the client-id takeover case.
+const run = randomUUID().slice(0, 8);
+const owner = `tk-${run}-1`;
+const victim = `tk-${run}-12`;
 
 beforeAll(async () => {
   const config = loadConfig({
     FLEETPULSE_ENV: 'development',
-    FLEETPULSE_TOKENS: 'pump-only-token=pump-*',
+    FLEETPULSE_TOKENS: `pump-only-token=pump-*,owner-token-1=${owner},victim-token-1=${victim}`,
+    FLEETPULSE_GATEWAY_TOKENS: 'pump-gateway-token=pump-*',
     FLEETPULSE_INGESTION_PORT: '0',
     FLEETPULSE_INGESTION_HOST: '127.0.0.1',
     FLEETPULSE_MQTT_PORT: '0',
@@ -178,6 +184,81 @@ describe('MQTT telemetry/<deviceId> against the real Kafka', () => {
     // Nothing of the valve: everything in Kafka up to now (the pump's PUBACK came after Kafka had it).
     const raw = await readToEnd(brokers, Topics.raw, (r) => r.key === `valve-${p}` || r.key === `pump-${p}`);
     expect(raw.map((r) => r.key)).toEqual([`pump-${p}`]);
+  });
+
+  it('lets a device token publish its own topic only, and a gateway token every device of its glob', async () => {
+    const p = prefix();
+    const event = (d: string) => JSON.stringify({ deviceId: d, ts: now(), metrics: { rpm: 1 } });
+    // A device token whose glob covers pump-b still may not publish pump-b's topic from pump-a's connection.
+    const device = await connect(`pump-${p}-a`, 'pump-only-token');
+    const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
+    device.publishAsync(`telemetry/pump-${p}-b`, event(`pump-${p}-b`), { qos: 1 }).catch(() => undefined);
+    await closed;
+    // The gateway token may, for every device of its glob, over one connection; not beyond the glob.
+    const gateway = await connect(`pump-${p}-gw`, 'pump-gateway-token');
+    await gateway.publishAsync(`telemetry/pump-${p}-b`, event(`pump-${p}-b`), { qos: 1 });
+    await gateway.publishAsync(`telemetry/pump-${p}-c`, event(`pump-${p}-c`), { qos: 1 });
+    const refused = new Promise<void>((resolve) => gateway.once('close', () => resolve()));
+    gateway.publishAsync(`telemetry/valve-${p}`, event(`valve-${p}`), { qos: 1 }).catch(() => undefined);
+    await refused;
+    const raw = await readToEnd(brokers, Topics.raw, (r) => r.key?.includes(p) === true);
+    expect(raw.map((r) => r.key).sort()).toEqual([`pump-${p}-b`, `pump-${p}-c`]);
+  });
+
+  it("refuses a client id that is not the username's, and never lets one device take another's session", async () => {
+    // The victim is connected under its own id; the holder of another device's token uses that id.
+    const held = await connect(victim, 'victim-token-1', { clientId: victim });
+    let kicked = false;
+    held.on('close', () => (kicked = true));
+    await expect(connect(owner, 'owner-token-1', { clientId: `x-${victim}` })).rejects.toMatchObject({ code: 2 });
+    // `tk-…-12` starts with `tk-…-1`: taken as the owner's own id, in the owner's own namespace.
+    const owner1 = await connect(owner, 'owner-token-1', { clientId: victim });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(kicked).toBe(false);
+    await held.publishAsync(`telemetry/${victim}`, JSON.stringify({ deviceId: victim, ts: now(), metrics: { v: 1 } }), {
+      qos: 1,
+    });
+    // A device takes over its own session (MQTT-3.1.4-2): the old connection of that id is closed.
+    let ownerKicked = false;
+    owner1.on('close', () => (ownerKicked = true));
+    await connect(owner, 'owner-token-1', { clientId: victim });
+    await waitFor(
+      () => ownerKicked,
+      5000,
+      () => 'the connection of the same id was not closed',
+    );
+    expect(kicked).toBe(false);
+    const raw = await readToEnd(brokers, Topics.raw, (r) => r.key === victim);
+    expect(raw).toHaveLength(1);
+  });
+
+  it('refuses QoS 2: the connection is closed before a PUBREC, nothing is kept or reaches Kafka', async () => {
+    const device = `${prefix()}-q2`;
+    const client = await connect(device);
+    let pubrec = false;
+    client.on('packetreceive', (packet) => (pubrec ||= packet.cmd === 'pubrec'));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client
+      .publishAsync(`telemetry/${device}`, JSON.stringify({ deviceId: device, ts: now(), metrics: { v: 2 } }), {
+        qos: 2,
+      })
+      .catch(() => undefined);
+    const within = await Promise.race([
+      closed.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 10_000)),
+    ]);
+    expect(within).toBe(true);
+    expect(pubrec).toBe(false);
+    const again = await connect(device);
+    await again.publishAsync(
+      `telemetry/${device}`,
+      JSON.stringify({ deviceId: device, ts: now(), metrics: { v: 1 } }),
+      {
+        qos: 1,
+      },
+    );
+    const events = eventsOf(await readToEnd(brokers, Topics.raw, (r) => r.key === device));
+    expect(events.map((e) => (e.metrics as { v: number }).v)).toEqual([1]);
   });
 
   it('refuses subscriptions (SUBACK 0x80): ingestion routes nothing to devices', async () => {

@@ -1,6 +1,7 @@
 import { Topics } from '@fleetpulse/contracts';
 import { parseTelemetry } from '@fleetpulse/native';
 import type { IngestionConfig, TokenGrant } from './config';
+import type { RateLimits, Throttled } from './limits';
 import type { GroupCommitProducer, OutgoingRecord } from './producer';
 
 export type PayloadFormat = 'json' | 'ndjson';
@@ -10,6 +11,8 @@ export interface IngestRequest {
   body: Buffer;
   format: PayloadFormat;
   grant: TokenGrant;
+  /** The only device the events may be of (MQTT: the topic's); absent: those the grant allows. */
+  device?: string;
   source: IngestSource;
   receivedAt: number;
 }
@@ -17,7 +20,8 @@ export interface IngestRequest {
 export type IngestOutcome =
   | { kind: 'accepted'; accepted: number; rejected: number; errors: { index: number; error: string }[] }
   | { kind: 'unparseable'; error: string; offset: number }
-  | { kind: 'too-many-events'; limit: number };
+  | { kind: 'too-many-events'; limit: number }
+  | ({ kind: 'throttled' } & Throttled);
 
 export interface IngestCounters {
   onOutcome?(outcome: IngestOutcome, source: IngestSource): void;
@@ -27,15 +31,22 @@ export interface IngestCounters {
  * The one path from a payload to Kafka, whichever door (HTTP, MQTT) it came through: parse and validate on the
  * native addon, produce accepted events to telemetry.raw and rejected ones to telemetry.dlq, and resolve only when
  * Kafka acknowledged all of them. Throws the producer's retriable errors (nothing was accepted then).
+ *
+ * Rate limits (when given): every parsed request spends its events from its token's bucket (at least one: a
+ * request costs), and each device its own; a request naming a device over its rate is `throttled` and nothing of
+ * it is accepted. Whether the token may send at all is the door's to ask before it reads the payload.
  */
 export class IngestPipeline {
   constructor(
     private readonly config: Pick<IngestionConfig, 'maxEventsPerRequest' | 'maxFutureMs' | 'maxPastMs' | 'rawTopic'>,
     private readonly producer: GroupCommitProducer,
     private readonly counters: IngestCounters = {},
+    private readonly limits?: RateLimits,
   ) {}
 
   async ingest(req: IngestRequest): Promise<IngestOutcome> {
+    // A device id has no wildcard, so as a glob it allows itself only.
+    const allowedDevices = req.device ?? req.grant.allowedDevices;
     const result = parseTelemetry(req.body, {
       contentType: req.format,
       receivedAt: req.receivedAt,
@@ -44,11 +55,16 @@ export class IngestPipeline {
       maxPastMs: this.config.maxPastMs,
       maxEvents: this.config.maxEventsPerRequest,
       groupByDevice: true,
-      ...(req.grant.allowedDevices === undefined ? {} : { allowedDevices: req.grant.allowedDevices }),
+      ...(allowedDevices === undefined ? {} : { allowedDevices }),
     });
+    const throttled = result.ok ? this.limits?.admitDevices(result.keys) : undefined;
+    const spentBy = throttled === undefined ? result.keys : [];
+    this.limits?.spend(req.grant.token, result.accepted + result.rejected.length, spentBy, result.eventCounts);
     const dlqHeaders = (error: string) => ({ error, source: req.source, receivedAt: String(req.receivedAt) });
     let outcome: IngestOutcome;
-    if (result.tooManyEvents) {
+    if (throttled !== undefined) {
+      outcome = { kind: 'throttled', ...throttled };
+    } else if (result.tooManyEvents) {
       outcome = { kind: 'too-many-events', limit: this.config.maxEventsPerRequest };
     } else if (!result.ok) {
       const error = result.error ?? 'unparseable body';

@@ -6,6 +6,7 @@ import { parserKind } from '@fleetpulse/native';
 import { TokenTable } from './auth';
 import type { IngestionConfig } from './config';
 import { createIngestionServer } from './http-server';
+import { RateLimits } from './limits';
 import { IngestionMetrics } from './metrics';
 import { MqttDoor } from './mqtt/door';
 import { IngestPipeline } from './pipeline';
@@ -50,32 +51,38 @@ export async function startIngestion(
     observer: metrics,
   });
   await producer.connect();
-  const pipeline = new IngestPipeline(config, producer, metrics);
-  const server = createIngestionServer({
-    config,
-    tokens: new TokenTable(config.tokens),
-    pipeline,
-    metrics,
-    isReady: () => producer.healthy,
-  });
+  const limits = new RateLimits(config.limits);
+  let mqtt: MqttDoor | undefined;
+  // What the bounded tables and buffers hold, for /metrics.
+  const tracked = setInterval(() => {
+    const { devices, addresses } = limits.tracked();
+    metrics.rateTracked.set({ table: 'devices' }, devices);
+    metrics.rateTracked.set({ table: 'addresses' }, addresses);
+    if (mqtt !== undefined) metrics.mqttBufferedBytes.set(mqtt.bufferedBytes);
+  }, 5000).unref();
+  const tokens = new TokenTable(config.tokens);
+  const pipeline = new IngestPipeline(config, producer, metrics, limits);
+  const server = createIngestionServer({ config, tokens, pipeline, metrics, limits, isReady: () => producer.healthy });
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   log(
     `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')} (requests of at most ${producer.maxRequestBytes} bytes)`,
   );
-  let mqtt: MqttDoor | undefined;
   let mqttPort: number | null = null;
   if (config.mqttPort !== null) {
-    mqtt = new MqttDoor({ config, tokens: new TokenTable(config.tokens), pipeline, producer, metrics, log });
+    mqtt = new MqttDoor({ config, tokens, pipeline, producer, metrics, limits, log });
     try {
       mqttPort = await mqtt.listen(config.mqttPort, config.mqttHost);
     } catch (e) {
       server.close();
+      clearInterval(tracked);
       await producer.close();
       throw e;
     }
-    log(`ingestion: MQTT on mqtt://${config.mqttHost}:${mqttPort}, topic telemetry/<deviceId>, QoS 0/1`);
+    log(
+      `ingestion: MQTT on mqtt://${config.mqttHost}:${mqttPort}, topic telemetry/<deviceId>, QoS 0/1; packets of at most ${config.mqttMaxPacketBytes} bytes, ${config.mqttMaxConnections} connections`,
+    );
   }
   if (producer.maxRequestBytes < config.maxBodyBytes)
     log(
@@ -94,6 +101,7 @@ export async function startIngestion(
       await Promise.race([closed, grace]);
       server.closeAllConnections();
       await mqttClosed;
+      clearInterval(tracked);
       await producer.close();
     })());
   return { port, mqttPort, pipeline, producer, metrics, close };

@@ -1,6 +1,13 @@
 import { parseTelemetry } from '@fleetpulse/native';
 import { TokenTable } from '../auth';
-import { authenticateConnect, globMatch, grantAllows, payloadFormat, telemetryTopicDevice } from './topic';
+import {
+  authenticateConnect,
+  globMatch,
+  grantAllows,
+  mayPublishFor,
+  payloadFormat,
+  telemetryTopicDevice,
+} from './topic';
 
 describe('telemetryTopicDevice', () => {
   it('takes the device id of telemetry/<deviceId> and nothing else', () => {
@@ -42,30 +49,41 @@ describe('authenticateConnect', () => {
   const tokens = new TokenTable([
     { token: 'pump-only-token', allowedDevices: 'pump-*' },
     { token: 'one-device-token', allowedDevices: 'sensor-12' },
-    { token: 'dev-token' },
+    { token: 'dev-token', gateway: true },
   ]);
   const pw = (s: string) => Buffer.from(s);
+  const connect = (username: string | undefined, password: Buffer | undefined, clientId = username ?? '') =>
+    authenticateConnect(tokens, username, password, clientId);
 
   it('accepts a device with its token, and a token without a glob for any device id', () => {
-    expect(authenticateConnect(tokens, 'sensor-12', pw('one-device-token'))).toEqual({
+    expect(connect('sensor-12', pw('one-device-token'))).toEqual({
       ok: true,
       grant: { token: 'one-device-token', allowedDevices: 'sensor-12' },
     });
-    expect(authenticateConnect(tokens, 'pump-3', pw('pump-only-token')).ok).toBe(true);
-    expect(authenticateConnect(tokens, 'anything', pw('dev-token')).ok).toBe(true);
+    expect(connect('pump-3', pw('pump-only-token')).ok).toBe(true);
+    expect(connect('anything', pw('dev-token')).ok).toBe(true);
   });
 
   it('answers 4 (bad username or password) without credentials or with an unknown token', () => {
-    expect(authenticateConnect(tokens, undefined, undefined)).toMatchObject({ ok: false, code: 4 });
-    expect(authenticateConnect(tokens, 'sensor-12', undefined)).toMatchObject({ ok: false, code: 4 });
-    expect(authenticateConnect(tokens, 'sensor-12', pw(''))).toMatchObject({ ok: false, code: 4 });
-    expect(authenticateConnect(tokens, 'sensor-12', pw('wrong-token'))).toMatchObject({ ok: false, code: 4 });
+    expect(connect(undefined, undefined)).toMatchObject({ ok: false, code: 4 });
+    expect(connect('sensor-12', undefined)).toMatchObject({ ok: false, code: 4 });
+    expect(connect('sensor-12', pw(''))).toMatchObject({ ok: false, code: 4 });
+    expect(connect('sensor-12', pw('wrong-token'))).toMatchObject({ ok: false, code: 4 });
   });
 
   it('answers 5 (not authorized) for a device the token may not write, or a username that is not a device id', () => {
-    expect(authenticateConnect(tokens, 'sensor-13', pw('one-device-token'))).toMatchObject({ ok: false, code: 5 });
-    expect(authenticateConnect(tokens, 'valve-1', pw('pump-only-token'))).toMatchObject({ ok: false, code: 5 });
-    expect(authenticateConnect(tokens, 'has space', pw('dev-token'))).toMatchObject({ ok: false, code: 5 });
+    expect(connect('sensor-13', pw('one-device-token'))).toMatchObject({ ok: false, code: 5 });
+    expect(connect('valve-1', pw('pump-only-token'))).toMatchObject({ ok: false, code: 5 });
+    expect(connect('has space', pw('dev-token'))).toMatchObject({ ok: false, code: 5 });
+  });
+
+  it('answers 2 (identifier rejected) unless the client id is the username or starts with it', () => {
+    expect(connect('pump-3', pw('pump-only-token'), 'pump-3-a1b2').ok).toBe(true);
+    expect(connect('pump-3', pw('pump-only-token'), 'pump-4')).toMatchObject({ ok: false, code: 2 });
+    expect(connect('pump-3', pw('pump-only-token'), 'x-pump-3')).toMatchObject({ ok: false, code: 2 });
+    expect(connect('pump-3', pw('pump-only-token'), `pump-3${'x'.repeat(251)}`)).toMatchObject({ ok: false, code: 2 });
+    // Checked once the token is good: no answer tells a guessed token's holder more than 4.
+    expect(connect('pump-3', pw('wrong-token'), 'pump-4')).toMatchObject({ ok: false, code: 4 });
   });
 
   it('limits publishing to the devices of the token', () => {
@@ -73,6 +91,15 @@ describe('authenticateConnect', () => {
     expect(grantAllows(grant, 'sensor-12')).toBe(true);
     expect(grantAllows(grant, 'sensor-13')).toBe(false);
     expect(grantAllows({ token: 'dev-token' }, 'sensor-13')).toBe(true);
+  });
+
+  it('lets a device publish its own topic only, and a gateway token every device of its glob', () => {
+    const device = { token: 'pump-only-token', allowedDevices: 'pump-*' };
+    expect(mayPublishFor(device, 'pump-1', 'pump-1')).toBe(true);
+    expect(mayPublishFor(device, 'pump-1', 'pump-2')).toBe(false);
+    const gateway = { ...device, gateway: true as const };
+    expect(mayPublishFor(gateway, 'pump-1', 'pump-2')).toBe(true);
+    expect(mayPublishFor(gateway, 'pump-1', 'valve-2')).toBe(false);
   });
 });
 

@@ -39,29 +39,57 @@ export function grantAllows(grant: TokenGrant, deviceId: string): boolean {
   return grant.allowedDevices === undefined || globMatch(grant.allowedDevices, deviceId);
 }
 
-/** CONNACK return codes of MQTT 3.1.1 that authentication answers with. */
-export const ConnackCode = { badUsernameOrPassword: 4, notAuthorized: 5 } as const;
+/**
+ * May a connection of `username` (a device id) with this grant publish to `device`'s topic? Its own device only,
+ * unless the token is a gateway's: then any device its glob allows.
+ */
+export function mayPublishFor(grant: TokenGrant, username: string, device: string): boolean {
+  return grant.gateway === true ? grantAllows(grant, device) : device === username;
+}
+
+/** CONNACK return codes of MQTT 3.1.1 that a refused CONNECT is answered with. */
+export const ConnackCode = {
+  identifierRejected: 2,
+  serverUnavailable: 3,
+  badUsernameOrPassword: 4,
+  notAuthorized: 5,
+} as const;
+
+/** Longest client id taken (a device id is at most 128 chars; the rest is the device's own suffix). */
+export const maxClientIdLength = 256;
 
 export type ConnectVerdict =
   { ok: true; grant: TokenGrant } | { ok: false; code: (typeof ConnackCode)[keyof typeof ConnackCode]; reason: string };
 
 /**
- * MQTT CONNECT: the username is a device id (or, for a gateway, any id its token's glob allows), the password
- * that device's token, the same tokens as `Authorization: Bearer` over HTTP.
+ * MQTT CONNECT: the username is a device id (one its token's glob allows), the password that device's token, the
+ * same tokens as `Authorization: Bearer` over HTTP; the client id is the username or starts with it (CONNACK 2
+ * otherwise), so a token cannot name another device's session.
  */
 export function authenticateConnect(
   tokens: TokenTable,
   username: string | undefined,
   password: Buffer | undefined,
+  clientId: string,
 ): ConnectVerdict {
   if (username === undefined || password === undefined || password.length === 0)
     return { ok: false, code: ConnackCode.badUsernameOrPassword, reason: 'no username or password' };
-  const grant = tokens.lookup(password.toString('utf8'));
+  const grant = tokens.lookup(password);
   if (grant === undefined) return { ok: false, code: ConnackCode.badUsernameOrPassword, reason: 'unknown token' };
   if (!deviceIdPattern.test(username))
-    return { ok: false, code: ConnackCode.notAuthorized, reason: `username "${username}" is not a device id` };
+    return {
+      ok: false,
+      code: ConnackCode.notAuthorized,
+      reason: `username ${JSON.stringify(username.slice(0, 200))} is not a device id`,
+    };
   if (!grantAllows(grant, username))
     return { ok: false, code: ConnackCode.notAuthorized, reason: `the token may not write for "${username}"` };
+  if (!clientId.startsWith(username) || clientId.length > maxClientIdLength)
+    return {
+      ok: false,
+      code: ConnackCode.identifierRejected,
+      reason: `client id ${JSON.stringify(clientId.slice(0, maxClientIdLength))} is not the username "${username}" or a longer id that starts with it`,
+    };
   return { ok: true, grant };
 }
 
