@@ -25,3 +25,4 @@ export {
   type CqlBigint,
   type DriverRow,
 } from './window-row';
+export { DeviceGlobSyntax, globMatch, TokenSyntax } from './device-glob';

@@ -16,7 +16,7 @@ import { EventReader } from './fallback/events';
 import { JsonSyntaxError, LBRACE, LBRACKET, RBRACKET, Scanner, isWs } from './fallback/scanner';
 
 export { MAX_DEPTH } from './fallback/scanner';
-export { MAX_METRICS, globMatch } from './fallback/events';
+export { MAX_METRICS } from './fallback/events';
 export { rfc3339Ms } from './fallback/rfc3339';
 
 const NEWLINE = 0x0a;

@@ -6,6 +6,7 @@
  * Separate because this is the contract (shared/design.md, "Telemetry in") as code: the scanner below it knows
  * only JSON, the encoder after it only the output format.
  */
+import { globMatch } from '@fleetpulse/contracts';
 import type { ParseOptions } from '../types';
 import { encodeEvent, type Sink } from './encoding';
 import { rfc3339Ms } from './rfc3339';
@@ -45,31 +46,6 @@ export type Event = { valid: true; device: string; json: string } | { valid: fal
 
 function isDeviceChar(c: number): boolean {
   return isAlnum(c) || c === 0x2e || c === 0x5f || c === 0x3a || c === 0x2d;
-}
-
-/** `*` any run of characters, `?` exactly one, anything else itself. */
-export function globMatch(p: string, s: string): boolean {
-  let pi = 0;
-  let si = 0;
-  let starP = -1;
-  let starS = 0;
-  while (si < s.length) {
-    const pc = pi < p.length ? p.charCodeAt(pi) : -1;
-    if (pc !== -1 && (pc === 0x3f || pc === s.charCodeAt(si))) {
-      pi++;
-      si++;
-    } else if (pc === 0x2a) {
-      starP = pi;
-      starS = si;
-      pi++;
-    } else if (starP >= 0) {
-      pi = starP + 1;
-      starS++;
-      si = starS;
-    } else return false;
-  }
-  while (pi < p.length && p.charCodeAt(pi) === 0x2a) pi++;
-  return pi === p.length;
 }
 
 /** Reads, validates and encodes events one at a time, at the scanner's cursor. */
