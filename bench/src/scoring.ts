@@ -1,19 +1,31 @@
 /**
- * Scoring benchmark (scoring/README.md, "Benchmarks"): onnxruntime-node against Python onnxruntime on the same model
- * and machine, the service's session-host path, rename-to-first-score of a swap, event-loop lag while scoring, and
- * RSS over repeated swaps.
+ * Scoring benchmark (bench/README.md, "scoring"): the service's own scoring path next to Python onnxruntime on the same
+ * model and machine (with onnxruntime-node in-process and the session host one run per message beside them), taking
+ * turns round after round; rename-to-first-score of a swap, event-loop lag while scoring, and RSS over repeated swaps.
  *
- *   npx tsc -b scoring bench && node bench/dist/scoring.js [--seconds 2] [--rounds 3] [--swaps 100]
+ *   npx tsc -b scoring bench && node bench/dist/scoring.js [--seconds 2] [--rounds 5] [--swaps 100]
  */
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import type { WindowRecord } from '@fleetpulse/contracts';
 import { compileFeatures, fillVector, FolderWatcher, ModelRegistry, SessionHost } from '@fleetpulse/scoring';
 import { simulateAggregates } from '@fleetpulse/scoring/testing';
+import {
+  figures,
+  inProcess,
+  oneRunPerMessage,
+  stepMessages,
+  pythonScoresPerSec,
+  scorerSteps,
+  tile,
+  timeLoop,
+  type Measured,
+  type PathFigures,
+} from './scoring-paths';
 
 export interface BenchScoringOptions {
   /** Model to time. [scoring/models/iforest.onnx] */
@@ -23,8 +35,10 @@ export interface BenchScoringOptions {
   batches?: number[];
   /** Seconds per throughput measurement. [2] */
   seconds?: number;
-  /** Python and node take turns this many times; each keeps its best. [3] */
+  /** Python and the node paths take turns this many times; medians and spread over them. [5] */
   rounds?: number;
+  /** Window records per Scorer step (about one 1 MiB partition fetch of ~660-byte records). [2048] */
+  stepRecords?: number;
   /** Swaps for the RSS measurement. [100] */
   swaps?: number;
   /** Python with onnxruntime. [scoring/train/.venv/bin/python] */
@@ -32,17 +46,35 @@ export interface BenchScoringOptions {
   log?: (line: string) => void;
 }
 
+/** One batch size (rows per onnxruntime run; the service's FLEETPULSE_SCORING_MAX_BATCH). Scores/s. */
 export interface ThroughputRow {
   batch: number;
+  /** Medians of the paths below, by the names bench/src/cli.ts prints. nodeSessionHost: the service's path. */
   nodeInProcess: number;
   nodeSessionHost: number;
   python: number | null;
-  /** nodeInProcess / python. */
+  /** nodeSessionHost / python (medians): the service's path against Python. */
   ratio: number | null;
+  /** service / python of each round (measured one after the other): median, lowest, highest. */
+  roundRatios: { median: number; min: number; max: number } | null;
+  paths: {
+    /** The headline: Scorer.ingest of steps of window records through the session host (scoring-paths.ts). */
+    service: PathFigures;
+    /** The session host as the Scorer sends a step, rows already features (scoring-paths.ts, stepMessages). */
+    stepMessages: PathFigures;
+    /** The session host from the service's process, one run per message, awaited (a trickle of records). */
+    oneRunPerMessage: PathFigures;
+    /** onnxruntime-node in the bench's process (a reference; the service never scores in its own process). */
+    inProcess: PathFigures;
+    /** Python onnxruntime, sess.run back to back. */
+    python: PathFigures | null;
+  };
 }
 
 export interface BenchScoringResult {
   ort: { node: string; python: string | null };
+  rounds: number;
+  stepRecords: number;
   throughput: ThroughputRow[];
   /** rename of a new file -> its first score, ms (each trial). */
   swapToFirstScoreMs: number[];
@@ -69,38 +101,55 @@ const SessionOptions: ort.InferenceSession.SessionOptions = {
 };
 
 /**
- * Realistic rows: the simulator's window records in the model's feature order, as float32, read the way the service
- * reads them (records a model cannot score are left out).
+ * Realistic input: the simulator's final window records that the model can score (all its features present), and
+ * their feature rows in the model's order, as float32, read the way the service reads them.
  */
-function featureRows(features: readonly string[], n: number): Float32Array {
-  const sim = simulateAggregates({ devices: 20, durationMs: 20 * 60_000, seed: 5 });
+function scorable(features: readonly string[], n: number): { records: WindowRecord[]; rows: Float32Array } {
+  const sim = simulateAggregates({ devices: 40, durationMs: 40 * 60_000, seed: 5 });
   const compiled = compileFeatures(features);
-  const out = new Float32Array(n * features.length);
-  let rows = 0;
+  const rows = new Float32Array(n * features.length);
+  const records: WindowRecord[] = [];
   for (const r of sim.records) {
-    if (rows === n) break;
-    if (fillVector(r, compiled, out, rows * features.length) === null) rows++;
+    if (records.length === n) break;
+    if (fillVector(r, compiled, rows, records.length * features.length) === null) records.push(r);
   }
-  return out.subarray(0, rows * features.length);
+  if (records.length < n) throw new Error(`the simulation gave ${records.length} scorable records, ${n} needed`);
+  return { records, rows };
 }
 
-function tile(pool: Float32Array, width: number, rows: number): Float32Array {
-  const out = new Float32Array(rows * width);
-  for (let i = 0; i < rows * width; i += pool.length)
-    out.set(pool.subarray(0, Math.min(pool.length, rows * width - i)), i);
-  return out;
-}
-
-async function timeLoop(seconds: number, run: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 10; i++) await run();
-  let n = 0;
-  const t0 = performance.now();
-  const end = t0 + seconds * 1000;
-  while (performance.now() < end) {
-    await run();
-    n++;
-  }
-  return n / ((performance.now() - t0) / 1000);
+/** The throughput figures as a table with every path named for what it measures (also in the JSON). */
+function throughputTable(rows: readonly ThroughputRow[], rounds: number, stepRecords: number): string {
+  const f = (p: PathFigures | null) =>
+    p === null
+      ? 'n/a'
+      : `${p.median.toLocaleString('en-US')} (${p.min.toLocaleString('en-US')}-${p.max.toLocaleString('en-US')})`;
+  return [
+    `scores/s, median (lowest-highest) of ${rounds} rounds; batch = rows per onnxruntime run (FLEETPULSE_SCORING_MAX_BATCH)`,
+    `  service   = the service's path without Kafka: Scorer.ingest, steps of ${stepRecords} window records -> session host (child process)`,
+    `  step msgs = the session host as the Scorer sends a step of ${stepRecords} rows (features already made): messages of 256 rows or one run`,
+    `  1 run/msg = the session host from the service's process, one run per message, awaited (a trickle of records)`,
+    `  in-proc   = onnxruntime-node in the bench's process (reference)`,
+    `  python    = Python onnxruntime, sess.run back to back (scoring/train/bench_ort.py)`,
+    `  cpu us/score = CPU time per score, median: the bench's process + the session host (service paths), or the one process`,
+    ...rows.map(
+      (r) =>
+        `batch ${r.batch}: cpu us/score: ${(
+          ['service', 'stepMessages', 'oneRunPerMessage', 'inProcess', 'python'] as const
+        )
+          .map((p) => {
+            const c = r.paths[p]?.cpuUsPerScore;
+            return `${p} ${c ? [c.bench, c.host].filter((v) => v !== null).join(' + ') : 'n/a'}`;
+          })
+          .join(', ')}`,
+    ),
+    ...rows.map(
+      (r) =>
+        `batch ${r.batch}: service ${f(r.paths.service)} | step msgs ${f(r.paths.stepMessages)} | ` +
+        `1 run/msg ${f(r.paths.oneRunPerMessage)} | ` +
+        `in-proc ${f(r.paths.inProcess)} | python ${f(r.paths.python)} | service/python ${r.ratio ?? 'n/a'} ` +
+        `(by round: ${r.roundRatios ? `${r.roundRatios.median}, ${r.roundRatios.min}-${r.roundRatios.max}` : 'n/a'})`,
+    ),
+  ].join('\n');
 }
 
 async function withLoopLag(fn: () => Promise<unknown>): Promise<{ p50: number; p99: number; max: number }> {
@@ -122,83 +171,101 @@ export async function benchScoring(opts: BenchScoringOptions = {}): Promise<Benc
   const sidecar = model.replace(/\.onnx$/, '.json');
   const features = (JSON.parse(readFileSync(sidecar, 'utf8')) as { features: string[] }).features;
   const width = features.length;
-  const pool = featureRows(features, 4096);
+  const stepRecords = opts.stepRecords ?? 2048;
+  const input = scorable(features, Math.max(stepRecords, 4096));
+  const pool = input.rows;
+  const step = input.records.slice(0, stepRecords);
+  const stepRows = pool.subarray(0, stepRecords * width);
   const bytes = new Uint8Array(readFileSync(model));
 
-  // Python and node take turns, `rounds` times, and each keeps its best figure: on a shared 2-core box whatever else
-  // runs lands on both sides alike instead of on whichever happened to run during a busy spell.
-  interface PyResult {
-    ort: string;
-    results: { batch: number; scoresPerSec: number }[];
-  }
-  const rounds = opts.rounds ?? 3;
+  // Python and the node paths take turns, `rounds` times, the node paths in alternating order; every round is kept.
+  // On a shared 2-core box whatever else runs then lands on every path alike, and the spread shows how much it did.
+  const rounds = opts.rounds ?? 5;
   const poolFile = join(mkdtempSync(join(tmpdir(), 'bench-scoring-')), 'rows.f32');
   writeFileSync(poolFile, Buffer.from(pool.buffer, pool.byteOffset, pool.byteLength));
   const havePython = existsSync(python);
   if (!havePython) log(`no ${python}: run scoring/train/export.sh first; skipping Python`);
-  const runPython = (): PyResult | null => {
-    if (!havePython) return null;
-    const r = spawnSync(
-      python,
-      [
-        join(root, 'scoring', 'train', 'bench_ort.py'),
-        '--model',
-        model,
-        '--batches',
-        batches.join(','),
-        '--seconds',
-        String(seconds),
-        '--input',
-        poolFile,
-      ],
-      { encoding: 'utf8' },
-    );
-    if (r.status === 0) return JSON.parse(r.stdout) as PyResult;
-    log(`python benchmark failed: ${r.stderr}`);
-    return null;
-  };
 
   const session = await ort.InferenceSession.create(bytes, SessionOptions);
   const host = new SessionHost({ intraOpThreads: 1, recycleAfterLoads: 25 });
   await host.load('bench', bytes);
-  const best = new Map<number, { node: number; host: number; py: number | null }>();
+  // The service's path: a registry of its own on the same host, the model loaded as the service loads it.
+  const registry = new ModelRegistry(host);
+  if (!(await registry.upsert('bench', model, sidecar))) throw new Error(`${model} was rejected`);
+  const runs = new Map<string, Measured[]>();
+  const ratios = new Map<number, number[]>();
+  const keep = (path: string, b: number, m: Measured) =>
+    runs.set(`${path}@${b}`, [...(runs.get(`${path}@${b}`) ?? []), m]);
   let pyVersion: string | null = null;
-  for (let round = 0; round < rounds; round++) {
-    const py = runPython();
+  const pythonAt = async (b: number): Promise<Measured | null> => {
+    const py = havePython ? pythonScoresPerSec(python, root, { model, batches: [b], seconds, poolFile }, log) : null;
     if (py) pyVersion = py.ort;
+    const r = py?.results[0];
+    return r ? { perSec: r.scoresPerSec, cpuUs: { bench: r.cpuUsPerScore, host: null } } : null;
+  };
+  for (let round = 0; round < rounds; round++) {
     for (const b of batches) {
       const x = tile(pool, width, b);
-      const inProc = (await timeLoop(seconds, () => session.run({ X: new ort.Tensor('float32', x, [b, width]) }))) * b;
-      const viaHost = (await timeLoop(seconds, () => host.run('bench', x, b, width, 'scores'))) * b;
-      const p = py?.results.find((r) => r.batch === b)?.scoresPerSec ?? null;
-      const cur = best.get(b) ?? { node: 0, host: 0, py: null };
-      best.set(b, {
-        node: Math.max(cur.node, inProc),
-        host: Math.max(cur.host, viaHost),
-        py: p === null ? cur.py : Math.max(cur.py ?? 0, p),
-      });
+      // Python measured batch by batch between the node paths, so each round's service/python pair is close in time.
+      const paths: [string, () => Promise<Measured | null>][] = [
+        ['service', () => scorerSteps(host, registry, step, b, seconds)],
+        ['python', () => pythonAt(b)],
+        ['stepMessages', () => stepMessages(host, 'bench', stepRows, stepRecords, b, width, seconds)],
+        ['oneRunPerMessage', () => oneRunPerMessage(host, 'bench', x, b, width, seconds)],
+        ['inProcess', () => inProcess(session, x, b, width, seconds)],
+      ];
+      if (round % 2 === 1) paths.reverse();
+      const got = new Map<string, Measured>();
+      for (const [path, measure] of paths) {
+        const m = await measure();
+        if (m === null) continue;
+        keep(path, b, m);
+        got.set(path, m);
+      }
+      const [sv, py] = [got.get('service'), got.get('python')];
+      if (sv && py) ratios.set(b, [...(ratios.get(b) ?? []), sv.perSec / py.perSec]);
+      log(
+        `round ${round + 1}/${rounds}, batch ${b}: ` +
+          [...got].map(([p, m]) => `${p} ${Math.round(m.perSec)}`).join(', '),
+      );
     }
-    log(`round ${round + 1}/${rounds}: ${JSON.stringify([...best])}`);
   }
   rmSync(poolFile, { force: true });
   const throughput: ThroughputRow[] = batches.map((b) => {
-    const r = best.get(b)!;
+    const of = (path: string) => figures(runs.get(`${path}@${b}`) ?? []);
+    const py = runs.has(`python@${b}`) ? of('python') : null;
+    const service = of('service');
+    const byRound = [...(ratios.get(b) ?? [])].sort((x, y) => x - y);
+    const r2 = (v: number) => Math.round(v * 100) / 100;
     return {
       batch: b,
-      nodeInProcess: Math.round(r.node),
-      nodeSessionHost: Math.round(r.host),
-      python: r.py === null ? null : Math.round(r.py),
-      ratio: r.py === null ? null : Math.round((r.node / r.py) * 1000) / 1000,
+      nodeInProcess: of('inProcess').median,
+      nodeSessionHost: service.median,
+      python: py?.median ?? null,
+      ratio: py === null ? null : r2(service.median / py.median),
+      roundRatios:
+        byRound.length === 0
+          ? null
+          : { median: r2(byRound[byRound.length >> 1]!), min: r2(byRound[0]!), max: r2(byRound.at(-1)!) },
+      paths: {
+        service,
+        stepMessages: of('stepMessages'),
+        oneRunPerMessage: of('oneRunPerMessage'),
+        inProcess: of('inProcess'),
+        python: py,
+      },
     };
   });
+  log(throughputTable(throughput, rounds, stepRecords));
 
   const big = tile(pool, width, 1024);
   const lagIn = await withLoopLag(() =>
-    timeLoop(seconds, () => session.run({ X: new ort.Tensor('float32', big, [1024, width]) })),
+    timeLoop(seconds, 1024, () => session.run({ X: new ort.Tensor('float32', big, [1024, width]) })),
   );
-  const lagHost = await withLoopLag(() => timeLoop(seconds, () => host.run('bench', big, 1024, width, 'scores')));
-  log(`loop lag in-process ${JSON.stringify(lagIn)}, session host ${JSON.stringify(lagHost)}`);
+  const lagHost = await withLoopLag(() => scorerSteps(host, registry, step, 1024, seconds));
+  log(`loop lag in-process ${JSON.stringify(lagIn)}, service path ${JSON.stringify(lagHost)}`);
   await session.release();
+  await registry.remove('bench');
 
   // Rename -> first score, through the service's watcher and registry, while a loop scores every 5 ms.
   const swapToFirstScoreMs: number[] = [];
@@ -273,6 +340,8 @@ export async function benchScoring(opts: BenchScoringOptions = {}): Promise<Benc
   await host.close();
   const result: BenchScoringResult = {
     ort: { node: ort.env.versions.node ?? '?', python: pyVersion },
+    rounds,
+    stepRecords,
     throughput,
     swapToFirstScoreMs,
     loopLag: { inProcess: lagIn, sessionHost: lagHost },
@@ -292,12 +361,18 @@ export async function benchScoring(opts: BenchScoringOptions = {}): Promise<Benc
 
 if (require.main === module) {
   const { values } = parseArgs({
-    options: { seconds: { type: 'string' }, rounds: { type: 'string' }, swaps: { type: 'string' } },
+    options: {
+      seconds: { type: 'string' },
+      rounds: { type: 'string' },
+      swaps: { type: 'string' },
+      batches: { type: 'string' },
+    },
   });
   benchScoring({
     ...(values.seconds !== undefined ? { seconds: Number(values.seconds) } : {}),
     ...(values.swaps !== undefined ? { swaps: Number(values.swaps) } : {}),
     ...(values.rounds !== undefined ? { rounds: Number(values.rounds) } : {}),
+    ...(values.batches !== undefined ? { batches: values.batches.split(',').map(Number) } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
   }).then(
     (r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`),
