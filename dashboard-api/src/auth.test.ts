@@ -90,7 +90,7 @@ describe('login', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
   });
 
-  it('takes JSON only (415), a token field (400), and a known token (401)', async () => {
+  it("takes JSON only (415), a token field (400), a body within the parser's limit (413), and a known token (401)", async () => {
     const form = await fetch(`${base}/api/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -104,6 +104,8 @@ describe('login', () => {
     });
     expect(text.status).toBe(415);
     expect((await login(42)).status).toBe(400);
+    const huge = await login('x'.repeat(200_000));
+    expect([huge.status, await huge.json()]).toEqual([413, { error: 'request body too large' }]);
     const wrong = await login('test-admin-token-9');
     expect([wrong.status, await wrong.json(), wrong.headers.get('set-cookie')]).toEqual([
       401,

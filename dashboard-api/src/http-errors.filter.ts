@@ -3,9 +3,16 @@ import type { Response } from 'express';
 import { StorageUnavailable } from './cassandra.service';
 import { QueryError } from './query';
 
+/** An http-errors error meant for the client (`expose`), such as body-parser raises: a 4xx with its status. */
+function isClientError(e: unknown): e is Error & { status: number; type?: string } {
+  const x = e as { status?: unknown; expose?: unknown };
+  return e instanceof Error && typeof x.status === 'number' && x.status >= 400 && x.status < 500 && x.expose === true;
+}
+
 /**
  * Every HTTP error answers `{"error": "..."}` (shared/design.md, "Dashboard API"): 400 with the reason for bad
- * parameters, 404 for unknown devices and routes, 503 while Cassandra is unreachable, 500 otherwise (logged).
+ * parameters, 404 for unknown devices and routes, 413 for a body over the parser's limit, 503 while Cassandra is
+ * unreachable, 500 otherwise (logged).
  */
 @Catch()
 export class HttpErrorsFilter implements ExceptionFilter {
@@ -23,6 +30,10 @@ export class HttpErrorsFilter implements ExceptionFilter {
       status = HttpStatus.SERVICE_UNAVAILABLE;
       error = e.message;
       res.setHeader('Retry-After', '5');
+    } else if (isClientError(e)) {
+      // body-parser's (http-errors): e.g. 413 for a body over its limit (100 KB), before any route runs.
+      status = e.status;
+      error = e.type === 'entity.too.large' ? 'request body too large' : e.message;
     } else if (e instanceof HttpException) {
       status = e.getStatus();
       const body = e.getResponse();
