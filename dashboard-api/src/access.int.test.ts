@@ -154,6 +154,18 @@ describe('no token, no data', () => {
     expect(await refusedWith({ extraHeaders: bearer(TestTokens.viewer) })).toBe('connected');
     expect(await refusedWith({ auth: { token: TestTokens.viewer } })).toBe('connected');
   });
+
+  it("holds no socket on socket.io's main namespace, with or without a token", async () => {
+    for (const auth of [{}, { token: TestTokens.admin }]) {
+      const s = io(dashboard.url, { transports: ['websocket'], forceNew: true, reconnection: false, auth });
+      sockets.push(s);
+      const refused = await new Promise<unknown>((resolve) => {
+        s.once('connect', () => resolve('connected'));
+        s.once('connect_error', (e: Error & { data?: unknown }) => resolve({ message: e.message, data: e.data }));
+      });
+      expect(refused).toEqual({ message: 'no such namespace: connect to /live', data: { status: 404 } });
+    }
+  });
 });
 
 describe('a device-limited token sees only its devices', () => {

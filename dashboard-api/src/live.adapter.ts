@@ -22,7 +22,8 @@ export const LiveConnectTimeoutMs = 10_000;
  * - the handshake of a browser page from any other origin is refused (403) before a connection exists: CORS does not
  *   apply to WebSockets, so without this a page elsewhere could open one with the user's cookie (cross-site WebSocket
  *   hijacking; SameSite=Strict already keeps the cookie from other sites, this also covers sibling sub-domains);
- * - incoming messages bounded (LiveMaxMessageBytes), a short connect timeout, and no client bundle served.
+ * - incoming messages bounded (LiveMaxMessageBytes), a short connect timeout, no client bundle served, and no socket
+ *   on the main namespace `/` (it exists in every socket.io server; only `/live` serves).
  */
 export class LiveIoAdapter extends IoAdapter {
   private readonly access: Access;
@@ -36,7 +37,7 @@ export class LiveIoAdapter extends IoAdapter {
 
   override createIOServer(port: number, options?: ServerOptions): Server {
     const origins = this.config.corsOrigins;
-    return super.createIOServer(port, {
+    const server = super.createIOServer(port, {
       ...options,
       ...(origins.length > 0 ? { cors: { origin: origins, credentials: true } } : { cors: undefined }),
       allowRequest: (req: IncomingMessage, cb: (err: string | null | undefined, ok: boolean) => void) => {
@@ -48,5 +49,11 @@ export class LiveIoAdapter extends IoAdapter {
       connectTimeout: LiveConnectTimeoutMs,
       serveClient: false,
     }) as Server;
+    // socket.io's main namespace always exists and would hold a socket for anyone: only /live serves.
+    server.use((_socket, next) => {
+      this.access.refused('live', 'namespace');
+      next(Object.assign(new Error('no such namespace: connect to /live'), { data: { status: 404 } }));
+    });
+    return server;
   }
 }
