@@ -5,11 +5,12 @@ describe('the ops endpoint', () => {
     const metrics = new ServiceRegistry();
     metrics.counter('test_things_total', 'Things', ['kind']).inc({ kind: 'a' }, 3);
     let ready = false;
+    let detailed = false;
     const { server, port } = await startOpsServer({
       host: '127.0.0.1',
       port: 0,
       registry: metrics.registry,
-      ready: () => ready,
+      ready: () => (detailed ? { ready, kafka: 'down' } : ready),
       route: (path, _req, res) => path === '/extra' && (res.writeHead(200).end('extra'), true),
     });
     try {
@@ -18,6 +19,13 @@ describe('the ops endpoint', () => {
       expect((await get('/readyz')).status).toBe(503);
       ready = true;
       expect(await (await get('/readyz')).json()).toEqual({ status: 'ready' });
+      ready = false;
+      detailed = true;
+      const down = await get('/readyz');
+      expect(down.status).toBe(503);
+      expect(await down.json()).toEqual({ status: 'not ready', kafka: 'down' });
+      ready = true;
+      detailed = false;
       expect(await (await get('/metrics')).text()).toContain('test_things_total{kind="a"} 3');
       expect(await (await get('/extra')).text()).toBe('extra');
       const missing = await get('/nope?x=1');

@@ -38,10 +38,19 @@ export interface OpsServerOptions {
   /** 0: any free port (tests). */
   port: number;
   registry: Registry;
-  /** /readyz answers 200 while this is true, 503 otherwise. */
-  ready: () => boolean | Promise<boolean>;
+  /**
+   * /readyz answers 200 while this is true (or `{ ready: true, ... }`), 503 otherwise; the other fields of an object
+   * answer (e.g. which dependency is down) go into the JSON body.
+   */
+  ready: () => boolean | Readiness | Promise<boolean | Readiness>;
   /** More routes (e.g. scoring's /api/models); return false when the path is not one of them. */
   route?: (path: string, req: IncomingMessage, res: ServerResponse) => boolean;
+}
+
+/** A readiness answer with details: `ready` decides the status; the rest is shown. */
+export interface Readiness {
+  ready: boolean;
+  [detail: string]: unknown;
 }
 
 export interface OpsServer {
@@ -60,7 +69,10 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
       Promise.resolve()
         .then(o.ready)
         .then(
-          (ready) => json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' }),
+          (answer) => {
+            const { ready, ...details } = typeof answer === 'boolean' ? { ready: answer } : answer;
+            json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...details });
+          },
           () => json(res, 503, { status: 'not ready' }),
         );
       return;
