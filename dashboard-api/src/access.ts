@@ -4,43 +4,14 @@
  * hands out as a cookie. No Nest here: `access.service.ts` wires it to the config, REST and socket.io.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { DevToken } from '@fleetpulse/contracts';
+import { DeviceGlobSyntax, DevToken, globMatch, TokenSyntax } from '@fleetpulse/contracts';
 
 export type Role = 'viewer' | 'admin';
 
-/** A token's syntax, as ingestion's FLEETPULSE_TOKENS has it (docs/contract.md, "Telemetry in"). */
-const TokenPattern = /^[A-Za-z0-9._~+/-]{8,256}$/;
-/** A device pattern: device-id characters and the wildcards `*` (any run) and `?` (one character). */
-const GlobPattern = /^[A-Za-z0-9._:*?-]{1,128}$/;
-
 /**
- * A device glob as ingestion matches it: `*` any run of characters, `?` one, everything else literal,
- * case-sensitive. Linear backtracking to the last `*` (O(glob x text)), so no pattern can make a match explode.
- */
-export function globMatch(glob: string, text: string): boolean {
-  let g = 0;
-  let t = 0;
-  let star = -1;
-  let mark = 0;
-  while (t < text.length) {
-    if (g < glob.length && (glob[g] === '?' || glob[g] === text[t])) {
-      g++;
-      t++;
-    } else if (g < glob.length && glob[g] === '*') {
-      star = g++;
-      mark = t;
-    } else if (star >= 0) {
-      g = star + 1;
-      t = ++mark;
-    } else return false;
-  }
-  while (g < glob.length && glob[g] === '*') g++;
-  return g === glob.length;
-}
-
-/**
- * The devices a token may see: every device (`patterns` null), or the ids matching one of its globs. `key` names the
- * set (room names of the live fleet stream carry it), the patterns sorted and joined by `,` (no pattern holds one).
+ * The devices a token may see: every device (`patterns` null), or the ids matching one of its globs (the contracts'
+ * `globMatch`, as ingestion matches them). `key` names the set (room names of the live fleet stream carry it): the
+ * patterns sorted and joined by `,` (no pattern holds one).
  */
 export class DeviceScope {
   static readonly All = new DeviceScope(null);
@@ -82,7 +53,7 @@ export function parseTokenSpec(variable: string, spec: string, problems: string[
     const eq = entry.indexOf('=');
     const token = eq < 0 ? entry : entry.slice(0, eq);
     const glob = eq < 0 ? undefined : entry.slice(eq + 1);
-    if (!TokenPattern.test(token)) {
+    if (!TokenSyntax.test(token)) {
       problems.push(`${variable} entry ${i + 1}: a token is 8-256 chars of [A-Za-z0-9._~+/-]`);
       continue;
     }
@@ -90,7 +61,7 @@ export function parseTokenSpec(variable: string, spec: string, problems: string[
       problems.push(`${variable} entry ${i + 1}: ${DevToken} is the public development token; choose another`);
       continue;
     }
-    if (glob !== undefined && !GlobPattern.test(glob)) {
+    if (glob !== undefined && !DeviceGlobSyntax.test(glob)) {
       problems.push(`${variable} entry ${i + 1}: device pattern may use [A-Za-z0-9._:-] and the wildcards * ?`);
       continue;
     }
