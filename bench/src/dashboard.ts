@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { MetricStats, WindowRecord } from '@fleetpulse/contracts';
+import { DevToken, type MetricStats, type WindowRecord } from '@fleetpulse/contracts';
 import { sleep } from '@fleetpulse/runtime';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { io, type Socket } from 'socket.io-client';
@@ -75,6 +75,8 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
   const api = spawn(process.execPath, [join(repo, 'dashboard-api', 'dist', 'main.js')], {
     env: {
       ...process.env,
+      // Development: the dev token is an admin for every device (docs/contract.md, "Dashboard API").
+      FLEETPULSE_ENV: 'development',
       FLEETPULSE_DASHBOARD_PORT: String(port),
       FLEETPULSE_DASHBOARD_HOST: '127.0.0.1',
       FLEETPULSE_KAFKA_BROKERS: brokers.join(','),
@@ -108,7 +110,7 @@ export async function benchDashboard(opts: BenchDashboardOptions = {}): Promise<
     let delivered = 0;
     let incomplete = 0;
     for (let i = 0; i < clients; i++) {
-      const s = io(`${url}/live`, { transports: ['websocket'], forceNew: true });
+      const s = io(`${url}/live`, { transports: ['websocket'], forceNew: true, auth: { token: DevToken } });
       const arrived = (r: WindowRecord, now: number) => {
         const t = sentAt.get(`${r.deviceId}|${r.windowStart}`);
         if (t === undefined) return;

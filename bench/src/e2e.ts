@@ -1,5 +1,5 @@
 import { io } from 'socket.io-client';
-import type { WindowRecord } from '@fleetpulse/contracts';
+import { DevToken, type WindowRecord } from '@fleetpulse/contracts';
 import { sleep } from '@fleetpulse/runtime';
 import { quantile } from './quantile';
 
@@ -36,7 +36,7 @@ export async function benchE2e(opts: BenchE2eOptions = {}): Promise<BenchE2eResu
   const device = `e2e-${Date.now().toString(36)}`;
   const firstSent = new Map<number, number>();
   const latencies: number[] = [];
-  const socket = io(`${dashboard}/live`, { transports: ['websocket'] });
+  const socket = io(`${dashboard}/live`, { transports: ['websocket'], auth: { token: DevToken } });
   socket.on('connect', () => socket.emit('subscribe', { deviceId: device }));
   socket.on('aggregate', (record: WindowRecord) => {
     if (record.deviceId !== device || record.resolution !== '1s' || !record.final) return;

@@ -139,7 +139,9 @@ export async function runStart(log: Logger = stderrLogger): Promise<number> {
         `stack: Kafka ${up.brokers.join(',')} (${up.kafka.state}), Cassandra ${up.contactPoint} (${up.cassandra.state})`,
       );
       log(`services: ${running.map((r) => r.spec.name).join(', ') || 'none built yet (run `npm run build`)'}`);
-      log(`dashboard: ${dashboardUrl}   ingestion dev token: ${DevToken}   (Ctrl-C stops everything started here)`);
+      log(
+        `dashboard: ${dashboardUrl} (sign in with ${DevToken})   ingestion dev token: ${DevToken}   (Ctrl-C stops everything started here)`,
+      );
     }
     await stop;
     return 0;
