@@ -1,4 +1,4 @@
-/** Default ports and names of the contract (shared/design.md, "Running it"). Each is overridable by env. */
+/** Default ports and names of the contract (docs/contract.md, "Running it"). Each is overridable by env. */
 export const DefaultPorts = {
   ingestionHttp: 8080,
   dashboard: 3000,

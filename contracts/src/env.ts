@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DefaultPorts, Keyspace } from './defaults';
 
 /**
- * The configuration vocabulary every service shares (shared/design.md, "Running it": ports and connections are
+ * The configuration vocabulary every service shares (docs/contract.md, "Running it": ports and connections are
  * configurable by environment variable and validated at start-up): the same names, defaults and messages everywhere.
  */
 

@@ -1,4 +1,4 @@
-/** Kafka topics of the contract (shared/design.md, "Topics"). Every record is keyed by deviceId. */
+/** Kafka topics of the contract (docs/contract.md, "Topics"). Every record is keyed by deviceId. */
 export const Topics = {
   /** Canonical events (or a JSON array of one device's events) from ingestion. */
   raw: 'telemetry.raw',

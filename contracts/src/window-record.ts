@@ -3,7 +3,7 @@ import type { AggregateRow, MetricStats, WindowRecord } from './types.generated'
 import { resolutionMs } from './windows';
 
 /**
- * v2 window records (shared/design.md, "Window record", "Storage"): one record per device, resolution and window
+ * v2 window records (docs/contract.md, "Window record", "Storage"): one record per device, resolution and window
  * holding every metric. The v1 per-metric row (`AggregateRow`) is one metric of a record: the REST per-metric point.
  */
 

@@ -1,6 +1,6 @@
 /**
  * Window arithmetic shared by the stream processor, the storage layer and the API: tumbling windows aligned to the
- * Unix epoch, labelled by their size in seconds (shared/design.md, "Windows").
+ * Unix epoch, labelled by their size in seconds (docs/contract.md, "Windows").
  */
 
 /** `10s` -> 10000. Throws on a label that is not `<positive integer>s`. */

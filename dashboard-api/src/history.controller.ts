@@ -10,7 +10,7 @@ import { DashboardConfigToken } from './tokens';
 import type { DeviceSummary, SeriesPage, WindowsPage } from './wire';
 
 /**
- * REST of the contract (shared/design.md, "Dashboard API"), with bounded answers:
+ * REST of the contract (docs/contract.md, "Dashboard API"), with bounded answers:
  * - device list: `limit` (default 1000, max 10000) devices per page in storage order; header `X-Next` is the `next`
  *   of the following page (the device it starts with), absent on the last one;
  * - history (per-metric points and window records, from the `windows` table, stored resolutions only): `limit`

@@ -59,7 +59,7 @@ function rowToScore(r: types.Row): AnomalyScore {
   };
 }
 
-/** History reads for the REST API, in the shapes of the contract (shared/design.md, "Dashboard API"). */
+/** History reads for the REST API, in the shapes of the contract (docs/contract.md, "Dashboard API"). */
 @Injectable()
 export class HistoryService {
   private readonly ks: string;

@@ -10,7 +10,7 @@ function isClientError(e: unknown): e is Error & { status: number; type?: string
 }
 
 /**
- * Every HTTP error answers `{"error": "..."}` (shared/design.md, "Dashboard API"): 400 with the reason for bad
+ * Every HTTP error answers `{"error": "..."}` (docs/contract.md, "Dashboard API"): 400 with the reason for bad
  * parameters, 404 for unknown devices and routes, 413 for a body over the parser's limit, 503 while Cassandra is
  * unreachable, 500 otherwise (logged).
  */

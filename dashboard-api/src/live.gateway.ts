@@ -89,7 +89,7 @@ function refusal(message: string, status: number): Error {
 }
 
 /**
- * socket.io namespace `/live` (shared/design.md, "Dashboard API"). The `aggregate` payload is the v2 window record
+ * socket.io namespace `/live` (docs/contract.md, "Dashboard API"). The `aggregate` payload is the v2 window record
  * (every metric of one device, resolution and window). Records go through the Coalescer, so a socket gets at most
  * FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC updates a second per device, each with the latest record of each resolution.
  *

@@ -1,5 +1,5 @@
 //! Telemetry body parser: one pass over the bytes, no DOM. It validates every event against the contract
-//! (shared/design.md, "Telemetry in") and writes the canonical Kafka values straight into one buffer.
+//! (docs/contract.md, "Telemetry in") and writes the canonical Kafka values straight into one buffer.
 //!
 //! The semantics are pinned by `contracts/vectors/` and mirrored line for line by `src/fallback.ts`; any change
 //! here must change both and the vectors.

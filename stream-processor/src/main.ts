@@ -4,7 +4,7 @@ import { loadConfig } from './config';
 import { startProcessor } from './service';
 
 const help = `fleetpulse stream-processor: per-device event-time windows from telemetry.raw into Cassandra and
-metrics.aggregates: one window record per device, resolution and window (shared/design.md, "Windows").
+metrics.aggregates: one window record per device, resolution and window (docs/contract.md, "Windows").
 
 Usage: node stream-processor/dist/main.js [--help]
 

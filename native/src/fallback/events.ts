@@ -3,7 +3,7 @@
  * or flat form where every other numeric field is a metric), their checks in the contract's order, and handing the
  * result to the sink.
  *
- * Separate because this is the contract (shared/design.md, "Telemetry in") as code: the scanner below it knows
+ * Separate because this is the contract (docs/contract.md, "Telemetry in") as code: the scanner below it knows
  * only JSON, the encoder after it only the output format.
  */
 import { globMatch } from '@fleetpulse/contracts';

@@ -33,7 +33,7 @@ import type {
 import { foldReading } from './window-stats';
 
 /*
- * Semantics (shared/design.md, "Windows"), made precise here and mirrored by the naive reference in
+ * Semantics (docs/contract.md, "Windows"), made precise here and mirrored by the naive reference in
  * reference.test-util.ts:
  *
  * Per device and resolution S the aggregator keeps a frontier F: every window [s, s+S) with s+S <= F is closed. F only

@@ -1,6 +1,6 @@
 import { resolutionMs } from '@fleetpulse/contracts';
 
-/** Options of a {@link WindowAggregator}; every field has the contract's default (shared/design.md, "Windows"). */
+/** Options of a {@link WindowAggregator}; every field has the contract's default (docs/contract.md, "Windows"). */
 export interface AggregatorConfig {
   /** [resolutions=['1s','10s','60s']] - window sizes as contract labels (`<seconds>s`), at most 8. */
   resolutions?: readonly string[];

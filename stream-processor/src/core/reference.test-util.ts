@@ -1,5 +1,5 @@
 /*
- * A deliberately naive restatement of the contract's window rules (shared/design.md, "Windows", as made precise in
+ * A deliberately naive restatement of the contract's window rules (docs/contract.md, "Windows", as made precise in
  * aggregator.ts), for property tests: string keys, every folded value kept, stats recomputed from scratch at close,
  * every device rescanned on every processing-time step, lateness checked against the unaligned watermark. The
  * Welford recurrence runs over the values in arrival order, as the aggregator's does, so floats match exactly.
