@@ -28,8 +28,22 @@ export class ScoringMetrics extends ServiceRegistry {
   );
   readonly unscored = this.counter(
     'scoring_windows_unscored_total',
-    'Window records with complete features whose score failed: a failed run (run-failed) or non-finite-score',
+    'Window records not scored by a model: a failed run (run-failed), a non-finite-score, or the model quarantined ' +
+      'for crashing the session host (quarantined: every final record at its resolution, skipped and committed)',
     ['model', 'reason'],
+  );
+  readonly hostCrashes = this.counter(
+    'scoring_session_host_crashes_total',
+    'Session host deaths while running a model (counted against it; quarantined at FLEETPULSE_SCORING_QUARANTINE_CRASHES)',
+    ['model'],
+  );
+  readonly quarantined = this.gauge(
+    'scoring_models_quarantined',
+    'Models out of service for crashing the session host',
+  );
+  readonly deliveryFailures = this.counter(
+    'scoring_delivery_failures_total',
+    'Steps whose scores could not be delivered (Kafka or Cassandra): the partition is re-read from its last commit',
   );
   readonly loads = this.counter('scoring_model_loads_total', 'Model files loaded (ok) or rejected', [
     'model',
