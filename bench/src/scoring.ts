@@ -7,7 +7,7 @@
  */
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -190,7 +190,7 @@ export async function benchScoring(opts: BenchScoringOptions = {}): Promise<Benc
   const host = new SessionHost({ intraOpThreads: 1, recycleAfterLoads: 25 });
   await host.load('bench', bytes);
   // The service's path: a registry of its own on the same host, the model loaded as the service loads it.
-  const registry = new ModelRegistry(host);
+  const registry = new ModelRegistry(host, { dir: dirname(model) });
   if (!(await registry.upsert('bench', model, sidecar))) throw new Error(`${model} was rejected`);
   const runs = new Map<string, Measured[]>();
   const ratios = new Map<number, number[]>();
@@ -273,7 +273,7 @@ export async function benchScoring(opts: BenchScoringOptions = {}): Promise<Benc
     const dir = mkdtempSync(join(tmpdir(), 'bench-swap-'));
     copyFileSync(model, join(dir, 'm.onnx'));
     copyFileSync(sidecar, join(dir, 'm.json'));
-    const reg = new ModelRegistry(host);
+    const reg = new ModelRegistry(host, { dir });
     const w = new FolderWatcher(dir, {
       change: (name, f) => reg.upsert(name, f.onnx, f.sidecar),
       remove: (name) => reg.remove(name),

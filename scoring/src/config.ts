@@ -25,6 +25,11 @@ export interface ScoringConfig {
   recycleAfterLoads: number;
   recycleRssBytes: number;
   sessionTimeoutMs: number;
+  /** A model file larger than this is refused before it is read, bytes. */
+  maxModelBytes: number;
+  /** This many session host crashes while running one model within {@link quarantineWindowMs} quarantine it. */
+  quarantineCrashes: number;
+  quarantineWindowMs: number;
   httpHost: string;
   httpPort: number;
 }
@@ -61,6 +66,10 @@ const envSchema = z.object({
   FLEETPULSE_SCORING_RECYCLE_AFTER_LOADS: envInt(1, 100_000).default(50),
   FLEETPULSE_SCORING_RECYCLE_RSS_MB: envInt(64, 1_048_576).default(1024),
   FLEETPULSE_SCORING_SESSION_TIMEOUT_MS: envInt(6000, 300_000).default(30_000),
+  // onnxruntime and Node read a model in one buffer: nothing over 2 GiB can load anyway.
+  FLEETPULSE_SCORING_MAX_MODEL_MB: envInt(1, 2047).default(256),
+  FLEETPULSE_SCORING_QUARANTINE_CRASHES: envInt(1, 1000).default(3),
+  FLEETPULSE_SCORING_QUARANTINE_WINDOW_MS: envInt(1000, 86_400_000).default(600_000),
   FLEETPULSE_SCORING_HOST: z.string().min(1).default('0.0.0.0'),
   FLEETPULSE_SCORING_PORT: envInt(0, 65535).default(DefaultScoringPort),
 });
@@ -107,6 +116,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     recycleAfterLoads: e.FLEETPULSE_SCORING_RECYCLE_AFTER_LOADS,
     recycleRssBytes: e.FLEETPULSE_SCORING_RECYCLE_RSS_MB * 1024 * 1024,
     sessionTimeoutMs: e.FLEETPULSE_SCORING_SESSION_TIMEOUT_MS,
+    maxModelBytes: e.FLEETPULSE_SCORING_MAX_MODEL_MB * 1024 * 1024,
+    quarantineCrashes: e.FLEETPULSE_SCORING_QUARANTINE_CRASHES,
+    quarantineWindowMs: e.FLEETPULSE_SCORING_QUARANTINE_WINDOW_MS,
     httpHost: e.FLEETPULSE_SCORING_HOST,
     httpPort: e.FLEETPULSE_SCORING_PORT,
   };
@@ -135,6 +147,9 @@ Configuration is by environment variable (validated at start-up; flags override)
   FLEETPULSE_SCORING_RECYCLE_AFTER_LOADS restart the session host after this many loads (default 50)
   FLEETPULSE_SCORING_RECYCLE_RSS_MB      ...or once its RSS passes this (default 1024)
   FLEETPULSE_SCORING_SESSION_TIMEOUT_MS  Kafka group session timeout (default 30000)
+  FLEETPULSE_SCORING_MAX_MODEL_MB        a larger model file is refused before it is read (default 256, max 2047)
+  FLEETPULSE_SCORING_QUARANTINE_CRASHES  session host crashes while running one model that quarantine it (default 3)
+  FLEETPULSE_SCORING_QUARANTINE_WINDOW_MS  ...counted within this window (default 600000)
   FLEETPULSE_SCORING_HOST / _PORT        /healthz /readyz /metrics /api/models (default 0.0.0.0:8082)
 Ignored since window records (v2), accepted so old deployments start: FLEETPULSE_SCORING_MAX_WAIT_MS,
 FLEETPULSE_SCORING_TICK_MS.

@@ -4,10 +4,20 @@
  */
 export { startScoring, StoreUnavailable, type RunningScoring } from './service';
 export { WindowConsumer, type WindowConsumerOptions } from './consumer';
-export { routeRecords, finalRecords, type Route } from './router';
+export { routeRecords, finalRecords, byResolution, type Route } from './router';
 export { scoreSink } from './score-sink';
 export { loadConfig, ConfigError, helpText, DefaultScoringPort, RetiredEnv, type ScoringConfig } from './config';
-export { ModelRegistry, checkSignature, ModelRejected, type ActiveModel, type ModelStatus } from './models';
+export {
+  ModelRegistry,
+  checkSignature,
+  ModelRejected,
+  ModelQuarantined,
+  type ActiveModel,
+  type ModelStatus,
+  type Quarantined,
+  type RegistryOptions,
+} from './models';
+export { readModelFile, FileRefused, cleanReason, MaxSidecarBytes } from './model-file';
 export { resolveSpec, ModelSpecError, type ModelSpec } from './model-spec';
 export { readOnnxMetadata, OnnxFormatError } from './onnx-meta';
 export { SessionHost, HostError, type SessionHostOptions } from './session-host';

@@ -1,7 +1,8 @@
 /**
  * Which model scores which record (shared/design.md, "Scoring"): every active model scores the final window records
  * at its own resolution, and nothing scores a provisional one (`final: false`). Kept apart from the Scorer so the
- * rule is in one place and the Scorer only runs, delivers and moves offsets.
+ * rule is in one place and the Scorer only runs, delivers and moves offsets. A quarantined model (models.ts) is in no
+ * snapshot: the Scorer counts the records at its resolution as unscored.
  */
 import type { WindowRecord } from '@fleetpulse/contracts';
 import type { ActiveModel } from './models';
@@ -12,18 +13,29 @@ export interface Route {
   records: WindowRecord[];
 }
 
-/** Routes the final records to the models of `snapshot` (one snapshot per step: a swap falls between steps). */
-export function routeRecords(snapshot: ReadonlyMap<string, ActiveModel>, finals: readonly WindowRecord[]): Route[] {
-  // Grouped by resolution once, not filtered once per model: several models usually share a resolution.
-  const byResolution = new Map<string, WindowRecord[]>();
+/** The records by resolution: grouped once, not filtered once per model (several models usually share one). */
+export function byResolution(finals: readonly WindowRecord[]): Map<string, WindowRecord[]> {
+  const out = new Map<string, WindowRecord[]>();
   for (const r of finals) {
-    const list = byResolution.get(r.resolution);
+    const list = out.get(r.resolution);
     if (list) list.push(r);
-    else byResolution.set(r.resolution, [r]);
+    else out.set(r.resolution, [r]);
   }
+  return out;
+}
+
+/**
+ * Routes the final records (or those already grouped by {@link byResolution}) to the models of `snapshot` (one
+ * snapshot per step: a swap falls between steps).
+ */
+export function routeRecords(
+  snapshot: ReadonlyMap<string, ActiveModel>,
+  finals: readonly WindowRecord[] | ReadonlyMap<string, WindowRecord[]>,
+): Route[] {
+  const grouped = 'get' in finals ? finals : byResolution(finals);
   const routes: Route[] = [];
   for (const model of snapshot.values()) {
-    const records = byResolution.get(model.spec.resolution);
+    const records = grouped.get(model.spec.resolution);
     if (records) routes.push({ model, records });
   }
   return routes;

@@ -1,3 +1,5 @@
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnomalyScore, MetricStats, WindowRecord } from '@fleetpulse/contracts';
 import { ScoringMetrics } from './metrics';
@@ -5,8 +7,17 @@ import { ModelRegistry } from './models';
 import { Scorer, type RecordIn } from './scorer';
 import { SessionHost } from './session-host';
 
-const models = join(__dirname, '..', 'models');
-const fixtures = join(__dirname, '..', 'fixtures');
+// The registry loads entries of its folder only: the default model and the swap's v2 side by side in one.
+const dir = mkdtempSync(join(tmpdir(), 'scoring-scorer-'));
+for (const f of [
+  'models/iforest.onnx',
+  'models/iforest.json',
+  'fixtures/iforest-v2.onnx',
+  'fixtures/crash-on-real.onnx',
+  'fixtures/crash-on-real.json',
+])
+  copyFileSync(join(__dirname, '..', f), join(dir, f.split('/')[1]!));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const stats = (v: number): MetricStats => ({
   count: 10,
@@ -62,7 +73,7 @@ describe('Scorer (real onnxruntime in the session host)', () => {
     await host.close();
   });
   beforeEach(async () => {
-    reg = new ModelRegistry(host);
+    reg = new ModelRegistry(host, { dir });
     metrics = new ScoringMetrics();
     delivered = [];
     failDelivery = null;
@@ -77,7 +88,7 @@ describe('Scorer (real onnxruntime in the session host)', () => {
       },
       { metrics, maxBatch: 2 },
     );
-    expect(await reg.upsert('iforest', join(models, 'iforest.onnx'), join(models, 'iforest.json'))).toBe(true);
+    expect(await reg.upsert('iforest', join(dir, 'iforest.onnx'), join(dir, 'iforest.json'))).toBe(true);
   });
   afterEach(async () => {
     metrics.close();
@@ -193,7 +204,7 @@ describe('Scorer (real onnxruntime in the session host)', () => {
     let messages = 0;
     let swapped: Promise<boolean> | null = null;
     jest.spyOn(reg, 'score').mockImplementation(async (...args) => {
-      if (++messages === 8) await (swapped = reg.upsert('iforest', join(fixtures, 'iforest-v2.onnx'), null));
+      if (++messages === 8) await (swapped = reg.upsert('iforest', join(dir, 'iforest-v2.onnx'), null));
       return score(...args);
     });
     const outs = await Promise.all(steps.map((batch) => scorer.locked(() => scorer.ingest(batch))));
@@ -213,5 +224,29 @@ describe('Scorer (real onnxruntime in the session host)', () => {
     const keys = outs.flat().map((s) => s.windowStart);
     expect(new Set(keys).size).toBe(30);
     expect(scorer.commitOffset(0)).toBe(31n);
+  });
+
+  it('quarantines a model that kills the session host at the third crash; the step completes with the others', async () => {
+    const logs: string[] = [];
+    reg = new ModelRegistry(host, { dir, quarantineCrashes: 3 });
+    expect(await reg.upsert('iforest', join(dir, 'iforest.onnx'), join(dir, 'iforest.json'))).toBe(true);
+    expect(await reg.upsert('crash', join(dir, 'crash-on-real.onnx'), join(dir, 'crash-on-real.json'))).toBe(true);
+    scorer = new Scorer(
+      reg,
+      { deliver: async (scores) => void delivered.push(scores) },
+      { maxBatch: 4, messageRows: 4, log: (l) => logs.push(l), metrics },
+    );
+    const batch = Array.from({ length: 10 }, (_, i) => rec(0, i));
+    const out = await scorer.locked(() => scorer.ingest(batch));
+    expect(out.map((s) => `${s.model}|${s.windowStart}`)).toEqual(batch.map((r) => `iforest|${r.record.windowStart}`));
+    expect(reg.status().find((s) => s.name === 'crash')!.quarantined).toMatchObject({ crashes: 3 });
+    expect(await labelled(metrics.unscored)).toEqual({ 'crash|quarantined': 10 });
+    expect(scorer.commitOffset(0)).toBe(10n);
+    // Later steps: passed over and counted, the other model scores on.
+    const next = [rec(0, 10), rec(0, 11)];
+    expect((await scorer.locked(() => scorer.ingest(next))).map((s) => s.model)).toEqual(['iforest', 'iforest']);
+    expect(await labelled(metrics.unscored)).toEqual({ 'crash|quarantined': 12 });
+    expect(scorer.commitOffset(0)).toBe(12n);
+    await reg.remove('crash');
   });
 });

@@ -10,9 +10,9 @@
 import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import { firstLine, retry } from '@fleetpulse/runtime';
 import { compileFeatures, featureObjectOf, fillVector, type CompiledFeatures } from './features';
-import type { ActiveModel, ModelRegistry } from './models';
+import { ModelQuarantined, type ActiveModel, type ModelRegistry } from './models';
 import type { ScoringMetrics } from './metrics';
-import { finalRecords, routeRecords } from './router';
+import { byResolution, finalRecords, routeRecords } from './router';
 import { HostError, type Scored } from './session-host';
 
 export interface ScoreSink {
@@ -92,7 +92,13 @@ export class Scorer {
     this.metrics?.records.inc({ final: 'true' }, finals.length);
     if (records.length > finals.length) this.metrics?.records.inc({ final: 'false' }, records.length - finals.length);
     const out: AnomalyScore[] = [];
-    const routes = routeRecords(this.registry.snapshot(), finals);
+    const grouped = byResolution(finals);
+    const routes = routeRecords(this.registry.snapshot(), grouped);
+    // A quarantined model's records are passed over like the others': counted, and committed with the step.
+    for (const q of this.registry.quarantined().values()) {
+      const n = grouped.get(q.resolution)?.length ?? 0;
+      if (n > 0) this.metrics?.unscored.inc({ model: q.name, reason: 'quarantined' }, n);
+    }
     for (const r of routes) this.registry.acquire(r.model);
     try {
       // Every message of the step is sent before the first answer is awaited: the session host runs them back to
@@ -162,8 +168,9 @@ export class Scorer {
 
   /**
    * One message's scores. A retriable HostError: the session host died and is being replaced with every live
-   * session; the same message again once it is. Anything else fails this message's rows only; never rejects, so
-   * the messages not awaited yet cannot become unhandled rejections.
+   * session; the same message again once it is, unless the model is quarantined meanwhile (the registry counts the
+   * deaths it caused: a model that kills the host on these rows cannot hold the step for ever). Anything else fails
+   * this message's rows only; never rejects, so the messages not awaited yet cannot become unhandled rejections.
    */
   private score(m: ActiveModel, input: Float32Array, rows: number): Promise<Scored | Error> {
     return retry(() => this.registry.score(m, input, rows, this.maxBatch), {
@@ -176,6 +183,10 @@ export class Scorer {
 
   private collect({ model: m, values, used }: Part, scored: Scored | Error, out: AnomalyScore[]): void {
     const { threshold, higherIsAnomalous, version } = m.spec;
+    if (scored instanceof ModelQuarantined) {
+      this.metrics?.unscored.inc({ model: m.name, reason: 'quarantined' }, used.length);
+      return;
+    }
     const failed = scored instanceof Error ? [{ row: 0, rows: used.length, error: firstLine(scored) }] : scored.failed;
     for (const f of failed) {
       this.log(`scoring ${f.rows} windows with ${m.name} v${version} failed: ${f.error}`);

@@ -46,14 +46,27 @@ export async function startScoring(
     log,
   });
   metrics.sampleHostRss(() => host.childRss());
-  const registry = new ModelRegistry(host, log, {
-    loaded: (m, ms) => {
-      metrics.loads.inc({ model: m.name, result: 'ok' });
-      metrics.loadSeconds.observe(ms / 1000);
-      metrics.active.set(registry.snapshot().size);
+  const counts = () => {
+    metrics.active.set(registry.snapshot().size);
+    metrics.quarantined.set(registry.quarantined().size);
+  };
+  const registry = new ModelRegistry(host, {
+    dir: config.modelsDir,
+    log,
+    maxModelBytes: config.maxModelBytes,
+    quarantineCrashes: config.quarantineCrashes,
+    quarantineWindowMs: config.quarantineWindowMs,
+    events: {
+      loaded: (m, ms) => {
+        metrics.loads.inc({ model: m.name, result: 'ok' });
+        metrics.loadSeconds.observe(ms / 1000);
+        counts();
+      },
+      rejected: (name) => metrics.loads.inc({ model: name, result: 'rejected' }),
+      unloaded: counts,
+      crashed: (m) => metrics.hostCrashes.inc({ model: m.name }),
+      quarantined: counts,
     },
-    rejected: (name) => metrics.loads.inc({ model: name, result: 'rejected' }),
-    unloaded: () => metrics.active.set(registry.snapshot().size),
   });
   const watcher = new FolderWatcher(
     config.modelsDir,
@@ -90,8 +103,17 @@ export async function startScoring(
     host: config.httpHost,
     port: config.httpPort,
     registry: metrics.registry,
-    ready: () =>
-      !closing && consumer.consuming && (cassandra === null || cassandra.getState().getConnectedHosts().length > 0),
+    ready: () => {
+      const kafka = consumer.consuming;
+      const store = cassandra === null || cassandra.getState().getConnectedHosts().length > 0;
+      return {
+        ready: !closing && kafka && store,
+        kafka: kafka ? 'up' : 'down',
+        cassandra: cassandra === null ? 'disabled' : store ? 'up' : 'down',
+        models: registry.snapshot().size,
+        quarantined: registry.quarantined().size,
+      };
+    },
     // /api/models matches the dashboard's own route (its default FLEETPULSE_SCORING_MODELS_PATH); /models is kept
     // for deployments configured with it.
     route: (path, _req, res) => {

@@ -4,6 +4,11 @@
  * child is started, every live session is loaded into it, and only then does it take over; the old child finishes
  * what it has in flight and exits, taking whatever onnxruntime leaked with it. A child that dies is replaced the
  * same way; requests it had in flight fail with a retriable {@link HostError}.
+ *
+ * Which request killed it: the child runs `run` messages one at a time in the order they were sent, so when it dies
+ * with runs unanswered (and no session being created, which could be the cause instead), the oldest of them is the
+ * one it was running. That one fails with `crashedRunning` set, which the registry counts against the model (its
+ * quarantine); the others fail only retriably. A child ended on purpose (drained, exit code 0) blames nothing.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,6 +20,8 @@ export class HostError extends Error {
   constructor(
     message: string,
     readonly retriable: boolean,
+    /** The child died while running this very message: the model's own doing, most likely. */
+    readonly crashedRunning = false,
   ) {
     super(message);
   }
@@ -34,7 +41,10 @@ export interface Scored {
   failed: RunFailure[];
 }
 
-type Pending = (r: Response) => void;
+interface Pending {
+  op: Request['op'];
+  answer: (r: Response) => void;
+}
 
 /** The compiled child next to this file; from the TypeScript sources (jest), the built one in dist/. */
 function childScript(): string {
@@ -58,24 +68,46 @@ class Child {
     this.proc.on('message', (r: Response) => {
       const p = this.pending.get(r.id);
       this.pending.delete(r.id);
-      p?.(r);
+      p?.answer(r);
     });
     // Sends report their own failures (request); what lands here is the process's own trouble (a failed spawn or
     // disconnect). Logged: an 'error' event with no listener would end the service.
     this.proc.on('error', onError);
-    this.proc.on('exit', (code) => {
+    // 'close', not 'exit': it comes after the IPC channel is drained, so an answer the child sent just before dying
+    // is taken as answered and not blamed.
+    this.proc.on('close', (code, signal) => {
       this.dead = true;
-      for (const p of this.pending.values()) p({ id: 0, ok: false, error: `session host exited (code ${code})` });
+      const how = signal !== null ? `signal ${signal}` : `code ${code}`;
+      const culprit = code === 0 ? undefined : this.running();
+      for (const [id, p] of this.pending)
+        p.answer(
+          id === culprit
+            ? { id, ok: false, error: `session host died running it (${how})`, crashedRunning: true }
+            : { id, ok: false, error: `session host exited (${how})` },
+        );
       this.pending.clear();
       onExit(this, code);
     });
+  }
+
+  /**
+   * The run the child was on: the oldest unanswered `run` (runs go one at a time, in order); none while a session
+   * is being created, which may as well be what killed it.
+   */
+  private running(): number | undefined {
+    let oldest: number | undefined;
+    for (const [id, p] of this.pending) {
+      if (p.op === 'load') return undefined;
+      if (p.op === 'run' && oldest === undefined) oldest = id;
+    }
+    return oldest;
   }
 
   request(body: Body<Request>): Promise<Response> {
     if (this.dead) return Promise.resolve({ id: 0, ok: false, error: 'session host is not running' });
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.pending.set(id, resolve);
+      this.pending.set(id, { op: body.op, answer: resolve });
       // A child that just died (its exit not seen yet) fails the write (EPIPE): the request then fails retriably,
       // like those it had in flight, instead of an 'error' event.
       this.proc.send({ ...body, id } as Request, (e) => {
@@ -171,7 +203,8 @@ export class SessionHost {
   ): Promise<Scored> {
     const child = this.child;
     const r = await child.request({ op: 'run', key, input, rows, cols, output, runRows: Math.max(1, runRows) });
-    if (!r.ok) throw new HostError(r.error, child.dead || r.error.startsWith('session host'));
+    if (!r.ok)
+      throw new HostError(r.error, child.dead || r.error.startsWith('session host'), r.crashedRunning === true);
     return { scores: r.scores!, failed: r.failed ?? [] };
   }
 

@@ -60,4 +60,10 @@ export type Response =
       failed?: RunFailure[];
       rss?: number;
     }
-  | { id: number; ok: false; error: string };
+  | {
+      id: number;
+      ok: false;
+      error: string;
+      /** Set by the service's side, never by the child: the child died while running this message. */
+      crashedRunning?: boolean;
+    };

@@ -6,9 +6,13 @@
  * rename it to `name.onnx`), which is atomic. For writers that copy in place, a change is acted on only once the
  * files' size and mtime are the same on two checks `settleMs` apart; a file that still fails (a writer that died
  * half-way) is rejected by the loader and retried when it changes again. Names starting with `.` are ignored.
+ *
+ * Entries are looked at with lstat, never through a link: a `<name>.onnx` that is a symbolic link, a directory or a
+ * pipe is handed on like a file (its own inode, size and mtime), so the loader refuses it with a reason that shows
+ * in /api/models instead of it being passed over unseen.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface ModelFiles {
@@ -121,12 +125,11 @@ export class FolderWatcher {
       const sideName = `${name}.json`;
       const sidecar = all.has(sideName) ? join(this.dir, sideName) : null;
       try {
-        const a = await stat(onnx);
-        if (!a.isFile()) continue;
+        const a = await lstat(onnx);
         let sig = `${a.ino}:${a.size}:${a.mtimeMs}`;
         if (sidecar) {
           try {
-            const b = await stat(sidecar);
+            const b = await lstat(sidecar);
             sig += `|${b.ino}:${b.size}:${b.mtimeMs}`;
           } catch {
             sig += '|gone';
