@@ -35,7 +35,8 @@ Suites (default: parse core ingest mqtt processor scoring dashboard):
              updates): one INSERT per row (512 in flight), the processor's unlogged batches (by replica set, <= 50,
              128 in flight), and its single-partition batches of <= 20 from before (a reference);
              goal: processor rows/s >= 70% of its batched ceiling. And \`npm run replay\` of the same topic.
-  scoring    onnxruntime-node scores/s at batch 1/64/1024 vs Python onnxruntime; swap-to-first-score; loop lag; RSS
+  scoring    scores/s at batch 1/64/1024: the service's path (Scorer steps through the session host) vs Python
+             onnxruntime (service/python), onnxruntime-node in-process beside; swap-to-first-score; loop lag; RSS
   mqtt       events/s over MQTT (QoS 1, PUBACK after Kafka) next to HTTP, same batches
   dashboard  window close -> socket.io client p50/p99; updates/s fanned out to 200 clients with API CPU and RSS
 Not in the default set (long, or need a running stack):
@@ -299,10 +300,10 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
       console.table(
         r.throughput.map((t) => ({
           batch: t.batch,
-          'node scores/s': fmt(t.nodeInProcess),
-          'node (service child) scores/s': fmt(t.nodeSessionHost),
+          'service path scores/s': fmt(t.nodeSessionHost),
           'python scores/s': t.python === null ? 'n/a' : fmt(t.python),
-          'node/python': t.ratio === null ? 'n/a' : fmt(t.ratio, 2),
+          'service/python': t.ratio === null ? 'n/a' : fmt(t.ratio, 2),
+          'node in-process scores/s': fmt(t.nodeInProcess),
         })),
       );
       console.error(
