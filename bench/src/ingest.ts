@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpulse/compose';
 import { kafkaDeps, resolveClasspath } from '@fleetpulse/compose/java';
 import { parseTelemetry } from '@fleetpulse/native';
-import { Kafka, logLevel } from 'kafkajs';
 import { benchPayloads } from './parse';
-import { memoryMb, runScript, startIngestionProcess, waitReady } from './services';
+import { memoryMb, runScript, startIngestionProcess, waitReady, withBenchTopic } from './services';
 
 export interface BenchIngestOptions {
   /** [seconds=20] - measured load duration. */
@@ -47,11 +46,15 @@ export interface BenchIngestResult {
  * broker's ceiling for the same records: Kafka's ProducerPerformance replays the record values ingestion produced.
  */
 export async function benchIngest(opts: BenchIngestOptions = {}): Promise<BenchIngestResult> {
+  await stackUp({ log: stderrLogger });
+  return withBenchTopic('ingest', (topic) => measureIngest(topic, opts));
+}
+
+async function measureIngest(topic: string, opts: BenchIngestOptions): Promise<BenchIngestResult> {
   const seconds = opts.seconds ?? 20;
   const connections = opts.connections ?? 32;
   const batchSize = opts.batchSize ?? 500;
   const port = opts.port ?? 18080;
-  await stackUp({ log: stderrLogger });
   const dir = mkdtempSync(join(tmpdir(), 'fleetpulse-bench-'));
   const bodies = benchPayloads(batchSize, 64, 'json', Date.now() + 30_000);
   const bodiesFile = join(dir, 'bodies.json');
@@ -64,7 +67,7 @@ export async function benchIngest(opts: BenchIngestOptions = {}): Promise<BenchI
     }),
   );
 
-  const ingestion = await startIngestionProcess('ingestion', { port });
+  const ingestion = await startIngestionProcess('ingestion', { port, topic });
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, memoryMb(ingestion.pid).rss)), 100);
   try {
@@ -129,54 +132,48 @@ async function kafkaCeiling(bodies: Buffer[], dir: string, numRecords: number): 
   const payloadFile = join(dir, 'payloads.txt');
   writeFileSync(payloadFile, values.join('\n'));
   const config = loadStackConfig();
-  const topic = `bench.ceiling.${now}`;
-  const kafka = new Kafka({ clientId: 'bench', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic, numPartitions: config.topicPartitions, replicationFactor: 1 }],
-  });
   const deps = [
     ...kafkaDeps(config.kafka.version),
     { groupId: 'org.apache.kafka', artifactId: 'kafka-tools', version: config.kafka.version },
   ];
   const classpath = await resolveClasspath(config, 'kafka-tools', deps, stderrLogger);
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(
-      config.java,
-      [
-        '-Xmx512m',
-        '-cp',
-        classpath.join(':'),
-        'org.apache.kafka.tools.ProducerPerformance',
-        '--topic',
-        topic,
-        '--num-records',
-        String(numRecords),
-        '--throughput',
-        '-1',
-        '--payload-file',
-        payloadFile,
-        '--producer-props',
-        `bootstrap.servers=${kafkaBrokers().join(',')}`,
-        'acks=all',
-        'enable.idempotence=true',
-        'linger.ms=5',
-        'batch.size=262144',
-        'max.request.size=16777216',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let text = '';
-    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
-    child.on('exit', (code) =>
-      code === 0 ? resolve(text) : reject(new Error(`ProducerPerformance exited ${code}:\n${text.slice(-2000)}`)),
-    );
-  });
-  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-  await admin.disconnect();
+  const out = await withBenchTopic(
+    'ceiling',
+    (topic) =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(
+          config.java,
+          [
+            '-Xmx512m',
+            '-cp',
+            classpath.join(':'),
+            'org.apache.kafka.tools.ProducerPerformance',
+            '--topic',
+            topic,
+            '--num-records',
+            String(numRecords),
+            '--throughput',
+            '-1',
+            '--payload-file',
+            payloadFile,
+            '--producer-props',
+            `bootstrap.servers=${kafkaBrokers().join(',')}`,
+            'acks=all',
+            'enable.idempotence=true',
+            'linger.ms=5',
+            'batch.size=262144',
+            'max.request.size=16777216',
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let text = '';
+        child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+        child.on('exit', (code) =>
+          code === 0 ? resolve(text) : reject(new Error(`ProducerPerformance exited ${code}:\n${text.slice(-2000)}`)),
+        );
+      }),
+  );
   // Last line: "N records sent, X records/sec (Y MB/sec), Z ms avg latency, ..."
   const m = /(\d+) records sent, ([\d.]+) records\/sec \(([\d.]+) MB\/sec\), ([\d.]+) ms avg latency/.exec(out);
   if (!m) throw new Error(`cannot read ProducerPerformance's summary:\n${out.slice(-2000)}`);

@@ -5,7 +5,7 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { postTelemetry } from './ingest-post';
 import { benchPayloads } from './parse';
 import { quantile } from './quantile';
-import { freePort, memoryMb, startIngestionProcess, waitReady } from './services';
+import { freePort, memoryMb, startIngestionProcess, waitReady, withBenchTopic } from './services';
 
 export interface BenchMqttOptions {
   /** [seconds=10] - measured time of each door and batch shape. */
@@ -87,12 +87,16 @@ async function drive(
  * transport, about 50 PUBLISHes of 10 events).
  */
 export async function benchMqtt(opts: BenchMqttOptions = {}): Promise<BenchMqttResult> {
+  await stackUp({ log: stderrLogger });
+  return withBenchTopic('mqtt', (topic) => measureMqtt(topic, opts));
+}
+
+async function measureMqtt(topic: string, opts: BenchMqttOptions): Promise<BenchMqttResult> {
   const seconds = opts.seconds ?? 10;
   const connections = opts.connections ?? 16;
   const batchSize = opts.batchSize ?? 500;
-  await stackUp({ log: stderrLogger });
   const [httpPort, mqttPort] = [await freePort(), await freePort()];
-  const ingestion = await startIngestionProcess('ingestion', { port: httpPort, mqttPort });
+  const ingestion = await startIngestionProcess('ingestion', { port: httpPort, mqttPort, topic });
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, memoryMb(ingestion.pid).hwm)), 200);
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });

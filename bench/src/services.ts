@@ -252,6 +252,26 @@ export async function startProcessor(
 }
 
 /**
+ * A topic of the bench's own for the length of `use`, with as many partitions as the stack's topics, deleted
+ * afterwards: load that only measures a door must not pile up in the shared topics (the local disk is finite).
+ */
+export async function withBenchTopic<T>(name: string, use: (topic: string) => Promise<T>): Promise<T> {
+  const topic = `bench.${name}.${Date.now()}`;
+  const admin = new Kafka({ clientId: 'bench', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: loadStackConfig().topicPartitions, replicationFactor: 1 }],
+    });
+    return await use(topic);
+  } finally {
+    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+    await admin.disconnect();
+  }
+}
+
+/**
  * The ingestion service as users run it (development tokens), producing to `topic` (else its default), its HTTP door
  * on `port` (else a free one), its MQTT door on `mqttPort` (else off).
  */

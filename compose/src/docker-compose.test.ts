@@ -46,6 +46,10 @@ describe('compose/docker-compose.yml', () => {
       '127.0.0.1:${FLEETPULSE_MQTT_PORT:-1883}:1883',
     ]);
     expect(simulator?.command).toEqual(['node', 'simulator/dist/main.js', '--devices', '50']);
+    // Development binds loopback by default: inside a container that would be unreachable from the others.
+    expect((ingestion as { environment?: Record<string, unknown> }).environment?.FLEETPULSE_INGESTION_HOST).toBe(
+      '0.0.0.0',
+    );
   });
 
   it('publishes every port on the loopback address only: opening one to the network is a choice', () => {
