@@ -1,4 +1,4 @@
-import { DeviceGlobSyntax, globMatch, TokenSyntax } from './device-glob';
+import { DeviceGlobSyntax, globMatch, parseTokenEntries, TokenSyntax } from './device-glob';
 
 describe('device globs', () => {
   it.each([
@@ -30,5 +30,19 @@ describe('device globs', () => {
     expect(TokenSyntax.test('short')).toBe(false);
     expect(DeviceGlobSyntax.test('sensor-*')).toBe(true);
     expect(DeviceGlobSyntax.test('sensor/*')).toBe(false);
+  });
+
+  it('reads a token list, naming the variable and the entry of each malformed one', () => {
+    const problems: string[] = [];
+    expect(
+      parseTokenEntries('TOKENS', ' tok-one-1=sensor-* ,, short, tok-two-22, tok-three=bad glob', problems),
+    ).toEqual([
+      { token: 'tok-one-1', glob: 'sensor-*', entry: 1 },
+      { token: 'tok-two-22', entry: 4 },
+    ]);
+    expect(problems).toEqual([
+      'TOKENS entry 3: a token is 8-256 chars of [A-Za-z0-9._~+/-]',
+      'TOKENS entry 5: device pattern "bad glob" may use [A-Za-z0-9._:-] and the wildcards * ?',
+    ]);
   });
 });

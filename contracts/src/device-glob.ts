@@ -35,3 +35,39 @@ export function globMatch(glob: string, text: string): boolean {
   while (g < glob.length && glob[g] === '*') g++;
   return g === glob.length;
 }
+
+/** One `<token>[=<device glob>]` entry of a token list. */
+export interface TokenEntry {
+  token: string;
+  /** Absent: the token is not limited to devices. */
+  glob?: string;
+  /** Its place in the list, from 1, for messages. */
+  entry: number;
+}
+
+/**
+ * `tok1=sensor-*,tok2` (the syntax of FLEETPULSE_TOKENS and of the dashboard's token lists) -> its entries. A
+ * malformed entry is left out, and what is wrong with it goes to `problems`, naming `variable` and the entry.
+ */
+export function parseTokenEntries(variable: string, spec: string, problems: string[]): TokenEntry[] {
+  const entries: TokenEntry[] = [];
+  for (const [i, item] of spec.split(',').entries()) {
+    const text = item.trim();
+    if (text === '') continue;
+    const eq = text.indexOf('=');
+    const token = eq < 0 ? text : text.slice(0, eq);
+    const glob = eq < 0 ? undefined : text.slice(eq + 1);
+    if (!TokenSyntax.test(token)) {
+      problems.push(`${variable} entry ${i + 1}: a token is 8-256 chars of [A-Za-z0-9._~+/-]`);
+      continue;
+    }
+    if (glob !== undefined && !DeviceGlobSyntax.test(glob)) {
+      problems.push(
+        `${variable} entry ${i + 1}: device pattern "${glob}" may use [A-Za-z0-9._:-] and the wildcards * ?`,
+      );
+      continue;
+    }
+    entries.push({ token, entry: i + 1, ...(glob === undefined ? {} : { glob }) });
+  }
+  return entries;
+}

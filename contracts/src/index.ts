@@ -25,4 +25,4 @@ export {
   type CqlBigint,
   type DriverRow,
 } from './window-row';
-export { DeviceGlobSyntax, globMatch, TokenSyntax } from './device-glob';
+export { DeviceGlobSyntax, globMatch, parseTokenEntries, TokenSyntax, type TokenEntry } from './device-glob';

@@ -4,7 +4,7 @@
  * hands out as a cookie. No Nest here: `access.service.ts` wires it to the config, REST and socket.io.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { DeviceGlobSyntax, DevToken, globMatch, TokenSyntax } from '@fleetpulse/contracts';
+import { DevToken, globMatch, parseTokenEntries } from '@fleetpulse/contracts';
 
 export type Role = 'viewer' | 'admin';
 
@@ -47,22 +47,9 @@ export const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf
  */
 export function parseTokenSpec(variable: string, spec: string, problems: string[]): Map<string, string[] | null> {
   const tokens = new Map<string, string[] | null>();
-  for (const [i, item] of spec.split(',').entries()) {
-    const entry = item.trim();
-    if (entry === '') continue;
-    const eq = entry.indexOf('=');
-    const token = eq < 0 ? entry : entry.slice(0, eq);
-    const glob = eq < 0 ? undefined : entry.slice(eq + 1);
-    if (!TokenSyntax.test(token)) {
-      problems.push(`${variable} entry ${i + 1}: a token is 8-256 chars of [A-Za-z0-9._~+/-]`);
-      continue;
-    }
+  for (const { token, glob, entry } of parseTokenEntries(variable, spec, problems)) {
     if (token === DevToken) {
-      problems.push(`${variable} entry ${i + 1}: ${DevToken} is the public development token; choose another`);
-      continue;
-    }
-    if (glob !== undefined && !DeviceGlobSyntax.test(glob)) {
-      problems.push(`${variable} entry ${i + 1}: device pattern may use [A-Za-z0-9._:-] and the wildcards * ?`);
+      problems.push(`${variable} entry ${entry}: ${DevToken} is the public development token; choose another`);
       continue;
     }
     const had = tokens.get(token);

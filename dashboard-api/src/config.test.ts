@@ -83,7 +83,7 @@ describe('loadConfig: access', () => {
     });
     expect(problems).toEqual([
       'FLEETPULSE_DASHBOARD_VIEWER_TOKENS entry 1: a token is 8-256 chars of [A-Za-z0-9._~+/-]',
-      'FLEETPULSE_DASHBOARD_VIEWER_TOKENS entry 2: device pattern may use [A-Za-z0-9._:-] and the wildcards * ?',
+      'FLEETPULSE_DASHBOARD_VIEWER_TOKENS entry 2: device pattern "bad glob" may use [A-Za-z0-9._:-] and the wildcards * ?',
       `FLEETPULSE_DASHBOARD_ADMIN_TOKENS entry 2: ${DevToken} is the public development token; choose another`,
       'FLEETPULSE_DASHBOARD_VIEWER_TOKENS and _ADMIN_TOKENS name the same token: give it one role',
     ]);

@@ -1,4 +1,4 @@
-import { DefaultPorts, DevToken, envInt, Topics } from '@fleetpulse/contracts';
+import { DefaultPorts, DevToken, envInt, parseTokenEntries, Topics } from '@fleetpulse/contracts';
 import { z } from 'zod';
 import { ServiceConfigError } from '@fleetpulse/runtime';
 import type { RateLimitConfig } from './limits';
@@ -56,8 +56,6 @@ export interface IngestionConfig {
   produceMaxRequestBytes: number | null;
   limits: RateLimitConfig;
 }
-
-const tokenPattern = /^[A-Za-z0-9._~+/-]{8,256}$/;
 
 const envSchema = z.object({
   FLEETPULSE_ENV: z.enum(['development', 'production']).default('production'),
@@ -117,26 +115,12 @@ export function parseTokens(
   variable = 'FLEETPULSE_TOKENS',
 ): { grants: TokenGrant[]; problems: string[] } {
   const gateway = variable === 'FLEETPULSE_GATEWAY_TOKENS';
-  const grants: TokenGrant[] = [];
   const problems: string[] = [];
-  for (const [i, item] of spec.split(',').entries()) {
-    const entry = item.trim();
-    if (entry === '') continue;
-    const eq = entry.indexOf('=');
-    const token = eq < 0 ? entry : entry.slice(0, eq);
-    const glob = eq < 0 ? undefined : entry.slice(eq + 1);
-    if (!tokenPattern.test(token)) {
-      problems.push(`${variable} entry ${i + 1}: a token is 8-256 chars of [A-Za-z0-9._~+/-]`);
-      continue;
-    }
-    if (glob !== undefined && !/^[A-Za-z0-9._:*?-]{1,128}$/.test(glob)) {
-      problems.push(
-        `${variable} entry ${i + 1}: device pattern "${glob}" may use [A-Za-z0-9._:-] and the wildcards * ?`,
-      );
-      continue;
-    }
-    grants.push({ token, ...(glob === undefined ? {} : { allowedDevices: glob }), ...(gateway ? { gateway } : {}) });
-  }
+  const grants: TokenGrant[] = parseTokenEntries(variable, spec, problems).map(({ token, glob }) => ({
+    token,
+    ...(glob === undefined ? {} : { allowedDevices: glob }),
+    ...(gateway ? { gateway } : {}),
+  }));
   return { grants, problems };
 }
 

@@ -13,4 +13,4 @@ export { IngestionError, KafkaUnavailableError, OverloadedError, RecordTooLargeE
 export { RateLimits, BucketTable, addressKey, type RateLimitConfig, type Throttled } from './limits';
 export { PacketGate, type FrameViolation } from './mqtt/framing';
 export { MqttDoor, type MqttDoorDeps } from './mqtt/door';
-export { telemetryTopicDevice, payloadFormat, globMatch, authenticateConnect, mayPublishFor } from './mqtt/topic';
+export { telemetryTopicDevice, payloadFormat, authenticateConnect, mayPublishFor } from './mqtt/topic';

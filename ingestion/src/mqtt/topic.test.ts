@@ -1,13 +1,6 @@
 import { parseTelemetry } from '@fleetpulse/native';
 import { TokenTable } from '../auth';
-import {
-  authenticateConnect,
-  globMatch,
-  grantAllows,
-  mayPublishFor,
-  payloadFormat,
-  telemetryTopicDevice,
-} from './topic';
+import { authenticateConnect, grantAllows, mayPublishFor, payloadFormat, telemetryTopicDevice } from './topic';
 
 describe('telemetryTopicDevice', () => {
   it('takes the device id of telemetry/<deviceId> and nothing else', () => {
@@ -27,22 +20,6 @@ describe('telemetryTopicDevice', () => {
     ])
       expect(telemetryTopicDevice(t)).toBeUndefined();
   });
-});
-
-describe('globMatch', () => {
-  it.each([
-    ['sensor-*', 'sensor-1', true],
-    ['sensor-*', 'sensor-', true],
-    ['sensor-*', 'pump-1', false],
-    ['*', 'anything', true],
-    ['dev-?', 'dev-7', true],
-    ['dev-?', 'dev-77', false],
-    ['a*b*c', 'axxbyyc', true],
-    ['a*b*c', 'axxbyy', false],
-    ['exact', 'exact', true],
-    ['exact', 'exactly', false],
-    ['*-1', 'pump-1', true],
-  ])('%s ~ %s: %s', (glob, text, expected) => expect(globMatch(glob, text)).toBe(expected));
 });
 
 describe('authenticateConnect', () => {

@@ -1,3 +1,4 @@
+import { globMatch } from '@fleetpulse/contracts';
 import type { TokenGrant } from '../config';
 import type { TokenTable } from '../auth';
 import type { PayloadFormat } from '../pipeline';
@@ -10,28 +11,6 @@ export function telemetryTopicDevice(topic: string): string | undefined {
   if (!topic.startsWith('telemetry/')) return undefined;
   const device = topic.slice('telemetry/'.length);
   return deviceIdPattern.test(device) ? device : undefined;
-}
-
-/** A token's device glob: `*` any run of characters, `?` one; everything else literal. */
-export function globMatch(glob: string, text: string): boolean {
-  let g = 0;
-  let t = 0;
-  let star = -1;
-  let mark = 0;
-  while (t < text.length) {
-    if (g < glob.length && (glob[g] === '?' || glob[g] === text[t])) {
-      g++;
-      t++;
-    } else if (g < glob.length && glob[g] === '*') {
-      star = g++;
-      mark = t;
-    } else if (star >= 0) {
-      g = star + 1;
-      t = ++mark;
-    } else return false;
-  }
-  while (g < glob.length && glob[g] === '*') g++;
-  return g === glob.length;
 }
 
 /** May this grant write for this device? (A grant without a glob writes for any device, as over HTTP.) */
