@@ -385,4 +385,36 @@ describe('hostile sockets are bounded', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(await refusedWith({ auth: { token: TestTokens.viewer } }, open.url)).toBe('connected');
   });
+
+  it('past its failed logins, refuses every request of the address (429 + Retry-After), a right token too, on REST, login and /live', async () => {
+    // An instance of its own: 3 failures, then one a minute.
+    const guarded = await startDashboard(testConfig({ loginFailures: { perMinute: 1, burst: 3, maxAddresses: 10 } }), {
+      kafka: false,
+      logLevels: ['error'],
+    });
+    try {
+      const devices = (token: string) => fetch(`${guarded.url}/api/devices`, { headers: bearer(token) });
+      // A request without any credential is no login: it never counts.
+      for (let i = 0; i < 5; i++) expect((await fetch(`${guarded.url}/api/devices`)).status).toBe(401);
+      expect((await devices(TestTokens.admin)).status).toBe(200);
+      // The bucket lets a request go while it holds more than nothing (a request is never half admitted): the three
+      // of the burst, and one more on the sliver refilled meanwhile, then it is in debt.
+      for (let i = 0; i < 4; i++) expect((await devices(`wrong-token-${i}`)).status).toBe(401);
+      const refused = await devices(TestTokens.admin);
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const login = await fetch(`${guarded.url}/api/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: TestTokens.admin }),
+      });
+      expect(login.status).toBe(429);
+      expect(await refusedWith({ auth: { token: TestTokens.admin } }, guarded.url)).toEqual({
+        message: expect.stringMatching(/^too many failed logins from this address; retry in \d+ s$/) as unknown,
+        data: { status: 429 },
+      });
+    } finally {
+      await guarded.close();
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { DevToken } from '@fleetpulse/contracts';
+import { addressKey, BucketTable } from '@fleetpulse/runtime';
 import { DevGrantId, DeviceScope, SessionStore, TokenBook, type Grant, type Role } from './access';
 import type { DashboardConfig } from './config';
 import { DashboardMetrics } from './metrics.service';
@@ -69,6 +70,8 @@ export class Access implements OnModuleDestroy {
   /** Every device scope a token has, by key: the live fleet rooms name them. */
   readonly scopes = new Map<string, DeviceScope>([['', DeviceScope.All]]);
   private readonly origins: ReadonlySet<string>;
+  /** Failed logins by source address (undefined: no limit). */
+  private readonly failures: BucketTable<string> | undefined;
 
   constructor(
     @Inject(DashboardConfigToken) private readonly config: DashboardConfig,
@@ -77,6 +80,9 @@ export class Access implements OnModuleDestroy {
     this.book = new TokenBook(config.grants);
     for (const g of config.grants) if (!g.scope.all) this.scopes.set(g.scope.key, g.scope);
     this.origins = new Set(config.corsOrigins);
+    const lf = config.loginFailures;
+    this.failures =
+      lf.perMinute > 0 ? new BucketTable<string>(lf.perMinute / 60, lf.burst, lf.maxAddresses) : undefined;
     this.sessions = new SessionStore(
       { ttlMs: config.sessionTtlMs, max: config.maxSessions, maxPerToken: config.maxSessionsPerToken },
       (key) => {
@@ -93,6 +99,19 @@ export class Access implements OnModuleDestroy {
     );
     if (config.development)
       this.log.warn(`development (FLEETPULSE_ENV=development): the token "${DevToken}" is an admin for every device`);
+  }
+
+  /**
+   * Seconds the address must wait before it may try again (0: it may now): past its failed logins, every request of
+   * it is refused without looking at its credential, so a guess right after the bound cannot be told from a wrong one.
+   */
+  throttled(remoteAddress: string | undefined): number {
+    return this.failures?.wait(addressKey(remoteAddress), Date.now()) ?? 0;
+  }
+
+  /** A wrong token or session from the address (a request with no credential at all is no login). */
+  loginFailed(remoteAddress: string | undefined): void {
+    this.failures?.spend(addressKey(remoteAddress), 1, Date.now());
   }
 
   /** Counts a refusal (fleetpulse_dashboard_access_denied_total). */

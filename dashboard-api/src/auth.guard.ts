@@ -1,6 +1,8 @@
 import {
   createParamDecorator,
   ForbiddenException,
+  HttpException,
+  HttpStatus,
   Injectable,
   SetMetadata,
   UnauthorizedException,
@@ -34,6 +36,15 @@ export const Caller = createParamDecorator((_: unknown, ctx: ExecutionContext): 
   return p;
 });
 
+/** 429 with Retry-After while the caller's address is past its failed logins (FLEETPULSE_LOGIN_FAILURES_*). */
+export function throttleFailedLogins(access: Access, req: Request, res: Response): void {
+  const wait = access.throttled(req.socket.remoteAddress);
+  if (wait === 0) return;
+  access.refused('http', 'failed logins');
+  res.setHeader('Retry-After', String(wait));
+  throw new HttpException('too many failed logins from this address; retry later', HttpStatus.TOO_MANY_REQUESTS);
+}
+
 /**
  * Every HTTP route needs a token or a session unless marked `@Public()` (fail closed: a new route is protected
  * without anyone remembering to). No credential, or a wrong one: 401 with `WWW-Authenticate: Bearer`; a viewer on an
@@ -58,9 +69,11 @@ export class AuthGuard implements CanActivate {
       throw new ForbiddenException(`origin ${req.headers.origin} may not call this API`);
     }
     if (this.reflector.getAllAndOverride<boolean>(PublicKey, targets)) return true;
+    throttleFailedLogins(this.access, req, ctx.switchToHttp().getResponse<Response>());
     const p = this.access.authenticate({ authorization: req.headers.authorization, cookie: req.headers.cookie });
     if (typeof p === 'string') {
       this.access.refused('http', p);
+      if (p !== 'no token') this.access.loginFailed(req.socket.remoteAddress);
       ctx.switchToHttp().getResponse<Response>().setHeader('WWW-Authenticate', 'Bearer realm="fleetpulse"');
       throw new UnauthorizedException(p);
     }

@@ -74,6 +74,11 @@ export interface DashboardConfig {
   liveMaxSubscriptions: number;
   /** Sockets on `/live` per token (its sessions' sockets count toward it); past it the connection is refused. */
   liveMaxSocketsPerToken: number;
+  /**
+   * Failed logins (a wrong token or session) per source address: the bucket refills at `perMinute` (0: no limit) up
+   * to `burst`; at most `maxAddresses` addresses are tracked. Past it every request of the address is 429.
+   */
+  loginFailures: { perMinute: number; burst: number; maxAddresses: number };
 }
 
 export class ConfigError extends ServiceConfigError {
@@ -107,6 +112,10 @@ const envSchema = z.object({
   FLEETPULSE_DASHBOARD_COOKIE_SECURE: z.enum(['true', 'false'], 'must be true or false').default('false'),
   FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS: envInt(1, 10_000).default(100),
   FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN: envInt(1, 1_000_000).default(500),
+  // The names and defaults of ingestion's failed-login limit: one vocabulary for every door.
+  FLEETPULSE_LOGIN_FAILURES_PER_MINUTE: envInt(0, 1_000_000).default(60),
+  FLEETPULSE_LOGIN_FAILURE_BURST: envInt(1, 1_000_000).default(20),
+  FLEETPULSE_LOGIN_MAX_ADDRESSES: envInt(1, 10_000_000).default(100_000),
 });
 
 /** `https://ops.example.com,...`: each an origin as browsers send it (scheme, host, port; no path, no `*`). */
@@ -189,6 +198,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
     cookieSecure: e.FLEETPULSE_DASHBOARD_COOKIE_SECURE === 'true',
     liveMaxSubscriptions: e.FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS,
     liveMaxSocketsPerToken: e.FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN,
+    loginFailures: {
+      perMinute: e.FLEETPULSE_LOGIN_FAILURES_PER_MINUTE,
+      burst: e.FLEETPULSE_LOGIN_FAILURE_BURST,
+      maxAddresses: e.FLEETPULSE_LOGIN_MAX_ADDRESSES,
+    },
   };
 }
 
@@ -237,4 +251,9 @@ Access (every /api route and /live need a token or the session cookie of POST /a
   FLEETPULSE_DASHBOARD_COOKIE_SECURE    true: the session cookie is Secure (HTTPS only) (default false)
   FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS     subscriptions per socket; past it subscribe is refused (default 100)
   FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN /live sockets per token; past it a connection is refused (default 500)
+  FLEETPULSE_LOGIN_FAILURES_PER_MINUTE  failed logins (wrong token or session) an address may make, after a burst
+                                        of FLEETPULSE_LOGIN_FAILURE_BURST (default 60 a minute after 20; 0: off);
+                                        past it every request of the address answers 429 + Retry-After
+  FLEETPULSE_LOGIN_MAX_ADDRESSES        addresses tracked for it (default 100000; past it refilled ones are
+                                        forgotten first, then the oldest)
 `;

@@ -148,6 +148,11 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   /** The connection's caller, counted against its token's bound; an Error (connect_error) when refused. */
   private admit(socket: Socket): Error | undefined {
     const h = socket.handshake;
+    const wait = this.access.throttled(h.address);
+    if (wait > 0) {
+      this.access.refused('live', 'failed logins');
+      return refusal(`too many failed logins from this address; retry in ${wait} s`, 429);
+    }
     const p = this.access.authenticate({
       token: (h.auth as { token?: unknown }).token,
       authorization: h.headers.authorization,
@@ -155,6 +160,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     });
     if (typeof p === 'string') {
       this.access.refused('live', p);
+      if (p !== 'no token') this.access.loginFailed(h.address);
       return refusal(p, 401);
     }
     const id = p.grant.id;

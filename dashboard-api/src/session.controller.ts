@@ -14,7 +14,7 @@ import {
 import type { Request, Response } from 'express';
 import { SessionsFull } from './access';
 import { Access, SessionCookie, cookieValue, sessionInfo, type Principal } from './access.service';
-import { Caller, Public } from './auth.guard';
+import { Caller, Public, throttleFailedLogins } from './auth.guard';
 import type { SessionInfo } from './wire';
 
 /**
@@ -38,9 +38,11 @@ export class SessionController {
       throw new UnsupportedMediaTypeException('send {"token": "..."} as application/json');
     const token = (req.body as { token?: unknown } | undefined)?.token;
     if (typeof token !== 'string') throw new BadRequestException('expected {"token": "..."}');
+    throttleFailedLogins(this.access, req, res);
     const grant = this.access.grantOf(token);
     if (!grant) {
       this.access.refused('http', 'unknown token');
+      this.access.loginFailed(req.socket.remoteAddress);
       throw new UnauthorizedException('unknown token');
     }
     this.endCookieSession(req);

@@ -39,7 +39,7 @@ export interface IngestionConfig {
   retryAfterSeconds: number;
   /** How long a graceful shutdown waits for in-flight requests, ms. */
   shutdownGraceMs: number;
-  /** MQTT door (shared/design.md, "Telemetry in"): listen port (0: any free one), or null when switched off. */
+  /** MQTT door (docs/contract.md, "Telemetry in"): listen port (0: any free one), or null when switched off. */
   mqttPort: number | null;
   mqttHost: string;
   /** Largest MQTT packet (its remaining length); a larger one closes the connection as its header arrives. */

@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { IngestionConfig } from './config';
 import type { TokenTable } from './auth';
 import { IngestionError, RecordTooLargeError } from './errors';
-import { addressKey, throttleReason, type RateLimits, type Throttled } from './limits';
+import { addressKey } from '@fleetpulse/runtime';
+import { throttleReason, type RateLimits, type Throttled } from './limits';
 import type { IngestionMetrics } from './metrics';
 import type { IngestPipeline, PayloadFormat } from './pipeline';
 
@@ -71,7 +72,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 // A body that trickles in (one byte a second) is cut off after requestTimeoutMs with 408, by Node itself.
-/** The HTTP door of ingestion (shared/design.md, "Telemetry in"). */
+/** The HTTP door of ingestion (docs/contract.md, "Telemetry in"). */
 export function createIngestionServer(deps: HttpDeps): Server {
   const { config, tokens, pipeline, metrics, limits } = deps;
 

@@ -10,7 +10,7 @@ export {
 export { GroupCommitProducer, type OutgoingRecord } from './producer';
 export { TokenTable } from './auth';
 export { IngestionError, KafkaUnavailableError, OverloadedError, RecordTooLargeError } from './errors';
-export { RateLimits, BucketTable, addressKey, type RateLimitConfig, type Throttled } from './limits';
+export { RateLimits, type RateLimitConfig, type Throttled } from './limits';
 export { PacketGate, type FrameViolation } from './mqtt/framing';
 export { MqttDoor, type MqttDoorDeps } from './mqtt/door';
 export { telemetryTopicDevice, payloadFormat, authenticateConnect, mayPublishFor } from './mqtt/topic';

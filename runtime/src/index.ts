@@ -4,5 +4,6 @@
  */
 export { firstLine, ServiceConfigError } from './errors';
 export { mulberry32, type Rng } from './prng';
+export { addressKey, BucketTable } from './rate';
 export { backoffDelay, retry, sleep, type BackoffOptions, type RetryOptions } from './retry';
 export { runService, type ServiceMain, type Stoppable } from './run';

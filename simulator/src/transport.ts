@@ -196,7 +196,7 @@ function deviceOf(event: unknown): string | undefined {
  * MQTT, gateway-style: a batch holds many devices' events, and one connection per device is not how 100k devices
  * are simulated from one process, so the transport keeps `maxSockets` connections (one per lane), each logged in
  * as the first device it sends for with the run's token (a token whose glob covers the fleet, such as the dev token
- * or `gw-token=sim-*`), and publishes each device's events of the batch, in order, to `telemetry/<deviceId>` at
+ * or a gateway token in FLEETPULSE_GATEWAY_TOKENS such as `gw-token=sim-*`), and publishes each device's events of the batch, in order, to `telemetry/<deviceId>` at
  * QoS 1. The batch is answered 202 once every PUBACK is in (each means Kafka has those events); MQTT does not say
  * which events ingestion rejected (they are in telemetry.dlq), so all routable events count as accepted. A closed
  * connection or a missing PUBACK fails the batch as a retriable `TransportError` (the Sender sends it again: the

@@ -5,7 +5,8 @@ import { Topics } from '@fleetpulse/contracts';
 import type { TokenTable } from '../auth';
 import type { IngestionConfig, TokenGrant } from '../config';
 import { IngestionError, RecordTooLargeError } from '../errors';
-import { addressKey, throttleReason, type RateLimits } from '../limits';
+import { addressKey } from '@fleetpulse/runtime';
+import { throttleReason, type RateLimits } from '../limits';
 import type { IngestionMetrics } from '../metrics';
 import type { IngestOutcome, IngestPipeline } from '../pipeline';
 import type { GroupCommitProducer } from '../producer';
@@ -69,7 +70,7 @@ class OverRate extends Error {}
 const connackResult = { 2: 'identifier-rejected', 3: 'throttled', 4: 'bad-credentials', 5: 'not-authorized' } as const;
 
 /**
- * The MQTT door of ingestion (shared/design.md, "Telemetry in"): an MQTT 3.1.1 server (aedes) embedded in the
+ * The MQTT door of ingestion (docs/contract.md, "Telemetry in"): an MQTT 3.1.1 server (aedes) embedded in the
  * service, so the PUBACK can wait for Kafka. aedes authorizes a PUBLISH before it writes the PUBACK, so the whole
  * ingest runs inside `authorizePublish`:
  * - topic `telemetry/<deviceId>`: the connection's own device (its username), or for a gateway token any device

@@ -3,7 +3,7 @@ import type { TokenGrant } from '../config';
 import type { TokenTable } from '../auth';
 import type { PayloadFormat } from '../pipeline';
 
-/** The contract's device id (shared/design.md, "Telemetry in"): 1-128 chars of [A-Za-z0-9._:-]. */
+/** The contract's device id (docs/contract.md, "Telemetry in"): 1-128 chars of [A-Za-z0-9._:-]. */
 const deviceIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** `telemetry/<deviceId>` -> the device id; undefined for any other topic (no levels beyond it, no wildcards). */
