@@ -30,7 +30,7 @@ Suites (default: parse core ingest mqtt processor scoring dashboard):
   processor  pre-filled topic -> stream-processor process -> Cassandra + metrics.aggregates, committed to the end:
              events/s, windows/s, rows/s, peak RSS; run with every resolution stored and with 1s live only
              (FLEETPULSE_STORED_RESOLUTIONS=10s,60s). Next to Cassandra's insert ceilings for the processor's own
-             window rows (its aggregator run in-process over the same events, another device prefix), written
+             window rows (its aggregator run in-process over the same events and devices), written
              through its AggregateStore drain by drain (rows into fleetpulse.windows, plus the store's device-list
              updates): one INSERT per row (512 in flight), the processor's unlogged batches (by replica set, <= 50,
              128 in flight), and its single-partition batches of <= 20 from before (a reference);

@@ -1,7 +1,7 @@
 /**
  * The processor suite's input, apart from the suite so that both consumers of it read one definition: the topic the
- * processor runs on, and the in-process rows the insert ceilings write (processor-ceilings.ts), which are the same
- * records under another device prefix.
+ * processor runs on, and the in-process rows the insert ceilings write (processor-ceilings.ts): the same records,
+ * devices and rows.
  */
 import type { TelemetryEvent } from '@fleetpulse/contracts';
 import type { Kafka } from 'kafkajs';
