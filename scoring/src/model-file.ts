@@ -54,8 +54,9 @@ export async function readModelFile(dir: string, file: string, maxBytes: number)
     if (s.size > maxBytes) throw tooLarge(name, s.size, maxBytes);
     const bytes = new Uint8Array(s.size);
     let at = 0;
+    // In chunks: one read of 2 GiB or more aborts Node itself (its length must be an int32).
     while (at < bytes.length) {
-      const { bytesRead } = await fh.read(bytes, at, bytes.length - at, at);
+      const { bytesRead } = await fh.read(bytes, at, Math.min(bytes.length - at, 16 * MiB), at);
       if (bytesRead === 0) break;
       at += bytesRead;
     }
