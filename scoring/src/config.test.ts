@@ -28,4 +28,24 @@ describe('loadConfig', () => {
       expect(helpText).toContain(name);
     }
   });
+
+  it('bounds model files and quarantine: defaults, overrides, refusals, and each one in --help', () => {
+    const d = loadConfig({});
+    expect([d.maxModelBytes, d.quarantineCrashes, d.quarantineWindowMs]).toEqual([256 * 1024 * 1024, 3, 600_000]);
+    const c = loadConfig({
+      FLEETPULSE_SCORING_MAX_MODEL_MB: '10',
+      FLEETPULSE_SCORING_QUARANTINE_CRASHES: '1',
+      FLEETPULSE_SCORING_QUARANTINE_WINDOW_MS: '60000',
+    });
+    expect([c.maxModelBytes, c.quarantineCrashes, c.quarantineWindowMs]).toEqual([10 * 1024 * 1024, 1, 60_000]);
+    expect(() =>
+      loadConfig({ FLEETPULSE_SCORING_MAX_MODEL_MB: '2048', FLEETPULSE_SCORING_QUARANTINE_CRASHES: '0' }),
+    ).toThrow(/FLEETPULSE_SCORING_MAX_MODEL_MB[\s\S]*FLEETPULSE_SCORING_QUARANTINE_CRASHES/);
+    for (const name of [
+      'FLEETPULSE_SCORING_MAX_MODEL_MB',
+      'FLEETPULSE_SCORING_QUARANTINE_CRASHES',
+      'FLEETPULSE_SCORING_QUARANTINE_WINDOW_MS',
+    ])
+      expect(helpText).toMatch(new RegExp(`^  ${name} `, 'm'));
+  });
 });

@@ -12,6 +12,7 @@ import type { ModelStatus } from './models';
 import { simulateAggregates } from './testing';
 import {
   admin,
+  committedToEnd,
   completeWindows,
   countBy,
   fixtures,
@@ -120,13 +121,7 @@ test('a model that kills the session host on real windows is quarantined after 3
     const pid = h.service.host.pid;
     await publish(h.source, sim.records);
     await until(() => h.scores.length >= expected.size, 90_000, `${expected.size} scores`);
-    let pos = await positions(h.source, h.config.groupId);
-    for (
-      const end = Date.now() + 15_000;
-      pos.committed.join() !== pos.ends.join() && Date.now() < end;
-      await sleep(200)
-    )
-      pos = await positions(h.source, h.config.groupId);
+    const pos = await committedToEnd(h);
     expect(pos.committed).toEqual(pos.ends);
     await sleep(1000);
     const counts = countBy(h.scores);
@@ -200,20 +195,10 @@ test('a failed score delivery followed by a restart: nothing committed past it, 
       ],
     });
   const failures = () => h.logs.filter((l) => /^delivering the scores of .* failed/.test(l)).length;
-  const committedToEnd = async () => {
-    let pos = await positions(h.source, h.config.groupId);
-    for (
-      const end = Date.now() + 15_000;
-      pos.committed.join() !== pos.ends.join() && Date.now() < end;
-      await sleep(200)
-    )
-      pos = await positions(h.source, h.config.groupId);
-    return pos;
-  };
   try {
     await publish(h.source, a);
     await until(() => h.scores.length >= completeWindows(a).size, 30_000, 'part A scored');
-    const afterA = await committedToEnd();
+    const afterA = await committedToEnd(h);
     expect(afterA.committed).toEqual(afterA.ends);
 
     await sinkMaxBytes('64');
@@ -233,7 +218,7 @@ test('a failed score delivery followed by a restart: nothing committed past it, 
     await sinkMaxBytes('1048588');
     await publish(h.source, c);
     await until(() => h.scores.length >= expected.size, 120_000, `${expected.size} scores`);
-    expect((await committedToEnd()).committed).toEqual((await positions(h.source, h.config.groupId)).ends);
+    expect((await committedToEnd(h)).committed).toEqual((await positions(h.source, h.config.groupId)).ends);
     // ...and a restart after it all re-reads nothing.
     await h.restart();
     await sleep(3000);

@@ -12,13 +12,13 @@ import type { Message } from 'kafkajs';
 import { connectedCassandra, uniqueName } from '@fleetpulse/compose/testing';
 import { overlappingTruth, simulateAggregates, truthByDevice } from './testing';
 import {
+  committedToEnd,
   completeWindows,
   countBy,
   fixtures,
   harness,
   metricsText,
   models,
-  positions,
   producer,
   publish,
   sample,
@@ -277,11 +277,7 @@ test('records that are not window records, not final or lacking a metric are pas
     const want = new Set(scored.map((r) => `${r.deviceId}|${r.windowStart}|iforest`));
     await until(() => h.scores.length >= want.size, 30_000, `${want.size} scores`);
     // Everything read is committed, up to the end of each partition, trailing bad records included.
-    let pos = await positions(h.source, h.config.groupId);
-    for (const end = Date.now() + 15_000; pos.committed.join() !== pos.ends.join() && Date.now() < end;) {
-      await sleep(200);
-      pos = await positions(h.source, h.config.groupId);
-    }
+    const pos = await committedToEnd(h);
     expect(pos.committed).toEqual(pos.ends);
     expect(pos.ends.reduce((n, o) => n + Number(o), 0)).toBe(messages.length);
     await sleep(1000);

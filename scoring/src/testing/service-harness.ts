@@ -154,3 +154,11 @@ export async function metricsText(port: number): Promise<string> {
 
 export const sample = (text: string, name: string, labels: string): number =>
   Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 'NaN');
+
+/** The group's committed offsets once they reach the ends of the source topic (or after 15 s), next to the ends. */
+export async function committedToEnd(h: Harness): Promise<{ committed: string[]; ends: string[] }> {
+  let pos = await positions(h.source, h.config.groupId);
+  for (const end = Date.now() + 15_000; pos.committed.join() !== pos.ends.join() && Date.now() < end; await sleep(200))
+    pos = await positions(h.source, h.config.groupId);
+  return pos;
+}
