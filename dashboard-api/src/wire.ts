@@ -48,6 +48,8 @@ export interface ModelStatus {
   file: string | null;
   active: { version: string; features: string[]; resolution: string; loadedAt: string } | null;
   lastError: { at: string; file: string; reason: string } | null;
+  /** Taken out of service after crashing the session host (docs/contract.md, "Scoring"); null or absent: not. */
+  quarantined?: { at: string; file: string; version: string; crashes: number; reason: string } | null;
 }
 
 /** `GET /api/models`: always 200; `error` says why `models` is empty when the scoring service could not be asked. */

@@ -232,10 +232,14 @@ function modelRow(m: ModelStatus): HTMLTableRowElement {
     m.active?.version ?? '—',
     m.active?.resolution ?? '',
     m.active?.features.join(', ') ?? '',
-    m.lastError ? `${m.lastError.reason} (${m.lastError.at})` : '',
+    m.quarantined
+      ? `quarantined: ${m.quarantined.reason} (${m.quarantined.at})`
+      : m.lastError
+        ? `${m.lastError.reason} (${m.lastError.at})`
+        : '',
   ];
   for (const c of cells) tr.insertCell().textContent = c;
-  if (m.lastError) tr.className = 'has-error';
+  if (m.lastError || m.quarantined) tr.className = 'has-error';
   return tr;
 }
 
