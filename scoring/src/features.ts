@@ -1,5 +1,5 @@
 /**
- * Features from window records (shared/design.md, "Window record", "Scoring"): a model's feature `metric.stat` is
+ * Features from window records (docs/contract.md, "Window record", "Scoring"): a model's feature `metric.stat` is
  * read from the one record of a device and window at the model's resolution, so a record is scored (or not) as soon
  * as it is read. Nothing waits for other records.
  */

@@ -1,5 +1,5 @@
 /**
- * A model's declaration (shared/design.md, "Scoring"): from its sidecar `<name>.json`, else from the ONNX
+ * A model's declaration (docs/contract.md, "Scoring"): from its sidecar `<name>.json`, else from the ONNX
  * metadata_props with the same keys (string values; `features` as a JSON array or comma-separated).
  */
 import { z } from 'zod';

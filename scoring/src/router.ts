@@ -1,5 +1,5 @@
 /**
- * Which model scores which record (shared/design.md, "Scoring"): every active model scores the final window records
+ * Which model scores which record (docs/contract.md, "Scoring"): every active model scores the final window records
  * at its own resolution, and nothing scores a provisional one (`final: false`). Kept apart from the Scorer so the
  * rule is in one place and the Scorer only runs, delivers and moves offsets. A quarantined model (models.ts) is in no
  * snapshot: the Scorer counts the records at its resolution as unscored.
