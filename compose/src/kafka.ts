@@ -93,9 +93,16 @@ logger.authorizer.level = WARN
 `;
 }
 
-/** A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints). */
-export function newClusterId(): string {
-  return randomBytes(16).toString('base64url');
+/**
+ * A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints). Like
+ * Kafka's own Uuid.randomUuid, never one that starts with `-`: the storage tool's command line would take it for an
+ * option (one format in 64 failed so).
+ */
+export function newClusterId(random: (n: number) => Buffer = randomBytes): string {
+  for (;;) {
+    const id = random(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 export function parseProperties(text: string): Map<string, string> {
@@ -148,10 +155,8 @@ export function formatKafkaStorage(config: StackConfig, classpath: string[]): vo
       classpath.join(':'),
       'kafka.tools.StorageTool',
       'format',
-      '-t',
-      clusterId,
-      '-c',
-      p.properties,
+      `--cluster-id=${clusterId}`,
+      `--config=${p.properties}`,
     ],
     { encoding: 'utf8', timeout: 120_000 },
   );

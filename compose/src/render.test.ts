@@ -41,6 +41,9 @@ describe('server.properties', () => {
   it('cluster ids have the form Kafka accepts', () => {
     expect(newClusterId()).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(newClusterId()).not.toBe(newClusterId());
+    // An id the storage tool would read as an option is drawn again.
+    const draws = [Buffer.alloc(16, 0xfb), Buffer.alloc(16, 0x01)];
+    expect(newClusterId(() => draws.shift()!)).toBe(Buffer.alloc(16, 0x01).toString('base64url'));
   });
 
   it('the JVM runs kafka.Kafka with the heap and our marker', () => {
