@@ -30,7 +30,7 @@ import type {
   PartitionStart,
   StoredDeviceState,
 } from './types';
-import { foldReading } from './window-stats';
+import { foldEvent } from './window-stats';
 
 /*
  * Semantics (docs/contract.md, "Windows"), made precise here and mirrored by the naive reference in
@@ -438,7 +438,7 @@ export class WindowAggregator {
           set.add(seq);
         }
       }
-      for (let k = 0; k < nm; k++) foldReading(slab, w + this.mIdx[k]!, this.mVal[k]!, ts);
+      foldEvent(slab, w, this.mIdx, this.mVal, nm, ts);
     }
     ps.markDirty(di);
     if (dup) this.nRetries++;
