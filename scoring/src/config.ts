@@ -1,6 +1,6 @@
 /** Scoring configuration: every environment variable and flag checked once, at start-up; one error lists all. */
 import { resolve } from 'node:path';
-import { connectionConfig, connectionEnv, envInt, Topics } from '@fleetpulse/contracts';
+import { connectionConfig, connectionEnv, DefaultPorts, envInt, Topics } from '@fleetpulse/contracts';
 import { ServiceConfigError } from '@fleetpulse/runtime';
 import { z } from 'zod';
 
@@ -40,7 +40,8 @@ export class ConfigError extends ServiceConfigError {
   }
 }
 
-export const DefaultScoringPort = 8082;
+/** The contract's default port of scoring's HTTP endpoint (kept under this name for importers). */
+export const DefaultScoringPort = DefaultPorts.scoringHttp;
 
 /**
  * Variables of contract v1 that mean nothing since window records (v2) carry every metric of a window: nothing waits
