@@ -20,6 +20,7 @@ import {
   H,
   RS,
 } from './device-rows';
+import { resumeFrom, restoreDeviceRow, takeCheckpoint } from './checkpoints';
 import { LayoutTrie } from './layouts';
 import { PartitionState } from './partition-state';
 import type {
@@ -74,9 +75,6 @@ import { foldEvent } from './window-stats';
  * limit and the memory a device holds follow its open windows too.
  */
 
-/** A stored number, or -Infinity for none (null). */
-const num = (x: unknown): number => (typeof x === 'number' ? x : -Infinity);
-
 /**
  * Folds telemetry records into tumbling event-time windows per device, metric and resolution. Pure and synchronous:
  * time only advances through the records' receivedAt and {@link advanceProcessingTime}.
@@ -100,12 +98,11 @@ export class WindowAggregator {
   private nEvicted = 0;
   private nRestored = 0;
   private readonly maxMetrics: number;
-  private mIdx = new Int32Array(64);
-  private mVal = new Float64Array(64);
+  /** An event's readings: slot offsets in a block and values (at most maxMetrics: more are refused). */
+  private readonly mIdx: Int32Array;
+  private readonly mVal: Float64Array;
   private nEvents = 0;
   private nRetries = 0;
-  /** Where {@link touch} puts what it read, so that the reads are not optimised away. */
-  private sink = 0;
 
   constructor(config: AggregatorConfig = {}) {
     this.config = resolveConfig(config);
@@ -115,6 +112,8 @@ export class WindowAggregator {
     this.lateness = this.config.allowedLatenessMs;
     this.idle = this.config.idleTimeoutMs;
     this.maxMetrics = this.config.maxMetricsPerDevice;
+    this.mIdx = new Int32Array(this.maxMetrics);
+    this.mVal = new Float64Array(this.maxMetrics);
     this.outputs = new AggregatorOutputs(this.config.labels);
   }
 
@@ -233,26 +232,7 @@ export class WindowAggregator {
    * rest, then call {@link persisted} with `seq`.
    */
   checkpoint(partition: number): PartitionCheckpoint {
-    const ps = this.partOrThrow(partition);
-    const fin = (x: number): number | null => (Number.isFinite(x) ? x : null);
-    const last = ps.lastOffset === null ? -1 : Number(ps.lastOffset);
-    const through = Math.max(last, ps.through);
-    // The offset as read (exact beyond 2^53, where the numbers only order records).
-    const throughText = last >= ps.through ? ps.lastOffset : ps.throughStr;
-    const seq = ++ps.seq;
-    const devices = ps.takeChanged(seq, through);
-    return {
-      v: 2,
-      epoch: ps.epoch,
-      seq,
-      resolutions: [...this.config.labels],
-      allowedLatenessMs: this.lateness,
-      idleTimeoutMs: this.idle,
-      commitOffset: this.safeCommitOffset(partition),
-      throughOffset: throughText,
-      processingTime: fin(ps.proc),
-      devices,
-    };
+    return takeCheckpoint(this.partOrThrow(partition), this.config, this.safeCommitOffset(partition));
   }
 
   /**
@@ -306,46 +286,20 @@ export class WindowAggregator {
     return ps;
   }
 
+  /** Resumes from a checkpoint; a v1 checkpoint's devices all come back now, to be stored anew (a new epoch). */
   private restore(ps: PartitionState, cp: PartitionCheckpoint): void {
-    const c = this.config;
-    if (
-      (cp.v !== 1 && cp.v !== 2) ||
-      cp.resolutions.join(',') !== c.labels.join(',') ||
-      cp.allowedLatenessMs !== this.lateness ||
-      cp.idleTimeoutMs !== this.idle
-    )
-      throw new Error('checkpoint was taken with another configuration (resolutions, lateness or idle timeout)');
-    ps.proc = num(cp.processingTime);
-    ps.startCommit = cp.commitOffset;
-    if (cp.throughOffset !== null) {
-      ps.through = Number(cp.throughOffset);
-      ps.throughStr = cp.throughOffset;
-    }
-    if (cp.v === 2) {
-      // Device states are read back as their devices report (restoreDevices).
-      ps.epoch = cp.epoch!;
-      ps.seq = ps.persistedSeq = cp.seq ?? 0;
-      ps.lookups = true;
-      return;
-    }
-    // v1: every device in one value; they are all written under a new epoch at the next checkpoint.
-    const rows = [...cp.devices].sort((a, b) => num(a[2]) - num(b[2]));
-    for (const row of rows) this.restoreDevice(ps, row, ps.through);
+    const v1Devices = resumeFrom(ps, cp, this.config);
+    if (v1Devices.length === 0) return;
+    for (const row of v1Devices) this.restoreDevice(ps, row, ps.through);
     for (let di = 0; di < ps.nDev; di++) ps.markDirty(di);
   }
 
   /** One device's state into memory; a device already idle at the partition's processing time closes at once. */
   private restoreDevice(ps: PartitionState, row: DeviceStateTuple, silentThrough: number): void {
-    const di = ps.addDevice(String(row[0]), num(row[3]));
-    const o = di * this.ds;
-    const dr = ps.rows;
-    dr[o + D_MAXTS] = num(row[1]);
-    dr[o + D_RECV] = num(row[2]);
-    for (let r = 0; r < this.nRes; r++) dr[o + D_RES + RS * r] = num(row[4 + r]);
-    dr[o + D_SILENT] = silentThrough;
-    dr[o + D_SNAP] = ps.persistedSeq;
-    if (ps.proc > -Infinity && dr[o + D_RECV]! + this.idle <= ps.proc) this.closeDevice(ps, di, 'idle');
-    else ps.idleQueue.push(ps.rows, this.ds, di, dr[o + D_RECV]!);
+    const di = restoreDeviceRow(ps, row, silentThrough);
+    const recv = ps.rows[di * this.ds + D_RECV]!;
+    if (ps.proc > -Infinity && recv + this.idle <= ps.proc) this.closeDevice(ps, di, 'idle');
+    else ps.idleQueue.push(ps.rows, this.ds, di, recv);
   }
 
   private event(ps: PartitionState, e: TelemetryEvent): void {
@@ -360,14 +314,17 @@ export class WindowAggregator {
     }
     let di = ps.devices.get(e.deviceId);
     if (di === undefined) di = ps.addDevice(e.deviceId, ps.range ? ts : -Infinity);
-    const ds = this.ds;
-    const o = di * ds;
-    this.touch(ps, o, ts);
+    // Read once: nothing below adds a device (rows) and the layout changes only in the metric loop.
+    const rows = ps.rows;
+    const windows = ps.slab;
+    const o = di * this.ds;
+    let li = rows[o + D_LAYOUT]!;
+    let layout = this.layouts.get(li);
+    ps.prefetch(o, ts, this.sizes, H + layout.cap * STRIDE);
     // Metric slots, once per event.
     const metrics = e.metrics;
     let nm = 0;
-    let li = ps.rows[o + D_LAYOUT]!;
-    let names = this.layouts.get(li).names;
+    let names = layout.names;
     for (const name in metrics) {
       let idx: number;
       if (names[nm] === name) idx = nm;
@@ -376,15 +333,18 @@ export class WindowAggregator {
         if (idx < 0) {
           if (names.length >= this.maxMetrics) return this.reject(ps, e, o, name, names.length);
           li = this.extendLayout(ps, di, li, name);
-          names = this.layouts.get(li).names;
+          layout = this.layouts.get(li);
+          names = layout.names;
           idx = names.length - 1;
         }
       }
-      if (nm === this.mIdx.length) this.growScratch();
       this.mIdx[nm] = H + idx * STRIDE;
       this.mVal[nm] = metrics[name]!;
       nm++;
     }
+    const cap = layout.cap;
+    const mIdx = this.mIdx;
+    const mVal = this.mVal;
     // 2. classify and fold per resolution
     const seq = e.seq;
     const hasSeq = seq !== undefined;
@@ -395,33 +355,31 @@ export class WindowAggregator {
       const S = sizes[r]!;
       const ws = Math.floor(ts / S) * S;
       const ro = o + D_RES + RS * r;
-      if (ws + S <= ps.rows[ro]!) {
+      if (ws + S <= rows[ro]!) {
         lateMask |= 1 << r;
         continue;
       }
-      const tail = ps.rows[ro + 2]!;
-      const tailStart = ps.rows[ro + 3]!;
+      const tail = rows[ro + 2]!;
+      const tailStart = rows[ro + 3]!;
       let w: number;
-      if (tail < 0 || tailStart < ws) w = ps.openWindow(di, ro, ws, this.layouts.get(ps.rows[o + D_LAYOUT]!).cap);
+      if (tail < 0 || tailStart < ws) w = ps.openWindow(di, ro, ws, cap);
       else if (tailStart === ws) w = tail;
       else {
-        const slab = ps.slab.data;
+        const slab = windows.data;
         let prev = -1;
-        let at = ps.rows[ro + 1]!;
+        let at = rows[ro + 1]!;
         while (at >= 0 && slab[at + B_START]! < ws) {
           prev = at;
           at = slab[at + B_NEXT]!;
         }
-        w =
-          at < 0 || slab[at + B_START] !== ws
-            ? ps.insertWindow(di, ro, ws, prev, at, this.layouts.get(ps.rows[o + D_LAYOUT]!).cap)
-            : at;
+        w = at < 0 || slab[at + B_START] !== ws ? ps.insertWindow(di, ro, ws, prev, at, cap) : at;
       }
-      const slab = ps.slab.data;
+      // Read after opening: the slab's array is replaced when it grows.
+      const slab = windows.data;
       if (hasSeq) {
         const lo = slab[w + B_SEQLO]!;
         const hi = slab[w + B_SEQHI]!;
-        if ((seq >= lo && seq <= hi) || (slab[w + B_SET] !== 0 && ps.slab.seqSets.get(w)!.has(seq))) {
+        if ((seq >= lo && seq <= hi) || (slab[w + B_SET] !== 0 && windows.seqSets.get(w)!.has(seq))) {
           dup = true;
           continue;
         }
@@ -429,74 +387,50 @@ export class WindowAggregator {
         else if (seq === hi + 1) slab[w + B_SEQHI] = seq;
         else if (seq === lo - 1) slab[w + B_SEQLO] = seq;
         else {
-          let set = ps.slab.seqSets.get(w);
+          let set = windows.seqSets.get(w);
           if (set === undefined) {
             set = new Set();
-            ps.slab.seqSets.set(w, set);
+            windows.seqSets.set(w, set);
             slab[w + B_SET] = 1;
           }
           set.add(seq);
         }
       }
-      foldEvent(slab, w, this.mIdx, this.mVal, nm, ts);
+      foldEvent(slab, w, mIdx, mVal, nm, ts);
     }
-    ps.markDirty(di);
+    if (rows[o + D_SNAP] !== -1) ps.markDirty(di);
     if (dup) this.nRetries++;
-    else if (lateMask !== 0 && ps.curOffsetNum > ps.rows[o + D_SILENT]!)
+    else if (lateMask !== 0 && ps.curOffsetNum > rows[o + D_SILENT]!)
       this.outputs.lateEvent(ps.id, ps.curOffset, e, lateMask);
     // 3. watermark
-    if (ts > ps.rows[o + D_MAXTS]!) {
-      ps.rows[o + D_MAXTS] = ts;
+    if (ts > rows[o + D_MAXTS]!) {
+      rows[o + D_MAXTS] = ts;
       const wm = ts - this.lateness;
       for (let r = 0; r < sizes.length; r++) {
         const S = sizes[r]!;
         const f = Math.floor(wm / S) * S;
         const ro = o + D_RES + RS * r;
-        if (f > ps.rows[ro]!) {
-          ps.rows[ro] = f;
-          let w = ps.rows[ro + 1]!;
-          while (w >= 0 && ps.slab.data[w + B_START]! + S <= f) {
+        if (f > rows[ro]!) {
+          rows[ro] = f;
+          let w = rows[ro + 1]!;
+          while (w >= 0 && windows.data[w + B_START]! + S <= f) {
             this.closeHead(ps, di, r, w, 'watermark');
-            w = ps.rows[ro + 1]!;
+            w = rows[ro + 1]!;
           }
         }
       }
     }
     // 4. idleness
-    const dr = ps.rows;
-    const prevRecv = dr[o + D_RECV]!;
+    const prevRecv = rows[o + D_RECV]!;
     const last = recv > prevRecv ? recv : prevRecv;
     if (ps.proc > -Infinity && last + this.idle <= ps.proc) {
-      ps.idleQueue.remove(ps.rows, o);
-      dr[o + D_RECV] = last;
+      ps.idleQueue.remove(rows, o);
+      rows[o + D_RECV] = last;
       this.closeDevice(ps, di, 'idle');
-    } else if (dr[o + D_QSTAMP]! < 0 || last > prevRecv) {
-      dr[o + D_RECV] = last;
-      ps.idleQueue.push(ps.rows, this.ds, di, last);
+    } else if (rows[o + D_QSTAMP]! < 0 || last > prevRecv) {
+      rows[o + D_RECV] = last;
+      ps.idleQueue.push(rows, this.ds, di, last);
     }
-  }
-
-  /**
-   * Reads a line of every block this event will likely touch (each resolution's last and first open window) before
-   * any of them is needed, so that their cache misses overlap instead of following one another.
-   */
-  private touch(ps: PartitionState, o: number, ts: number): void {
-    const rows = ps.rows;
-    const slab = ps.slab.data;
-    const cap = this.layouts.get(rows[o + D_LAYOUT]!).cap;
-    const size = H + cap * STRIDE;
-    let x = 0;
-    for (let r = 0, ro = o + D_RES; r < this.nRes; r++, ro += RS) {
-      const t = rows[ro + 2]!;
-      if (t < 0) continue;
-      const S = this.sizes[r]!;
-      // The window this event folds into, if it is the last one open.
-      if (rows[ro + 3] === Math.floor(ts / S) * S) for (let i = t; i < t + size; i += 8) x += slab[i]!;
-      // An older window, likely to close at this event's watermark.
-      const h = rows[ro + 1]!;
-      if (h !== t) for (let i = h; i < h + size; i += 8) x += slab[i]!;
-    }
-    this.sink = x;
   }
 
   /** A device reported a metric new to it: its layout gains the name (shared with devices of the same history). */
@@ -523,16 +457,10 @@ export class WindowAggregator {
 
   /** Keeps the layouts some resident device uses; returns the new index of `li` (device `curDi`'s current layout). */
   private compactLayouts(cur: PartitionState, curDi: number, li: number): number {
-    const ds = this.ds;
     let liNew = li;
     this.layouts.compact((keep) => {
-      for (const ps of this.parts.values())
-        for (let di = 0; di < ps.nDev; di++) {
-          if (ps.ids[di] === '') continue;
-          const o = di * ds + D_LAYOUT;
-          ps.rows[o] = keep(ps.rows[o]!);
-        }
-      liNew = cur.ids[curDi] === '' ? keep(li) : cur.rows[curDi * ds + D_LAYOUT]!;
+      for (const ps of this.parts.values()) ps.remapLayouts(keep);
+      liNew = cur.ids[curDi] === '' ? keep(li) : cur.rows[curDi * this.ds + D_LAYOUT]!;
     });
     return liNew;
   }
@@ -561,15 +489,6 @@ export class WindowAggregator {
         w = ps.rows[ro + 1]!;
       }
     }
-  }
-
-  private growScratch(): void {
-    const idx = new Int32Array(this.mIdx.length * 2);
-    idx.set(this.mIdx);
-    const val = new Float64Array(this.mVal.length * 2);
-    val.set(this.mVal);
-    this.mIdx = idx;
-    this.mVal = val;
   }
 
   /** Emits and recycles the head window w of resolution r. */

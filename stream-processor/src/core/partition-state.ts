@@ -76,6 +76,8 @@ export class PartitionState {
 
   /** Resolutions per device row. */
   private readonly nRes: number;
+  /** Where {@link prefetch} puts what it read, so that the reads are not optimised away. */
+  private prefetched = 0;
 
   /** Devices in memory. */
   get resident(): number {
@@ -239,6 +241,37 @@ export class PartitionState {
         prev = base;
         w = next;
       }
+    }
+  }
+
+  /**
+   * Reads a line of every block an event at `ts` of the device at row offset `o` will likely touch (each resolution's
+   * last and first open window; blocks of `blockSize` doubles) before any of them is needed, so that their cache
+   * misses overlap instead of following one another.
+   */
+  prefetch(o: number, ts: number, sizes: readonly number[], blockSize: number): void {
+    const rows = this.rows;
+    const slab = this.slab.data;
+    let x = 0;
+    for (let r = 0, ro = o + D_RES; r < this.nRes; r++, ro += RS) {
+      const t = rows[ro + 2]!;
+      if (t < 0) continue;
+      const S = sizes[r]!;
+      // The window this event folds into, if it is the last one open.
+      if (rows[ro + 3] === Math.floor(ts / S) * S) for (let i = t; i < t + blockSize; i += 8) x += slab[i]!;
+      // An older window, likely to close at this event's watermark.
+      const h = rows[ro + 1]!;
+      if (h !== t) for (let i = h; i < h + blockSize; i += 8) x += slab[i]!;
+    }
+    this.prefetched = x;
+  }
+
+  /** Stores `keep(layout)` as the layout of every resident device (a compaction of the layouts). */
+  remapLayouts(keep: (old: number) => number): void {
+    for (let di = 0; di < this.nDev; di++) {
+      if (this.ids[di] === '') continue;
+      const o = di * this.ds + D_LAYOUT;
+      this.rows[o] = keep(this.rows[o]!);
     }
   }
 
