@@ -114,9 +114,10 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
         'windows not read': { 'events/s': fmt(r.eventsPerSec), 'windows/s': fmt(r.windowsPerSec) },
         ...(r.serialized
           ? {
-              'every window record serialised (recordJson)': {
+              'every window record serialised (recordJson), and the provisional snapshots': {
                 'events/s': fmt(r.serialized.eventsPerSec),
                 'windows/s': fmt(r.serialized.windowsPerSec),
+                'snapshots/s': fmt(r.serialized.snapshotsPerSec),
               },
             }
           : {}),

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { TopicConfigs, type TopicName } from '@fleetpulse/contracts';
 import { initialHeap, StackHost, type StackConfig } from './config';
 import { StackError, wipeHint } from './errors';
 
@@ -232,7 +233,15 @@ export async function ensureTopics(
     if (missing.length > 0) {
       await a.createTopics({
         waitForLeaders: true,
-        topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: partitions,
+          replicationFactor: 1,
+          configEntries: Object.entries(TopicConfigs[topic as TopicName] ?? {}).map(([name, value]) => ({
+            name,
+            value,
+          })),
+        })),
       });
     }
     const present = topics.filter((t) => existing.has(t));

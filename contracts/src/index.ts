@@ -1,5 +1,5 @@
 export type { TelemetryEvent, AggregateRow, AnomalyScore } from './types.generated';
-export { Topics, allTopics, type TopicName } from './topics';
+export { Topics, TopicConfigs, allTopics, type TopicName } from './topics';
 export { DefaultPorts, Keyspace, DevToken } from './defaults';
 export { resolutionMs, resolutionLabel, windowStart, bucketOf, bucketsBetween, WindowsPerBucket } from './windows';
 export { schemaDir, cqlDir, vectorsDir, loadSchema, cqlStatements, type SchemaName } from './schema';

@@ -32,6 +32,13 @@ export interface ProcessorConfig {
    * devices (bench/README.md).
    */
   fetchMaxBytesPerPartition: number;
+  /**
+   * Provisional snapshots on metrics.live: taken every `liveIntervalMs` (0: none), a device's at most once per
+   * `liveMinGapMs`, at most `liveMaxPerSec` a second in all.
+   */
+  liveIntervalMs: number;
+  liveMinGapMs: number;
+  liveMaxPerSec: number;
   /** How often quiet partitions advance processing time by the wall clock, ms. */
   tickMs: number;
   /** Wall clock minus this is the processing time of a quiet partition, ms. */
@@ -67,6 +74,9 @@ const envSchema = z.object({
   FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY: envInt(1, 4096).default(128),
   FLEETPULSE_PROCESSOR_FETCH_BYTES: envInt(64 * 1024, 64 * 1024 * 1024).default(2 * 1024 * 1024),
   FLEETPULSE_PROCESSOR_TICK_MS: envInt(10, 60_000).default(250),
+  FLEETPULSE_PROCESSOR_LIVE_INTERVAL_MS: envInt(0, 60_000).default(50),
+  FLEETPULSE_PROCESSOR_LIVE_MIN_GAP_MS: envInt(0, 3_600_000).default(250),
+  FLEETPULSE_PROCESSOR_LIVE_MAX_PER_SEC: envInt(1, 10_000_000).default(200_000),
   FLEETPULSE_COMMIT_INTERVAL_MS: envInt(0, 600_000).default(1000),
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: envInt(6000, 300_000).default(30_000),
   FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS: envInt(0, 600_000).default(15_000),
@@ -89,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
       idleTimeoutMs: e.FLEETPULSE_IDLE_TIMEOUT_MS,
       maxMetricsPerDevice: e.FLEETPULSE_PROCESSOR_MAX_METRICS_PER_DEVICE,
       maxQuietDevices: e.FLEETPULSE_PROCESSOR_MAX_QUIET_DEVICES,
+      liveSnapshots: e.FLEETPULSE_PROCESSOR_LIVE_INTERVAL_MS > 0,
     });
   } catch (err) {
     problems.push(
@@ -111,6 +122,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
     storedResolutions,
     writeConcurrency: e.FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY,
     fetchMaxBytesPerPartition: e.FLEETPULSE_PROCESSOR_FETCH_BYTES,
+    liveIntervalMs: e.FLEETPULSE_PROCESSOR_LIVE_INTERVAL_MS,
+    liveMinGapMs: e.FLEETPULSE_PROCESSOR_LIVE_MIN_GAP_MS,
+    liveMaxPerSec: e.FLEETPULSE_PROCESSOR_LIVE_MAX_PER_SEC,
     tickMs: e.FLEETPULSE_PROCESSOR_TICK_MS,
     idleSafetyMarginMs: e.FLEETPULSE_IDLE_SAFETY_MARGIN_MS,
     commitIntervalMs: e.FLEETPULSE_COMMIT_INTERVAL_MS,

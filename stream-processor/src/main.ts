@@ -4,7 +4,8 @@ import { loadConfig } from './config';
 import { startProcessor } from './service';
 
 const help = `fleetpulse stream-processor: per-device event-time windows from telemetry.raw into Cassandra and
-metrics.aggregates: one window record per device, resolution and window (docs/contract.md, "Windows").
+metrics.aggregates: one window record per device, resolution and window (docs/contract.md, "Windows"), and
+provisional snapshots of open windows to metrics.live.
 
 Usage: node stream-processor/dist/main.js [--help]
 
@@ -33,6 +34,11 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_CASSANDRA_WRITE_CONCURRENCY  writes in flight (default 128)
   FLEETPULSE_PROCESSOR_FETCH_BYTES        most bytes a fetch takes per partition (default 2097152): more rows per
                                           Cassandra batch, more memory
+  FLEETPULSE_PROCESSOR_LIVE_INTERVAL_MS  provisional snapshots of the finest open window of each device that
+                                       received events go to metrics.live every this many ms (default 50;
+                                       0 = none); never on the write path of final rows
+  FLEETPULSE_PROCESSOR_LIVE_MIN_GAP_MS   a device's snapshots at most once per this many ms (default 250)
+  FLEETPULSE_PROCESSOR_LIVE_MAX_PER_SEC  most snapshots a second (default 200000); past it devices wait, coalesced
   FLEETPULSE_COMMIT_INTERVAL_MS        checkpoint + commit at most this often (default 1000)
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS  a dead instance's partitions move after this (default 30000)
   FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS   on SIGTERM, wait this long for the final flush (default 15000);

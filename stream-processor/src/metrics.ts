@@ -21,6 +21,11 @@ export class ProcessorMetrics extends ServiceRegistry {
     'Window records published to metrics.aggregates',
     ['resolution'],
   );
+  readonly liveSnapshots = this.counter(
+    'fleetpulse_processor_live_snapshots_total',
+    'Provisional snapshots of open windows for metrics.live, by whether Kafka took them',
+    ['outcome'],
+  );
   readonly rejected = this.counter(
     'fleetpulse_processor_rejected_events_total',
     'Events refused for the distinct metric names limit per device (sent to telemetry.dlq)',

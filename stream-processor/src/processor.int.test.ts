@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { silentLogger, stackDown, stackUp } from '@fleetpulse/compose';
 import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
-import { Topics, type TelemetryEvent } from '@fleetpulse/contracts';
+import { Topics, type AggregateRow, type TelemetryEvent, type WindowRecord } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka, Producer } from 'kafkajs';
 import {
@@ -40,6 +40,12 @@ afterAll(async () => {
   await producer.disconnect();
   await cassandra.shutdown();
 });
+
+/** A point's statistics, as a window record holds them per metric. */
+function pointStats(r: AggregateRow) {
+  const { count, sum, min, max, mean, stddev, first, last } = r;
+  return { count, sum, min, max, mean, stddev, first, last };
+}
 
 /** One record per arrival and device: a single event, or the device's array when it sent several at once. */
 async function produce(topic: string, arrivals: Arrival[]): Promise<void> {
@@ -108,15 +114,17 @@ describe('stream-processor against the real Kafka and Cassandra', () => {
     const { startIngestion, loadConfig } = await import('@fleetpulse/ingestion');
     // A topic of its own (telemetry.raw may hold anything a developer's stack has seen): the same path otherwise.
     const topic = await newTopic(kafka, 6);
-    const lateBefore = await (async () => {
+    const endsOf = async (t: string) => {
       const admin = kafka.admin();
       await admin.connect();
       try {
-        return (await admin.fetchTopicOffsets(Topics.late)).map((o) => ({ partition: o.partition, offset: o.high }));
+        return (await admin.fetchTopicOffsets(t)).map((o) => ({ partition: o.partition, offset: o.high }));
       } finally {
         await admin.disconnect();
       }
-    })();
+    };
+    const lateBefore = await endsOf(Topics.late);
+    const liveBefore = await endsOf(Topics.live);
     const ingestion = await startIngestion(
       loadConfig({
         FLEETPULSE_ENV: 'development',
@@ -202,6 +210,22 @@ describe('stream-processor against the real Kafka and Cassandra', () => {
       1000,
     );
     expect(lateSeen).toEqual(expectedLate);
+    // Provisional snapshots on metrics.live: finest windows only, final false, never more than the final record
+    // holds (a snapshot is the window so far), and never written to Cassandra (the rows above are exact).
+    const finals = indexRows(mine.filter((r) => r.resolution === '1s'));
+    const snapshots = (await readTopic(kafka, Topics.live, liveBefore))
+      .map((r) => r.value as unknown as WindowRecord)
+      .filter((w) => w.deviceId.startsWith(prefix));
+    expect(snapshots.length).toBeGreaterThan(0);
+    for (const w of snapshots) {
+      expect([w.resolution, w.final, w.windowEnd - w.windowStart]).toEqual(['1s', false, 1000]);
+      for (const [metric, st] of Object.entries(w.metrics)) {
+        const final = finals.get(`${w.deviceId}|${metric}|1s|${w.windowStart}`);
+        expect(final).toBeDefined();
+        expect(st.count).toBeLessThanOrEqual(final!.count);
+        if (st.count === final!.count) expect(st).toEqual(pointStats(final!));
+      }
+    }
   });
 
   it('after SIGKILL mid-stream and a restart, holds the rows of an uninterrupted run: none missing, none double-counted', async () => {

@@ -12,6 +12,7 @@ import {
 import type { ProcessorConfig } from './config';
 import { dlqMessage, rejectedEventDlqMessage } from './dlq';
 import type { ProcessorMetrics } from './metrics';
+import { LivePublisher } from './live-publisher';
 import { FastDefaultPartitioner } from './partitioner';
 import { sendChunked } from './send-chunked';
 import type { AggregateStore } from './storage/aggregate-store';
@@ -28,7 +29,8 @@ interface PartitionState {
 
 /**
  * The live loop: telemetry.raw in a consumer group -> WindowAggregator -> Cassandra rows + metrics.aggregates,
- * late events to telemetry.late, invalid records to telemetry.dlq.
+ * late events to telemetry.late, invalid records to telemetry.dlq; provisional snapshots of open windows to
+ * metrics.live on the side (LivePublisher).
  *
  * Durability order, per flush: drain the aggregator and take each partition's checkpoint in the same synchronous step;
  * write every drained row and publish every output (at once); only then store the checkpoints and commit their offsets (the
@@ -46,6 +48,8 @@ export class StreamProcessor {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly admin: Admin;
+  /** Provisional snapshots on metrics.live; null when off (FLEETPULSE_PROCESSOR_LIVE_INTERVAL_MS=0). */
+  private readonly live: LivePublisher | null;
   private readonly parts = new Map<number, PartitionState>();
   private pendingDlq: Message[] = [];
   private flushChain: Promise<void> = Promise.resolve();
@@ -76,6 +80,7 @@ export class StreamProcessor {
       idleTimeoutMs: config.aggregator.idleTimeoutMs,
       maxMetricsPerDevice: config.aggregator.maxMetricsPerDevice,
       maxQuietDevices: config.aggregator.maxQuietDevices,
+      liveSnapshots: config.aggregator.liveSnapshots,
     });
     this.consumer = kafka.consumer({
       groupId: config.groupId,
@@ -90,6 +95,16 @@ export class StreamProcessor {
       createPartitioner: FastDefaultPartitioner,
     });
     this.admin = kafka.admin();
+    this.live =
+      config.liveIntervalMs > 0
+        ? new LivePublisher(
+            kafka,
+            { intervalMs: config.liveIntervalMs, minGapMs: config.liveMinGapMs, maxPerSec: config.liveMaxPerSec },
+            (max, now, gap) => this.aggregator.takeLive(max, now, gap),
+            metrics,
+            log,
+          )
+        : null;
   }
 
   get isRunning(): boolean {
@@ -101,7 +116,7 @@ export class StreamProcessor {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.producer.connect(), this.consumer.connect(), this.admin.connect()]);
+    await Promise.all([this.producer.connect(), this.consumer.connect(), this.admin.connect(), this.live?.start()]);
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
       // kafkajs resumes every assigned partition from its committed offset after a join: rebuild all state.
       this.generation++;
@@ -126,6 +141,7 @@ export class StreamProcessor {
   async stop(): Promise<void> {
     if (this.tick) clearInterval(this.tick);
     this.running = false;
+    await this.live?.stop();
     // Commit while the group is still joined (kafkajs cannot commit after stop): pause, flush, then leave.
     this.consumer.pause([{ topic: this.config.sourceTopic }]);
     await this.flush(true).catch((e: unknown) =>

@@ -57,7 +57,7 @@ export async function startProcessor(
     ready: () => processor.isRunning && cassandra.getState().getConnectedHosts().length > 0,
   });
   log(
-    `stream-processor: ${config.sourceTopic} -> Cassandra ${config.keyspace} + ${'metrics.aggregates'}, resolutions ${config.aggregator.labels.join(',')} (stored: ${config.storedResolutions.join(',') || 'none'}), group ${config.groupId}; health on :${port}`,
+    `stream-processor: ${config.sourceTopic} -> Cassandra ${config.keyspace} + metrics.aggregates${config.liveIntervalMs > 0 ? ' + metrics.live' : ''}, resolutions ${config.aggregator.labels.join(',')} (stored: ${config.storedResolutions.join(',') || 'none'}), group ${config.groupId}; health on :${port}`,
   );
 
   let closing: Promise<void> | undefined;

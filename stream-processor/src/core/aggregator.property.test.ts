@@ -118,8 +118,12 @@ function lateKey(l: LateEvent) {
   return { partition: l.partition, offset: l.offset, event: l.event, missed: l.missed };
 }
 
+function configOf(s: Setup) {
+  return { resolutions: s.resolutions, allowedLatenessMs: s.lateness, idleTimeoutMs: s.idle };
+}
+
 function newAgg(s: Setup): WindowAggregator {
-  return new WindowAggregator({ resolutions: s.resolutions, allowedLatenessMs: s.lateness, idleTimeoutMs: s.idle });
+  return new WindowAggregator(configOf(s));
 }
 
 const streamArb = fc.tuple(setupArb, fc.array(stepArb, { minLength: 1, maxLength: 160 }));
@@ -131,17 +135,35 @@ describe('WindowAggregator against the naive reference', () => {
       fc.property(streamArb, fc.boolean(), ([setup, steps], flushAtEnd) => {
         const ops = build(steps);
         if (flushAtEnd) ops.push({ kind: 'flush', partition: 0 }, { kind: 'flush', partition: 1 });
-        const agg = newAgg(setup);
+        // Provisional snapshots are taken after every step: they must change nothing of the final results.
+        const agg = new WindowAggregator({ ...configOf(setup), liveSnapshots: true });
         const ref = new ReferenceAggregator(setup.resolutions, setup.lateness, setup.idle);
         for (const p of [0, 1]) {
           agg.assignPartition(p);
           ref.assign(p);
         }
+        /** Per device and window start: the counts of its latest snapshot, until its final record. */
+        const provisional = new Map<string, number[]>();
+        const finals = new Set<string>();
+        const finest = [...setup.resolutions].sort((x, y) => resolutionMs(x) - resolutionMs(y))[0]!;
+        const counts = (w: ClosedWindow) => Array.from({ length: w.metricCount }, (_, i) => w.stat(i, 'count'));
         for (const op of ops) {
           run(agg, op);
           const got = agg.drain();
           const want = ref.apply(op);
           expect(sortWindows(got.windows)).toEqual(sortWindows(want.windows));
+          for (const w of got.windows.filter((x) => x.resolution === finest)) {
+            const seen = provisional.get(`${w.deviceId}@${w.windowStart}`);
+            // A final record holds at least what its window's snapshot held (events only add).
+            if (seen) counts(w).forEach((n, i) => expect(n).toBeGreaterThanOrEqual(seen[i] ?? 0));
+            provisional.delete(`${w.deviceId}@${w.windowStart}`);
+            finals.add(`${w.deviceId}@${w.windowStart}`);
+          }
+          for (const w of agg.takeLive()) {
+            expect([w.final, w.resolution]).toEqual([false, finest]);
+            expect(finals.has(`${w.deviceId}@${w.windowStart}`)).toBe(false); // never a window already closed
+            provisional.set(`${w.deviceId}@${w.windowStart}`, counts(w));
+          }
           expect(got.late.map(lateKey)).toEqual(want.late.map(lateKey));
           expect(agg.safeCommitOffset(op.partition)).toBe(ref.safeCommitOffset(op.partition));
         }

@@ -50,6 +50,7 @@ describe('configuration', () => {
       idleTimeoutMs: 5000,
       maxMetricsPerDevice: 64,
       maxQuietDevices: 50_000,
+      liveSnapshots: false,
     });
   });
 
@@ -503,6 +504,45 @@ describe('metric names per device', () => {
     }
     // 40,000 distinct name sequences were seen; only those of resident devices are kept.
     expect(a.stats().layouts).toBeLessThanOrEqual(1 << 15);
+  });
+});
+
+describe('provisional snapshots (liveSnapshots)', () => {
+  it('gives each changed device its finest open window once, as a provisional record, until it changes again', () => {
+    const a = agg({ liveSnapshots: true });
+    feed(a, ev('a', T0 + 100, { temp: 1 }), ev('b', T0 + 200, { temp: 5 }), ev('a', T0 + 300, { temp: 3, hum: 9 }));
+    const first = a.takeLive();
+    expect(first.map((w) => [w.deviceId, w.resolution, w.windowStart, w.windowEnd, w.final, w.reason])).toEqual([
+      ['a', '1s', T0, T0 + 1000, false, 'snapshot'],
+      ['b', '1s', T0, T0 + 1000, false, 'snapshot'],
+    ]);
+    const rec = JSON.parse(first[0]!.recordJson()) as { final: boolean; metrics: Record<string, { count: number }> };
+    expect(rec).toEqual(first[0]!.record());
+    expect(rec.final).toBe(false);
+    expect(rec.metrics.temp!.count).toBe(2);
+    expect(Object.keys(rec.metrics)).toEqual(['temp', 'hum']);
+    expect(a.takeLive()).toEqual([]);
+    feed(a, ev('b', T0 + 400, { temp: 7 }));
+    expect(a.takeLive().map((w) => [w.deviceId, w.metricCount, w.stat(0, 'count')])).toEqual([['b', 1, 2]]);
+    // The snapshot is a copy: the window folds on, and closes with every event.
+    feed(a, ev('b', T0 + 4000, { temp: 1 }));
+    const closed = find(a.drain().windows, 'b', '1s', T0)!;
+    expect([closed.final, closed.stat(0, 'count')]).toEqual([true, 2]);
+    expect(a.takeLive().map((w) => [w.deviceId, w.windowStart])).toEqual([['b', T0 + 4000]]);
+  });
+
+  it('takes at most max, the rest at the next call; nothing for a device whose windows all closed', () => {
+    const a = agg({ liveSnapshots: true });
+    feed(a, ev('a', T0, { x: 1 }), ev('b', T0, { x: 1 }), ev('c', T0, { x: 1 }));
+    expect(a.takeLive(2).map((w) => w.deviceId)).toEqual(['a', 'b']);
+    a.flush(0);
+    expect(a.takeLive()).toEqual([]);
+  });
+
+  it('keeps no list when off', () => {
+    const a = agg();
+    feed(a, ev('a', T0, { x: 1 }));
+    expect(a.takeLive()).toEqual([]);
   });
 });
 

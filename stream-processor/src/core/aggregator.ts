@@ -1,6 +1,6 @@
 import type { TelemetryEvent } from '@fleetpulse/contracts';
 import { AggregatorOutputs } from './aggregator-output';
-import { STRIDE, type CloseReason } from './closed-window';
+import { ClosedWindow, STRIDE, type CloseReason } from './closed-window';
 import { resolveConfig, type AggregatorConfig, type ResolvedConfig } from './config';
 import {
   B_NEXT,
@@ -10,6 +10,8 @@ import {
   B_START,
   D_KNOWN,
   D_LAYOUT,
+  D_LIVE,
+  D_LIVE_AT,
   D_MAXTS,
   D_OPEN,
   D_QSTAMP,
@@ -95,6 +97,7 @@ export class WindowAggregator {
   private lastPart: PartitionState | null = null;
   private readonly layouts = new LayoutTrie();
   private readonly outputs: AggregatorOutputs;
+  private readonly live: boolean;
   private nEvicted = 0;
   private nRestored = 0;
   private readonly maxMetrics: number;
@@ -112,6 +115,7 @@ export class WindowAggregator {
     this.lateness = this.config.allowedLatenessMs;
     this.idle = this.config.idleTimeoutMs;
     this.maxMetrics = this.config.maxMetricsPerDevice;
+    this.live = this.config.liveSnapshots;
     this.mIdx = new Int32Array(this.maxMetrics);
     this.mVal = new Float64Array(this.maxMetrics);
     this.outputs = new AggregatorOutputs(this.config.labels);
@@ -212,6 +216,41 @@ export class WindowAggregator {
   /** Windows closed and late events since the last call, oldest first. */
   drain(): AggregatorOutput {
     return this.outputs.drain();
+  }
+
+  /**
+   * Provisional snapshots (`final: false`, reason `snapshot`) of the finest open window of each device whose finest
+   * windows changed since its last snapshot, oldest change first; at most `max` (the rest wait for the next call),
+   * and a device's next snapshot no sooner than `minGapMs` after its last one by the caller's clock `now` (it waits,
+   * its changes coalesced). Needs `liveSnapshots`. Each is a copy: the window goes on folding and closes as usual.
+   */
+  takeLive(max = Infinity, now = 0, minGapMs = 0): ClosedWindow[] {
+    const out: ClosedWindow[] = [];
+    const S = this.sizes[0]!;
+    const label = this.config.labels[0]!;
+    for (const ps of this.parts.values()) {
+      const waiting: number[] = [];
+      for (let di; out.length < max && (di = ps.takeLive()) >= 0;) {
+        const o = di * this.ds;
+        const w = ps.rows[o + D_RES + 2]!;
+        if (w < 0) continue; // closed since: its final record is on its way
+        if (ps.rows[o + D_LIVE_AT]! + minGapMs > now) {
+          waiting.push(di);
+          continue;
+        }
+        ps.rows[o + D_LIVE_AT] = now;
+        const { names } = this.layouts.get(ps.rows[o + D_LAYOUT]!);
+        const slab = ps.slab.data;
+        const copy = slab.slice(w + H, w + H + names.length * STRIDE);
+        const ws = slab[w + B_START]!;
+        const id = ps.ids[di]!;
+        out.push(
+          new ClosedWindow(ps.id, id, label, ws, ws + S, 'snapshot', false, names, names.length, copy, 0, false),
+        );
+      }
+      for (const di of waiting) ps.listLive(di);
+    }
+    return out;
   }
 
   /**
@@ -399,6 +438,7 @@ export class WindowAggregator {
       foldEvent(slab, w, mIdx, mVal, nm, ts);
     }
     if (rows[o + D_SNAP] !== -1) ps.markDirty(di);
+    if (this.live && rows[o + D_LIVE] === 0 && rows[o + D_RES + 2]! >= 0) ps.listLive(di);
     if (dup) this.nRetries++;
     else if (lateMask !== 0 && ps.curOffsetNum > rows[o + D_SILENT]!)
       this.outputs.lateEvent(ps.id, ps.curOffset, e, lateMask);

@@ -1,7 +1,7 @@
 import type { AggregateRow, MetricStats, WindowRecord } from '@fleetpulse/contracts';
 
-/** Why a window was written. */
-export type CloseReason = 'watermark' | 'idle' | 'flush';
+/** Why a window was written; `snapshot`: it is still open, and this is a provisional copy (metrics.live). */
+export type CloseReason = 'watermark' | 'idle' | 'flush' | 'snapshot';
 
 /** Layout of one metric's state: 10 doubles (shared with the aggregator's slab). */
 export const STRIDE = 10;
@@ -63,6 +63,8 @@ export class ClosedWindow {
     /** STRIDE numbers per metric slot, as in the aggregator's slab, from `offset` on. */
     private readonly stats: ArrayLike<number>,
     private readonly offset = 0,
+    /** False for a provisional snapshot of a window still open (metrics.live): never written, never scored. */
+    readonly final = true,
   ) {}
 
   /** Slot of each row when some slot is empty (count 0); null while every slot holds a row. */
@@ -194,12 +196,13 @@ export class ClosedWindow {
 
   /**
    * The window record (contract v2) as `JSON.stringify(record())` writes it, straight from the stored numbers: what the
-   * processor publishes on metrics.aggregates.
+   * processor publishes on metrics.aggregates (and, provisional, on metrics.live).
    */
   recordJson(): string {
     const map = this.rowSlots();
     const n = map === null ? this.slots : map.length;
-    let s = '{"deviceId":' + JSON.stringify(this.deviceId) + this.windowJson() + ',"final":true,"metrics":{';
+    let s =
+      '{"deviceId":' + JSON.stringify(this.deviceId) + this.windowJson() + ',"final":' + this.final + ',"metrics":{';
     for (let i = 0; i < n; i++) {
       const slot = map ? map[i]! : i;
       s += (i === 0 ? '' : ',') + nameJson(this.names[slot]!) + ':{"count":' + this.statsJson(slot) + '}';
@@ -242,7 +245,8 @@ export class ClosedWindow {
   /** The window record (contract v2). */
   record(): WindowRecord {
     const { deviceId, resolution, windowStart, windowEnd } = this;
-    return { deviceId, resolution, windowStart, windowEnd, final: true, metrics: this.metricStats() };
+    const { final } = this;
+    return { deviceId, resolution, windowStart, windowEnd, final, metrics: this.metricStats() };
   }
 
   /** AggregateRow per metric (contract shape), built once. */

@@ -16,6 +16,11 @@ export interface AggregatorConfig {
    * they report again.
    */
   maxQuietDevices?: number;
+  /**
+   * [liveSnapshots=false] - list the devices whose finest open window changed, for provisional snapshots
+   * ({@link WindowAggregator.takeLive}); off, the list is not kept (it grows until taken).
+   */
+  liveSnapshots?: boolean;
 }
 
 export interface ResolvedConfig {
@@ -27,6 +32,7 @@ export interface ResolvedConfig {
   readonly idleTimeoutMs: number;
   readonly maxMetricsPerDevice: number;
   readonly maxQuietDevices: number;
+  readonly liveSnapshots: boolean;
 }
 
 export const DefaultResolutions: readonly string[] = ['1s', '10s', '60s'];
@@ -87,5 +93,6 @@ export function resolveConfig(config: AggregatorConfig = {}): ResolvedConfig {
     idleTimeoutMs: idle,
     maxMetricsPerDevice: maxMetrics,
     maxQuietDevices: maxQuiet,
+    liveSnapshots: config.liveSnapshots === true,
   };
 }

@@ -31,9 +31,13 @@ export const D_QPOS = 6;
 export const D_SNAP = 7;
 /** Its records up to this offset are already in its state (restored): folded again silently, never reported twice. */
 export const D_SILENT = 8;
+/** 1 while the device is listed for a provisional snapshot of its finest open window (PartitionState.live), else 0. */
+export const D_LIVE = 9;
+/** When (the caller's clock, ms) its last provisional snapshot was taken, or -Infinity. */
+export const D_LIVE_AT = 10;
 /**
  * Per resolution r at D_RES + RS*r: frontier (windows ending at or before it are closed), head block, tail block, and
  * the tail window's start (so that opening the next window reads no block).
  */
-export const D_RES = 9;
+export const D_RES = 11;
 export const RS = 4;

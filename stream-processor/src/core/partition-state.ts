@@ -10,6 +10,8 @@ import {
   B_START,
   D_KNOWN,
   D_LAYOUT,
+  D_LIVE,
+  D_LIVE_AT,
   D_MAXTS,
   D_OPEN,
   D_QPOS,
@@ -58,6 +60,12 @@ export class PartitionState {
   persistedSeq = 0;
   /** Devices changed since the last checkpoint (D_SNAP -1). */
   dirty: number[] = [];
+  /**
+   * Devices whose finest open window changed since their last provisional snapshot, in order (D_LIVE 1); an index
+   * may repeat or name a device since evicted: D_LIVE tells. Bounded by the resident devices.
+   */
+  live: number[] = [];
+  liveHead = 0;
   /** Device indexes freed by eviction, reused by new devices. */
   readonly freeDev: number[] = [];
   /** Whether devices absent from memory may have a stored state (a resume, or after an eviction). */
@@ -105,6 +113,8 @@ export class PartitionState {
     dr[o + D_QPOS] = -1;
     dr[o + D_SNAP] = -2;
     dr[o + D_SILENT] = this.through;
+    dr[o + D_LIVE] = 0;
+    dr[o + D_LIVE_AT] = -Infinity;
     for (let r = 0; r < this.nRes; r++) {
       dr[o + D_RES + RS * r] = -Infinity;
       dr[o + D_RES + RS * r + 1] = -1;
@@ -115,6 +125,40 @@ export class PartitionState {
     else this.ids[di] = id;
     this.devices.set(id, di);
     return di;
+  }
+
+  /** Device `di`'s finest open window changed: list it for a provisional snapshot (D_LIVE 0 -> 1). */
+  listLive(di: number): void {
+    this.rows[di * this.ds + D_LIVE] = 1;
+    this.live.push(di);
+    // Entries of evicted devices are dead weight: drop them before they outnumber the devices.
+    if (this.live.length - this.liveHead > 2 * this.nDev + 1024) {
+      const kept: number[] = [];
+      for (let i = this.liveHead; i < this.live.length; i++) {
+        const o = this.live[i]! * this.ds + D_LIVE;
+        if (this.rows[o] !== 1) continue;
+        this.rows[o] = 2; // kept once
+        kept.push(this.live[i]!);
+      }
+      for (const d of kept) this.rows[d * this.ds + D_LIVE] = 1;
+      this.live = kept;
+      this.liveHead = 0;
+    }
+  }
+
+  /** The next device listed for a snapshot, taken off the list (D_LIVE 0); -1 when none. */
+  takeLive(): number {
+    const list = this.live;
+    while (this.liveHead < list.length) {
+      const di = list[this.liveHead++]!;
+      const o = di * this.ds + D_LIVE;
+      if (this.rows[o] !== 1) continue;
+      this.rows[o] = 0;
+      return di;
+    }
+    this.live = [];
+    this.liveHead = 0;
+    return -1;
   }
 
   /** The device's state changed: it goes into the next checkpoint. */
