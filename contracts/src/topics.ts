@@ -1,4 +1,4 @@
-/** Kafka topics of the contract (docs/contract.md, "Topics"). Every record is keyed by deviceId. */
+/** Kafka topics of the contract (docs/contract.md, "Topics"). Records are keyed by deviceId (alerts: by rule id). */
 export const Topics = {
   /** Canonical events (or a JSON array of one device's events) from ingestion. */
   raw: 'telemetry.raw',
@@ -12,6 +12,8 @@ export const Topics = {
   live: 'metrics.live',
   /** Model scores. */
   scores: 'anomaly.scores',
+  /** v2: alert transitions (an episode firing or resolving), keyed by rule id. */
+  alerts: 'alerts',
 } as const;
 
 export type TopicName = (typeof Topics)[keyof typeof Topics];
