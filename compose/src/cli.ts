@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { isStackError } from './errors';
 import { stderrLogger } from './log';
+import { clusterStackConfig, loadStackConfig, type StackConfig } from './config';
 import { stackDown, stackStatus, stackUp } from './stack';
 import { runStart } from './start';
 
@@ -16,19 +17,25 @@ Commands:
   status   what runs, pids, ports, and whether it was started here
   start    \`up\`, then every built fleetpulse service; Ctrl-C stops it all
 
+--cluster (any command): a local cluster instead of one node: 3 Kafka brokers (KRaft) and 3 Cassandra nodes, node n
+on 127.0.0.n, ports 9192 (Kafka), 9193 (controllers), 9142 (CQL), 7100 (storage) unless set; every topic and the
+keyspace with 3 replicas, min.insync.replicas=2. It runs beside the single-node stack (other ports, own folders).
+
 Run \`<command> --help\` for its options. Environment variables: see compose/README.md.`,
-  up: `Usage: npm run stack -- up [--no-topics] [--no-schema]
+  up: `Usage: npm run stack -- up [--cluster] [--no-topics] [--no-schema]
 
 Starts Kafka and Cassandra unless they already answer on their ports (then they are reused), waits until each
 answers a real request, then creates the contract's topics and applies contracts/cql. Idempotent.`,
-  down: `Usage: npm run stack -- down [--wipe]
+  down: `Usage: npm run stack -- down [--cluster [--node <n>]] [--wipe]
 
 Stops the Kafka and Cassandra this launcher started (SIGTERM, then SIGKILL after a grace period). A Kafka or
-Cassandra it did not start is left running. --wipe also deletes their data folders. Idempotent.`,
-  status: `Usage: npm run stack -- status [--json]
+Cassandra it did not start is left running. --wipe also deletes their data folders. --node n stops only node n of
+the cluster (its broker and its Cassandra node; \`up --cluster\` brings it back). Idempotent.`,
+  status: `Usage: npm run stack -- status [--cluster] [--json]
 
-Shows for Kafka and Cassandra: running / starting / external (answering, not started here) / stopped, pid, ports.`,
-  start: `Usage: npm start   (or: npm run stack -- start)
+Shows for Kafka and Cassandra (each node of the cluster): running / starting / external (answering, not started
+here) / stopped, pid, address and ports.`,
+  start: `Usage: npm start [-- --cluster]   (or: npm run stack -- start [--cluster])
 
 Brings the stack up (or reuses it), starts every fleetpulse service whose build exists, prints their logs with a
 [name] prefix. Ctrl-C or SIGTERM stops the services and the parts of the stack this command started.`,
@@ -51,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const command = cmd as Command;
-  let values: Record<string, boolean | undefined>;
+  let values: Record<string, boolean | undefined> & { node?: string };
   try {
     values = parseArgs({
       args: rest,
@@ -62,8 +69,10 @@ export async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean' },
         'no-topics': { type: 'boolean' },
         'no-schema': { type: 'boolean' },
+        cluster: { type: 'boolean' },
+        node: { type: 'string' },
       },
-    }).values;
+    }).values as Record<string, boolean | undefined> & { node?: string };
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n\n${usage[command]}\n`);
     return 1;
@@ -73,16 +82,26 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
+    const config = values.cluster === true ? clusterStackConfig() : loadStackConfig();
+    let nodes: number[] | undefined;
+    if (values.node !== undefined) {
+      const n = Number(values.node);
+      if (values.cluster !== true || !Number.isInteger(n) || n < 1 || n > config.nodes) {
+        process.stderr.write(`error: --node takes a node of the cluster, 1-${config.nodes}, with --cluster\n`);
+        return 1;
+      }
+      nodes = [n];
+    }
     switch (command) {
       case 'up':
-        return await up(values);
+        return await up(config, values);
       case 'down':
-        await stackDown({ wipe: values.wipe === true });
+        await stackDown({ config, wipe: values.wipe === true, ...(nodes ? { nodes } : {}) });
         return 0;
       case 'status':
-        return await status(values.json === true);
+        return await status(config, values.json === true);
       case 'start':
-        return await runStart();
+        return await runStart(stderrLogger, config);
       default:
         return 1;
     }
@@ -96,7 +115,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function up(values: Record<string, boolean | undefined>): Promise<number> {
+async function up(config: StackConfig, values: Record<string, boolean | undefined>): Promise<number> {
   const controller = new AbortController();
   // Ctrl-C during a start: stop waiting; stackUp then stops what it started before rejecting.
   const onSignal = (): void => controller.abort();
@@ -104,12 +123,13 @@ async function up(values: Record<string, boolean | undefined>): Promise<number> 
   process.once('SIGTERM', onSignal);
   try {
     const r = await stackUp({
+      config,
       signal: controller.signal,
       topics: values['no-topics'] !== true,
       schema: values['no-schema'] !== true,
     });
     out(`Kafka:     ${r.brokers.join(',')} (${r.kafka.state})`);
-    out(`Cassandra: ${r.contactPoint} (${r.cassandra.state})`);
+    out(`Cassandra: ${r.contactPoints.join(',')} (${r.cassandra.state})`);
     return 0;
   } finally {
     process.off('SIGINT', onSignal);
@@ -117,22 +137,23 @@ async function up(values: Record<string, boolean | undefined>): Promise<number> 
   }
 }
 
-async function status(json: boolean): Promise<number> {
-  const s = await stackStatus();
+async function status(config: StackConfig, json: boolean): Promise<number> {
+  const s = await stackStatus({ config });
   if (json) {
     out(JSON.stringify(s, null, 2));
     return 0;
   }
-  for (const c of [s.kafka, s.cassandra]) {
+  for (const c of s.nodes) {
     const what = {
       running: `running, started by this launcher (pid ${c.pid})`,
       starting: `starting (pid ${c.pid}), not answering yet`,
       external: 'running, not started by this launcher (reused)',
       stopped: 'stopped',
     }[c.state];
-    const name = c.name === 'kafka' ? 'Kafka' : 'Cassandra';
+    const name = `${c.name === 'kafka' ? 'Kafka' : 'Cassandra'}${config.nodes > 1 ? ` ${c.node}` : ''}`;
     const id = c.identity ? (c.name === 'kafka' ? `, cluster ${c.identity}` : `, version ${c.identity}`) : '';
-    out(`${name.padEnd(10)} ${what}; port ${c.port} (internal ${c.internalPort})${id}; log ${c.log}`);
+    const where = config.nodes > 1 ? `${c.host}:${c.port}` : `port ${c.port}`;
+    out(`${name.padEnd(12)} ${what}; ${where} (internal ${c.internalPort})${id}; log ${c.log}`);
   }
   return 0;
 }

@@ -1,4 +1,11 @@
-import { cassandraContactPoint, heapMb, initialHeap, kafkaBrokers, loadStackConfig } from './config';
+import {
+  cassandraContactPoint,
+  cassandraContactPoints,
+  heapMb,
+  initialHeap,
+  kafkaBrokers,
+  loadStackConfig,
+} from './config';
 import { StackError } from './errors';
 
 describe('loadStackConfig', () => {
@@ -16,6 +23,16 @@ describe('loadStackConfig', () => {
     expect(c.m2Dir).toMatch(/\.cache\/fleetpulse\/m2$/);
     expect(kafkaBrokers(c)).toEqual(['127.0.0.1:9092']);
     expect(cassandraContactPoint(c)).toBe('127.0.0.1:9042');
+  });
+
+  it('as a cluster (FLEETPULSE_STACK_NODES=3): a node per loopback address, ports 100 up, three replicas', () => {
+    const c = loadStackConfig({ HOME: '/home/x', FLEETPULSE_STACK_NODES: '3' });
+    expect([c.nodes, c.replicationFactor, c.minInsyncReplicas]).toEqual([3, 3, 2]);
+    expect(kafkaBrokers(c)).toEqual(['127.0.0.1:9192', '127.0.0.2:9192', '127.0.0.3:9192']);
+    expect(cassandraContactPoints(c)).toEqual(['127.0.0.1:9142', '127.0.0.2:9142', '127.0.0.3:9142']);
+    expect([c.kafka.internalPort, c.cassandra.internalPort]).toEqual([9193, 7100]);
+    expect(loadStackConfig({ FLEETPULSE_STACK_NODES: '3', FLEETPULSE_KAFKA_PORT: '29092' }).kafka.port).toBe(29092);
+    expect(() => loadStackConfig({ FLEETPULSE_STACK_NODES: '5' })).toThrow(/FLEETPULSE_STACK_NODES: at most 3/);
   });
 
   it('takes every override from the environment', () => {

@@ -13,6 +13,15 @@ export const DefaultVersions = { kafka: '4.1.2', cassandra: '5.0.9' } as const;
 /** The stack always binds loopback only: it is a development stack, never reachable from the network. */
 export const StackHost = '127.0.0.1';
 
+/** Node `n` (1-based) of a local cluster listens on its own loopback address, 127.0.0.n (all of 127/8 is loopback). */
+export const nodeHost = (node: number): string => `127.0.0.${node}`;
+
+/**
+ * A local cluster's ports (`--cluster`, FLEETPULSE_STACK_NODES=3) unless set: the single-node defaults plus 100, so a
+ * cluster and the single-node stack can run side by side.
+ */
+export const ClusterPortOffset = 100;
+
 export interface ComponentConfig {
   /** The client port (Kafka PLAINTEXT, Cassandra native CQL). */
   port: number;
@@ -34,6 +43,12 @@ export interface StackConfig {
   mvn: string;
   kafka: ComponentConfig;
   cassandra: ComponentConfig;
+  /** 1 (the default), or a local cluster of this many Kafka brokers and Cassandra nodes, node n on 127.0.0.n. */
+  nodes: number;
+  /** Replicas of every topic and of the keyspace: the node count, at most 3. */
+  replicationFactor: number;
+  /** Kafka's min.insync.replicas: 2 on a cluster (one broker may be down), else 1. */
+  minInsyncReplicas: number;
   topicPartitions: number;
   /** How long the Maven resolution may take, ms (a cold cache downloads ~250 MB). */
   resolveTimeoutMs: number;
@@ -60,10 +75,11 @@ const envSchema = z.object({
   FLEETPULSE_JAVA: z.string().min(1).optional(),
   JAVA_HOME: z.string().optional(),
   FLEETPULSE_MVN: z.string().min(1).default('mvn'),
-  FLEETPULSE_KAFKA_PORT: port.default(DefaultPorts.kafka),
-  FLEETPULSE_KAFKA_CONTROLLER_PORT: port.default(DefaultPorts.kafkaController),
-  FLEETPULSE_CASSANDRA_PORT: port.default(DefaultPorts.cassandra),
-  FLEETPULSE_CASSANDRA_STORAGE_PORT: port.default(7000),
+  FLEETPULSE_STACK_NODES: z.coerce.number().int('must be a whole number').min(1).max(3, 'at most 3').default(1),
+  FLEETPULSE_KAFKA_PORT: port.optional(),
+  FLEETPULSE_KAFKA_CONTROLLER_PORT: port.optional(),
+  FLEETPULSE_CASSANDRA_PORT: port.optional(),
+  FLEETPULSE_CASSANDRA_STORAGE_PORT: port.optional(),
   FLEETPULSE_KAFKA_HEAP: heap('512m'),
   FLEETPULSE_CASSANDRA_HEAP: heap('1g'),
   FLEETPULSE_KAFKA_VERSION: version(DefaultVersions.kafka),
@@ -104,11 +120,19 @@ export function loadStackConfig(env?: NodeJS.ProcessEnv): StackConfig {
     throw new StackError(`invalid stack configuration: ${problems.join('; ')}`, 'fix or unset the variables named');
   }
   const e = parsed.data;
+  const nodes = e.FLEETPULSE_STACK_NODES;
+  const offset = nodes > 1 ? ClusterPortOffset : 0;
   const ports: [string, number][] = [
-    ['FLEETPULSE_KAFKA_PORT', e.FLEETPULSE_KAFKA_PORT],
-    ['FLEETPULSE_KAFKA_CONTROLLER_PORT', e.FLEETPULSE_KAFKA_CONTROLLER_PORT],
-    ['FLEETPULSE_CASSANDRA_PORT', e.FLEETPULSE_CASSANDRA_PORT],
-    ['FLEETPULSE_CASSANDRA_STORAGE_PORT', e.FLEETPULSE_CASSANDRA_STORAGE_PORT],
+    ['FLEETPULSE_KAFKA_PORT', e.FLEETPULSE_KAFKA_PORT ?? DefaultPorts.kafka + offset],
+    ['FLEETPULSE_KAFKA_CONTROLLER_PORT', e.FLEETPULSE_KAFKA_CONTROLLER_PORT ?? DefaultPorts.kafkaController + offset],
+    ['FLEETPULSE_CASSANDRA_PORT', e.FLEETPULSE_CASSANDRA_PORT ?? DefaultPorts.cassandra + offset],
+    ['FLEETPULSE_CASSANDRA_STORAGE_PORT', e.FLEETPULSE_CASSANDRA_STORAGE_PORT ?? 7000 + offset],
+  ];
+  const [kafkaPort, controllerPort, cassandraPort, storagePort] = ports.map(([, p]) => p) as [
+    number,
+    number,
+    number,
+    number,
   ];
   const clashes = ports.filter(([name, p]) => ports.some(([other, q]) => other !== name && q === p));
   if (clashes.length > 0) {
@@ -124,19 +148,22 @@ export function loadStackConfig(env?: NodeJS.ProcessEnv): StackConfig {
     java,
     mvn: e.FLEETPULSE_MVN,
     kafka: {
-      port: e.FLEETPULSE_KAFKA_PORT,
-      internalPort: e.FLEETPULSE_KAFKA_CONTROLLER_PORT,
+      port: kafkaPort,
+      internalPort: controllerPort,
       heap: e.FLEETPULSE_KAFKA_HEAP,
       version: e.FLEETPULSE_KAFKA_VERSION,
       timeoutMs: e.FLEETPULSE_KAFKA_TIMEOUT_MS,
     },
     cassandra: {
-      port: e.FLEETPULSE_CASSANDRA_PORT,
-      internalPort: e.FLEETPULSE_CASSANDRA_STORAGE_PORT,
+      port: cassandraPort,
+      internalPort: storagePort,
       heap: e.FLEETPULSE_CASSANDRA_HEAP,
       version: e.FLEETPULSE_CASSANDRA_VERSION,
       timeoutMs: e.FLEETPULSE_CASSANDRA_TIMEOUT_MS,
     },
+    nodes,
+    replicationFactor: Math.min(nodes, 3),
+    minInsyncReplicas: nodes > 1 ? 2 : 1,
     topicPartitions: e.FLEETPULSE_TOPIC_PARTITIONS,
     resolveTimeoutMs: e.FLEETPULSE_RESOLVE_TIMEOUT_MS,
   };
@@ -150,14 +177,27 @@ export const PortVars = {
   cassandra: { port: 'FLEETPULSE_CASSANDRA_PORT', internalPort: 'FLEETPULSE_CASSANDRA_STORAGE_PORT' },
 } as const;
 
-/** `host:port` of the local Kafka, as kafkajs takes it. */
-export function kafkaBrokers(config: StackConfig = loadStackConfig()): string[] {
-  return [`${StackHost}:${config.kafka.port}`];
+/** The stack's configuration as a local cluster of `nodes` (the CLI's `--cluster`), other settings as in `env`. */
+export function clusterStackConfig(env: NodeJS.ProcessEnv = process.env, nodes = 3): StackConfig {
+  return loadStackConfig({ ...env, FLEETPULSE_STACK_NODES: String(nodes) });
 }
 
-/** `host:port` of the local Cassandra, as cassandra-driver takes it in contactPoints. */
+/** Node numbers, 1-based. */
+export const nodeNumbers = (config: StackConfig): number[] => Array.from({ length: config.nodes }, (_, i) => i + 1);
+
+/** `host:port` of every local Kafka broker, as kafkajs takes them. */
+export function kafkaBrokers(config: StackConfig = loadStackConfig()): string[] {
+  return nodeNumbers(config).map((n) => `${nodeHost(n)}:${config.kafka.port}`);
+}
+
+/** `host:port` of the local Cassandra (its first node), as cassandra-driver takes it in contactPoints. */
 export function cassandraContactPoint(config: StackConfig = loadStackConfig()): string {
   return `${StackHost}:${config.cassandra.port}`;
+}
+
+/** `host:port` of every local Cassandra node. */
+export function cassandraContactPoints(config: StackConfig = loadStackConfig()): string[] {
+  return nodeNumbers(config).map((n) => `${nodeHost(n)}:${config.cassandra.port}`);
 }
 
 /** The data center SimpleSnitch reports; cassandra-driver's default load balancing needs it. */

@@ -8,13 +8,16 @@ export {
   type StackDownOptions,
   type ComponentUp,
   type ComponentStatus,
+  type StackStatus,
   type ComponentName,
   type UpState,
 } from './stack';
 export {
   loadStackConfig,
+  clusterStackConfig,
   kafkaBrokers,
   cassandraContactPoint,
+  cassandraContactPoints,
   CassandraDataCenter,
   DefaultVersions,
   type StackConfig,

@@ -96,6 +96,47 @@ describe('cassandra.yaml', () => {
   });
 });
 
+describe('a local cluster of three nodes (--cluster)', () => {
+  const cluster = loadStackConfig({ FLEETPULSE_STACK_DIR: '/tmp/fp', FLEETPULSE_STACK_NODES: '3' });
+
+  it('puts node n of Kafka on 127.0.0.n, every node a voter, three replicas and two in sync', () => {
+    const props = parseProperties(renderServerProperties(cluster, 2));
+    expect(props.get('node.id')).toBe('2');
+    expect(props.get('controller.quorum.voters')).toBe('1@127.0.0.1:9193,2@127.0.0.2:9193,3@127.0.0.3:9193');
+    expect(props.get('listeners')).toBe('PLAINTEXT://127.0.0.2:9192,CONTROLLER://127.0.0.2:9193');
+    expect(props.get('advertised.listeners')).toBe('PLAINTEXT://127.0.0.2:9192');
+    expect(props.get('log.dirs')).toBe('/tmp/fp/cluster/kafka-2/data');
+    for (const k of [
+      'default.replication.factor',
+      'offsets.topic.replication.factor',
+      'transaction.state.log.replication.factor',
+    ])
+      expect([k, props.get(k)]).toEqual([k, '3']);
+    expect(props.get('min.insync.replicas')).toBe('2');
+    expect(props.get('transaction.state.log.min.isr')).toBe('2');
+  });
+
+  it('puts node n of Cassandra on 127.0.0.n, joining through node 1 without streaming', () => {
+    const yaml = load(renderCassandraYaml(cluster, 3)) as Record<string, unknown>;
+    expect(yaml.listen_address).toBe('127.0.0.3');
+    expect(yaml.rpc_address).toBe('127.0.0.3');
+    expect(yaml.native_transport_port).toBe(9142);
+    expect(yaml.storage_port).toBe(7100);
+    expect(yaml.auto_bootstrap).toBe(false);
+    expect(JSON.stringify(yaml.seed_provider)).toContain('127.0.0.1:7100');
+    expect(yaml.data_file_directories).toEqual(['/tmp/fp/cluster/cassandra-3/data']);
+    expect(yaml.cluster_name).toBe('fleetpulse-local-3');
+  });
+
+  it('the single node keeps its folders, ports and one replica', () => {
+    const props = parseProperties(renderServerProperties(config));
+    expect(props.get('controller.quorum.voters')).toBe('1@127.0.0.1:19093');
+    expect(props.get('default.replication.factor')).toBe('1');
+    const yaml = load(renderCassandraYaml(config)) as Record<string, unknown>;
+    expect(yaml.auto_bootstrap).toBeUndefined();
+  });
+});
+
 describe('the generated pom', () => {
   it('lists Kafka with its log4j2 binding and a slf4j 2 api', () => {
     const pom = renderPom('kafka', kafkaDeps('4.1.2'));

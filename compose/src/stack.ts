@@ -9,11 +9,15 @@ import {
   probeCassandra,
   renderCassandraYaml,
   renderLogback,
+  ringState,
 } from './cassandra';
 import {
   cassandraContactPoint,
+  cassandraContactPoints,
   kafkaBrokers,
   loadStackConfig,
+  nodeHost,
+  nodeNumbers,
   PortVars,
   type ComponentConfig,
   type StackConfig,
@@ -22,8 +26,10 @@ import { StackError, wipeHint } from './errors';
 import { cassandraDeps, checkJava, kafkaDeps, resolveClasspath, type MavenDep } from './java';
 import {
   checkKafkaData,
+  countKafkaBrokers,
   ensureTopics,
   formatKafkaStorage,
+  kafkaClusterId,
   kafkaJvmArgs,
   kafkaPaths,
   probeKafka,
@@ -41,6 +47,9 @@ export type UpState = 'started' | 'running' | 'external';
 
 export interface ComponentUp {
   name: ComponentName;
+  /** 1-based; a cluster's node n listens on 127.0.0.n. */
+  node: number;
+  host: string;
   state: UpState;
   port: number;
   pid?: number;
@@ -49,10 +58,15 @@ export interface ComponentUp {
 }
 
 export interface StackUpResult {
+  /** Node 1 of each (the only one, unless a cluster). */
   kafka: ComponentUp;
   cassandra: ComponentUp;
+  /** Every node of both, Kafka's first. */
+  nodes: ComponentUp[];
   brokers: string[];
   contactPoint: string;
+  /** Every Cassandra node, as cassandra-driver takes them. */
+  contactPoints: string[];
   /** The components this call started: the ones its caller should stop again. */
   started: ComponentName[];
 }
@@ -70,13 +84,18 @@ export interface StackUpOptions {
 
 interface Component {
   name: ComponentName;
+  node: number;
+  host: string;
+  /** How messages name its address: `port 9092` for the single node, `127.0.0.2:9192` on a cluster. */
+  at: (port: number) => string;
   label: string;
   cfg: ComponentConfig;
   dir: string;
   log: string;
   pid: string;
   internalLabel: string;
-  probe: (port: number, timeoutMs?: number) => Promise<string | undefined>;
+  /** Its identity if it answers on its address, else undefined. */
+  probe: () => Promise<string | undefined>;
   deps: MavenDep[];
   /** Throws on a data folder the process would refuse; runs before anything is started. */
   checkData: () => void;
@@ -86,58 +105,76 @@ interface Component {
   graceMs: number;
 }
 
-function components(config: StackConfig): Record<ComponentName, Component> {
-  const k = kafkaPaths(config);
-  const c = cassandraPaths(config);
-  let kafkaNeedsFormat = false;
-  return {
-    kafka: {
+/** Every node of the stack, Kafka's first, each kind in node order. */
+function components(config: StackConfig): Component[] {
+  const cluster = config.nodes > 1;
+  const nodeLabel = (label: string, node: number): string => (cluster ? `${label} node ${node}` : label);
+  const at = (node: number) => (port: number) => (cluster ? `${nodeHost(node)}:${port}` : `port ${port}`);
+  let clusterId: string | undefined;
+  const kafka = nodeNumbers(config).map((node): Component => {
+    const k = kafkaPaths(config, node);
+    const host = nodeHost(node);
+    let needsFormat = false;
+    return {
       name: 'kafka',
-      label: 'Kafka',
+      node,
+      host,
+      at: at(node),
+      label: nodeLabel('Kafka', node),
       cfg: config.kafka,
       dir: k.dir,
       log: k.log,
       pid: k.pid,
       internalLabel: 'Kafka controller',
-      probe: probeKafka,
+      probe: () => probeKafka(config.kafka.port, 3000, host),
       deps: kafkaDeps(config.kafka.version),
       checkData: () => {
-        kafkaNeedsFormat = checkKafkaData(config) === 'format';
+        needsFormat = checkKafkaData(config, node) === 'format';
       },
       prepare: (classpath, marker) => {
         mkdirSync(k.data, { recursive: true });
-        writeFileSync(k.properties, renderServerProperties(config));
+        writeFileSync(k.properties, renderServerProperties(config, node));
         writeFileSync(k.log4j, renderLog4j2());
-        if (kafkaNeedsFormat) formatKafkaStorage(config, classpath);
-        return kafkaJvmArgs(config, classpath, marker);
+        // Every node of a cluster is formatted with the same cluster id.
+        if (needsFormat) formatKafkaStorage(config, classpath, node, (clusterId ??= kafkaClusterId(config)));
+        return kafkaJvmArgs(config, classpath, marker, node);
       },
       graceMs: 30_000,
-    },
-    cassandra: {
+    };
+  });
+  const cassandra = nodeNumbers(config).map((node): Component => {
+    const c = cassandraPaths(config, node);
+    const host = nodeHost(node);
+    return {
       name: 'cassandra',
-      label: 'Cassandra',
+      node,
+      host,
+      at: at(node),
+      label: nodeLabel('Cassandra', node),
       cfg: config.cassandra,
       dir: c.dir,
       log: c.log,
       pid: c.pid,
       internalLabel: 'Cassandra storage',
-      probe: probeCassandra,
+      probe: () => probeCassandra(config.cassandra.port, 3000, host),
       deps: cassandraDeps(config.cassandra.version),
       checkData: () => undefined,
       prepare: (classpath, marker) => {
         for (const d of [c.data, c.commitlog, c.savedCaches, c.hints, c.cdcRaw, c.triggers])
           mkdirSync(d, { recursive: true });
-        writeFileSync(c.yaml, renderCassandraYaml(config));
+        writeFileSync(c.yaml, renderCassandraYaml(config, node));
         writeFileSync(c.logback, renderLogback());
-        return cassandraJvmArgs(config, classpath, marker);
+        return cassandraJvmArgs(config, classpath, marker, node);
       },
       graceMs: 60_000,
-    },
-  };
+    };
+  });
+  return [...kafka, ...cassandra];
 }
 
 /** Put on the JVM command line so `down` can tell our process from a stranger that got its pid. */
-const markerOf = (config: StackConfig, name: ComponentName): string => `-Dfleetpulse.stack=${name}@${config.stackDir}`;
+const markerOf = (config: StackConfig, c: Component): string =>
+  `-Dfleetpulse.stack=${c.name}${config.nodes > 1 ? `-${c.node}` : ''}@${config.stackDir}`;
 
 type Plan = { action: 'start' } | { action: 'reuse'; state: 'running' | 'external'; pid?: number };
 
@@ -146,16 +183,16 @@ async function planComponent(config: StackConfig, comp: Component): Promise<Plan
   if (own) return { action: 'reuse', state: 'running', pid: own.pid };
   removeFile(comp.pid);
   const vars = PortVars[comp.name];
-  if (await isPortOpen(comp.cfg.port)) {
-    if (await comp.probe(comp.cfg.port)) return { action: 'reuse', state: 'external' };
+  if (await isPortOpen(comp.cfg.port, comp.host)) {
+    if (await comp.probe()) return { action: 'reuse', state: 'external' };
     throw new StackError(
-      `port ${comp.cfg.port} is taken by a process that is not ${comp.label}`,
+      `${comp.at(comp.cfg.port)} is taken by a process that is not ${comp.label}`,
       `stop that process, or run ${comp.label} on another port: ${vars.port}=<free port>`,
     );
   }
-  if (await isPortOpen(comp.cfg.internalPort)) {
+  if (await isPortOpen(comp.cfg.internalPort, comp.host)) {
     throw new StackError(
-      `port ${comp.cfg.internalPort} (${comp.internalLabel}) is taken by another process`,
+      `${comp.at(comp.cfg.internalPort)} (${comp.internalLabel}) is taken by another process`,
       `stop that process, or choose another port: ${vars.internalPort}=<free port>`,
     );
   }
@@ -174,18 +211,18 @@ async function waitReady(comp: Component, pid: number | undefined, log: Logger, 
         `read ${comp.log}; if its data folder is damaged, ${wipeHint(comp.dir)}`,
       );
     }
-    const identity = await comp.probe(comp.cfg.port);
+    const identity = await comp.probe();
     if (identity) return identity;
     const elapsed = Date.now() - started;
     if (elapsed > comp.cfg.timeoutMs) {
       throw new StackError(
-        `${comp.label} did not answer on port ${comp.cfg.port} within ${seconds(comp.cfg.timeoutMs)}. Last lines of ${comp.log}:\n${tail(comp.log)}`,
+        `${comp.label} did not answer on ${comp.at(comp.cfg.port)} within ${seconds(comp.cfg.timeoutMs)}. Last lines of ${comp.log}:\n${tail(comp.log)}`,
         `raise FLEETPULSE_${comp.name.toUpperCase()}_TIMEOUT_MS on a slow machine, or read ${comp.log}`,
       );
     }
     if (Date.now() - lastLog >= 10_000) {
       lastLog = Date.now();
-      log(`waiting for ${comp.label} on port ${comp.cfg.port} (${seconds(elapsed)})`);
+      log(`waiting for ${comp.label} on ${comp.at(comp.cfg.port)} (${seconds(elapsed)})`);
     }
     await sleep(1000);
   }
@@ -194,50 +231,76 @@ async function waitReady(comp: Component, pid: number | undefined, log: Logger, 
 const livePidOf = (comp: Component): number | undefined => livePid(comp.pid)?.pid;
 
 /**
- * Brings Kafka and Cassandra up, or reuses what already answers on their ports, then creates the contract's topics
- * and schema. Nothing is started before every check passed; on any failure, what this call started is stopped.
+ * Brings Kafka and Cassandra up (each node of a cluster), or reuses what already answers on their addresses, then
+ * creates the contract's topics and schema. Nothing is started before every check passed; on any failure, what this
+ * call started is stopped. A cluster's Cassandra nodes join through the first one, so it is started (or found)
+ * first; the Kafka nodes start together (their controller quorum needs a majority).
  */
 export async function stackUp(opts: StackUpOptions = {}): Promise<StackUpResult> {
   const config = opts.config ?? loadStackConfig();
   const log = opts.log ?? stderrLogger;
-  const comps = components(config);
-  const list = [comps.kafka, comps.cassandra];
+  const list = components(config);
   const plans = await Promise.all(list.map((c) => planComponent(config, c)));
   const toStart = list.filter((_, i) => plans[i]!.action === 'start');
-  const startedPids = new Map<ComponentName, number>();
+  const startedPids = new Map<Component, number>();
+  const start = (c: Component, classpath: string[]): void => {
+    if (opts.signal?.aborted) throw new StackError('interrupted');
+    mkdirSync(c.dir, { recursive: true });
+    const marker = markerOf(config, c);
+    const args = c.prepare(classpath, marker);
+    const pid = spawnDetached(config.java, args, { cwd: c.dir, logFile: c.log });
+    writePidFile(c.pid, { pid, marker, startedAt: new Date().toISOString(), port: c.cfg.port });
+    startedPids.set(c, pid);
+    log(`started ${c.label} ${c.cfg.version} (pid ${pid}, ${c.at(c.cfg.port)}, heap ${c.cfg.heap}); log: ${c.log}`);
+  };
+  const t0 = Date.now();
+  const ready = new Map<Component, Promise<ComponentUp>>();
+  const whenReady = (c: Component): Promise<ComponentUp> => {
+    let p = ready.get(c);
+    if (!p) {
+      const plan = plans[list.indexOf(c)]!;
+      p = (async (): Promise<ComponentUp> => {
+        const pid = plan.action === 'start' ? startedPids.get(c) : plan.pid;
+        const identity = await waitReady(c, pid, log, opts.signal);
+        const state: UpState = plan.action === 'start' ? 'started' : plan.state;
+        log(
+          `${c.label} ${state === 'started' ? `answers on ${c.at(c.cfg.port)} after ${seconds(Date.now() - t0)}` : `reused on ${c.at(c.cfg.port)} (${state === 'running' ? `started earlier, pid ${pid}` : 'not started by this launcher'})`}`,
+        );
+        return {
+          name: c.name,
+          node: c.node,
+          host: c.host,
+          state,
+          port: c.cfg.port,
+          identity,
+          ...(pid !== undefined ? { pid } : {}),
+        };
+      })();
+      ready.set(c, p);
+    }
+    return p;
+  };
   try {
     if (toStart.length > 0) {
       checkJava(config.java);
       const classpaths = new Map<ComponentName, string[]>();
       // One after the other: two Maven runs on one local repository can trip over each other's downloads.
-      for (const c of toStart) classpaths.set(c.name, await resolveClasspath(config, c.name, c.deps, log));
-      for (const c of toStart) {
-        if (opts.signal?.aborted) throw new StackError('interrupted');
-        mkdirSync(c.dir, { recursive: true });
-        const marker = markerOf(config, c.name);
-        const args = c.prepare(classpaths.get(c.name)!, marker);
-        const pid = spawnDetached(config.java, args, { cwd: c.dir, logFile: c.log });
-        writePidFile(c.pid, { pid, marker, startedAt: new Date().toISOString(), port: c.cfg.port });
-        startedPids.set(c.name, pid);
-        log(`started ${c.label} ${c.cfg.version} (pid ${pid}, port ${c.cfg.port}, heap ${c.cfg.heap}); log: ${c.log}`);
+      for (const name of new Set(toStart.map((c) => c.name))) {
+        const c = toStart.find((x) => x.name === name)!;
+        classpaths.set(name, await resolveClasspath(config, name, c.deps, log));
+      }
+      const joining = toStart.filter((c) => c.name === 'cassandra' && c.node > 1);
+      for (const c of toStart) if (!joining.includes(c)) start(c, classpaths.get(c.name)!);
+      if (joining.length > 0) {
+        await whenReady(list.find((c) => c.name === 'cassandra' && c.node === 1)!);
+        for (const c of joining) start(c, classpaths.get(c.name)!);
       }
     }
-    const t0 = Date.now();
-    const results = await Promise.all(
-      list.map(async (c, i): Promise<ComponentUp> => {
-        const plan = plans[i]!;
-        const pid = plan.action === 'start' ? startedPids.get(c.name) : plan.pid;
-        const identity = await waitReady(c, pid, log, opts.signal);
-        const state: UpState = plan.action === 'start' ? 'started' : plan.state;
-        log(
-          `${c.label} ${state === 'started' ? `answers on port ${c.cfg.port} after ${seconds(Date.now() - t0)}` : `reused on port ${c.cfg.port} (${state === 'running' ? `started earlier, pid ${pid}` : 'not started by this launcher'})`}`,
-        );
-        return { name: c.name, state, port: c.cfg.port, identity, ...(pid !== undefined ? { pid } : {}) };
-      }),
-    );
-    const [kafka, cassandra] = results as [ComponentUp, ComponentUp];
+    const nodes = await Promise.all(list.map(whenReady));
+    if (config.nodes > 1) await waitForCluster(config, log, opts.signal);
+    const [kafka, cassandra] = [nodes.find((n) => n.name === 'kafka')!, nodes.find((n) => n.name === 'cassandra')!];
     if (opts.topics !== false) {
-      const t = await ensureTopics(kafkaBrokers(config), allTopics, config.topicPartitions);
+      const t = await ensureTopics(kafkaBrokers(config), allTopics, config.topicPartitions, config.replicationFactor);
       log(
         `topics: ${t.created.length > 0 ? `created ${t.created.join(', ')}` : 'all present'}${t.grown.length > 0 ? `; grown to ${config.topicPartitions} partitions: ${t.grown.join(', ')}` : ''}`,
       );
@@ -247,23 +310,26 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackUpResult>
         );
     }
     if (opts.schema !== false) {
-      await applySchema(cassandraContactPoint(config), cqlStatements());
-      log('schema applied (contracts/cql)');
+      await applySchema(cassandraContactPoint(config), cqlStatements(), config.replicationFactor);
+      log(
+        `schema applied (contracts/cql)${config.replicationFactor > 1 ? `, keyspace replication factor ${config.replicationFactor}` : ''}`,
+      );
     }
     return {
       kafka,
       cassandra,
+      nodes,
       brokers: kafkaBrokers(config),
       contactPoint: cassandraContactPoint(config),
-      started: [...startedPids.keys()],
+      contactPoints: cassandraContactPoints(config),
+      started: [...new Set([...startedPids.keys()].map((c) => c.name))],
     };
   } catch (e) {
     if (startedPids.size > 0) {
-      log(`stopping what this attempt started: ${[...startedPids.keys()].join(', ')}`);
+      log(`stopping what this attempt started: ${[...startedPids.keys()].map((c) => c.label).join(', ')}`);
       await Promise.all(
-        [...startedPids.keys()].map(async (name) => {
-          const c = comps[name];
-          await stopPid(startedPids.get(name)!, c.graceMs);
+        [...startedPids].map(async ([c, pid]) => {
+          await stopPid(pid, c.graceMs);
           removeFile(c.pid);
         }),
       );
@@ -272,52 +338,92 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackUpResult>
   }
 }
 
+/**
+ * A cluster is usable once Kafka's controller has every broker registered (topics with a replica per node need them
+ * all) and the first Cassandra node sees every node in its ring with one schema. Waits for both, bounded.
+ */
+async function waitForCluster(config: StackConfig, log: Logger, signal?: AbortSignal): Promise<void> {
+  const started = Date.now();
+  const limit = Math.max(config.kafka.timeoutMs, config.cassandra.timeoutMs);
+  let lastLog = started;
+  for (;;) {
+    if (signal?.aborted) throw new StackError('interrupted while waiting for the cluster to form');
+    const [brokers, ring] = await Promise.all([
+      countKafkaBrokers(kafkaBrokers(config)),
+      ringState(cassandraContactPoint(config)),
+    ]);
+    if (brokers >= config.nodes && ring.nodes >= config.nodes && ring.schemaAgreed) return;
+    const what = `Kafka brokers registered ${brokers}/${config.nodes}, Cassandra nodes in the ring ${ring.nodes}/${config.nodes}${ring.schemaAgreed ? '' : ', schema not agreed'}`;
+    if (Date.now() - started > limit)
+      throw new StackError(
+        `the local cluster did not form within ${seconds(limit)}: ${what}`,
+        "read the nodes' logs (npm run stack -- status --cluster names them)",
+      );
+    if (Date.now() - lastLog >= 10_000) {
+      lastLog = Date.now();
+      log(`waiting for the cluster to form: ${what}`);
+    }
+    await sleep(1000);
+  }
+}
+
 export interface StackDownOptions {
   config?: StackConfig;
   log?: Logger;
   /** Only these components (default both). */
   only?: ComponentName[];
-  /** Also delete the Kafka and Cassandra data folders. */
+  /** Only these nodes of a cluster (default every node); e.g. stop one broker in a failure test. */
+  nodes?: number[];
+  /** Also delete the data folders of what it stops. */
   wipe?: boolean;
 }
 
+/** Per component: `stopped` when this call stopped one of its nodes, `external` when one answers that is not ours. */
 export type DownResult = Record<ComponentName, 'stopped' | 'not-running' | 'external'>;
 
 /** Stops what this launcher started (by pid file), gracefully; leaves a stranger on our ports alone. Idempotent. */
 export async function stackDown(opts: StackDownOptions = {}): Promise<DownResult> {
   const config = opts.config ?? loadStackConfig();
   const log = opts.log ?? stderrLogger;
-  const comps = components(config);
   const names = opts.only ?? (['kafka', 'cassandra'] as ComponentName[]);
-  await stopServices(config, log);
-  const result = {} as DownResult;
-  await Promise.all(
-    names.map(async (name) => {
-      const c = comps[name];
+  const chosen = components(config).filter(
+    (c) => names.includes(c.name) && (opts.nodes === undefined || opts.nodes.includes(c.node)),
+  );
+  // The services hold the stack's clients: stopped first, unless only some nodes go (a failure test).
+  if (opts.nodes === undefined) await stopServices(config, log);
+  const outcome = await Promise.all(
+    chosen.map(async (c): Promise<'stopped' | 'not-running' | 'external'> => {
       const own = livePid(c.pid);
+      let result: 'stopped' | 'not-running' | 'external';
       if (own) {
         log(`stopping ${c.label} (pid ${own.pid})`);
         const how = await stopPid(own.pid, c.graceMs);
         log(`${c.label} ${how === 'killed' ? `did not stop within ${seconds(c.graceMs)}; killed` : 'stopped'}`);
-        result[name] = 'stopped';
-      } else if (await isPortOpen(c.cfg.port)) {
-        log(`${c.label} on port ${c.cfg.port} was not started by this launcher; left running`);
-        result[name] = 'external';
-      } else {
-        result[name] = 'not-running';
-      }
+        result = 'stopped';
+      } else if (await isPortOpen(c.cfg.port, c.host)) {
+        log(`${c.label} on ${c.at(c.cfg.port)} was not started by this launcher; left running`);
+        result = 'external';
+      } else result = 'not-running';
       removeFile(c.pid);
+      return result;
     }),
   );
+  const result = {} as DownResult;
+  for (const name of names) {
+    const mine = outcome.filter((_, i) => chosen[i]!.name === name);
+    result[name] = mine.includes('stopped') ? 'stopped' : mine.includes('external') ? 'external' : 'not-running';
+  }
   if (opts.wipe) {
-    for (const name of names) rmSync(comps[name].dir, { recursive: true, force: true });
-    log(`wiped ${names.map((n) => comps[n].dir).join(' and ')}`);
+    for (const c of chosen) rmSync(c.dir, { recursive: true, force: true });
+    log(`wiped ${chosen.map((c) => c.dir).join(', ')}`);
   }
   return result;
 }
 
 export interface ComponentStatus {
   name: ComponentName;
+  node: number;
+  host: string;
   port: number;
   internalPort: number;
   /** running: started by this launcher and answering; starting: ours, not answering yet; external: answering, not ours. */
@@ -327,17 +433,24 @@ export interface ComponentStatus {
   log: string;
 }
 
-export async function stackStatus(
-  opts: { config?: StackConfig } = {},
-): Promise<Record<ComponentName, ComponentStatus>> {
+export interface StackStatus {
+  /** Node 1 of each. */
+  kafka: ComponentStatus;
+  cassandra: ComponentStatus;
+  /** Every node, Kafka's first. */
+  nodes: ComponentStatus[];
+}
+
+export async function stackStatus(opts: { config?: StackConfig } = {}): Promise<StackStatus> {
   const config = opts.config ?? loadStackConfig();
-  const comps = components(config);
   const one = async (c: Component): Promise<ComponentStatus> => {
     const own = livePid(c.pid);
-    const identity = (await isPortOpen(c.cfg.port)) ? await c.probe(c.cfg.port) : undefined;
+    const identity = (await isPortOpen(c.cfg.port, c.host)) ? await c.probe() : undefined;
     const state = own ? (identity ? 'running' : 'starting') : identity ? 'external' : 'stopped';
     return {
       name: c.name,
+      node: c.node,
+      host: c.host,
       port: c.cfg.port,
       internalPort: c.cfg.internalPort,
       state,
@@ -346,8 +459,12 @@ export async function stackStatus(
       ...(identity ? { identity } : {}),
     };
   };
-  const [kafka, cassandra] = await Promise.all([one(comps.kafka), one(comps.cassandra)]);
-  return { kafka, cassandra };
+  const nodes = await Promise.all(components(config).map(one));
+  return {
+    kafka: nodes.find((n) => n.name === 'kafka')!,
+    cassandra: nodes.find((n) => n.name === 'cassandra')!,
+    nodes,
+  };
 }
 
 /** Folder of the pid files of services started by `start`, so `down` can stop them if `start` was killed hard. */

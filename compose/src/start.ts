@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DevToken } from '@fleetpulse/contracts';
-import { loadStackConfig } from './config';
+import { loadStackConfig, type StackConfig } from './config';
 import { stderrLogger, type Logger } from './log';
 import { livePid, removeFile, stopPid, writePidFile } from './proc';
 import { dashboardUrl, entryOf, isBuilt, services, type ServiceSpec } from './services';
@@ -79,8 +79,7 @@ async function pollService(r: Running, log: Logger, signal: AbortSignal): Promis
  * `npm start`: the stack (started or reused), then every built service, with one combined log. Resolves with the exit
  * code once Ctrl-C / SIGTERM has stopped the services and the parts of the stack this run started.
  */
-export async function runStart(log: Logger = stderrLogger): Promise<number> {
-  const config = loadStackConfig();
+export async function runStart(log: Logger = stderrLogger, config: StackConfig = loadStackConfig()): Promise<number> {
   const controller = new AbortController();
   let stopRequested: () => void = () => undefined;
   const stop = new Promise<void>((resolve) => (stopRequested = resolve));
@@ -108,7 +107,7 @@ export async function runStart(log: Logger = stderrLogger): Promise<number> {
     started = up.started;
     const pidDir = servicesDir(config);
     mkdirSync(pidDir, { recursive: true });
-    const ctx = { brokers: up.brokers, contactPoint: up.contactPoint };
+    const ctx = { brokers: up.brokers, contactPoint: up.contactPoints.join(',') };
     for (const [i, spec] of services.entries()) {
       if (controller.signal.aborted) break;
       if (!isBuilt(spec)) {
@@ -136,7 +135,7 @@ export async function runStart(log: Logger = stderrLogger): Promise<number> {
     await Promise.all(running.map((r) => waitForService(r, log, controller.signal)));
     if (!controller.signal.aborted) {
       log(
-        `stack: Kafka ${up.brokers.join(',')} (${up.kafka.state}), Cassandra ${up.contactPoint} (${up.cassandra.state})`,
+        `stack: Kafka ${up.brokers.join(',')} (${up.kafka.state}), Cassandra ${up.contactPoints.join(',')} (${up.cassandra.state})`,
       );
       log(`services: ${running.map((r) => r.spec.name).join(', ') || 'none built yet (run `npm run build`)'}`);
       log(

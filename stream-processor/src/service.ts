@@ -1,4 +1,5 @@
 import { firstLine, retry } from '@fleetpulse/runtime';
+import { cassandraClientOptions } from '@fleetpulse/runtime/cassandra';
 import { startOpsServer } from '@fleetpulse/runtime/metrics';
 import { Client } from 'cassandra-driver';
 import { Kafka, logLevel } from 'kafkajs';
@@ -21,12 +22,9 @@ export async function startProcessor(
   config: ProcessorConfig,
   log: Log = (l) => console.log(l),
 ): Promise<RunningProcessor> {
-  const cassandra = new Client({
-    contactPoints: config.cassandraContactPoints,
-    localDataCenter: config.cassandraDataCenter,
-    keyspace: config.keyspace,
-    pooling: { maxRequestsPerConnection: 2048 },
-  });
+  const cassandra = new Client(
+    cassandraClientOptions('stream-processor', config, { pooling: { maxRequestsPerConnection: 2048 } }),
+  );
   // Cassandra being down at start-up delays the processor, it does not stop it: retry with a log line.
   await retry(() => cassandra.connect(), {
     initialMs: 500,

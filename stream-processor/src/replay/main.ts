@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { cassandraClientOptions } from '@fleetpulse/runtime/cassandra';
 import { parseArgs } from 'node:util';
 import { Client } from 'cassandra-driver';
 import { Kafka, logLevel } from 'kafkajs';
@@ -85,11 +86,7 @@ async function main(): Promise<number> {
     );
   if (values['dry-run']) return 0;
 
-  const cassandra = new Client({
-    contactPoints: config.cassandraContactPoints,
-    localDataCenter: config.cassandraDataCenter,
-    keyspace: config.keyspace,
-  });
+  const cassandra = new Client(cassandraClientOptions('replay', config));
   await cassandra.connect();
   const store = aggregateStoreFor(cassandra, config, (l) => console.error(l));
   let lastPrint = 0;
