@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path';
-import { Client, policies } from 'cassandra-driver';
+import { Client, policies, types } from 'cassandra-driver';
 import { heapMb, initialHeap, nodeHost, StackHost, type StackConfig } from './config';
 import { StackError } from './errors';
 
@@ -225,12 +225,18 @@ export function cassandraJvmArgs(config: StackConfig, classpath: string[], marke
   ];
 }
 
-/** A driver client for the local node; round-robin so it works whatever data center a reused node reports. */
+/**
+ * A driver client for the local node (or cluster, through its first node); round-robin so it works whatever data
+ * center a reused node reports. Reads and writes at LOCAL_QUORUM like the services (runtime/cassandra.ts), and the
+ * other nodes at the contact point's port (the driver takes their addresses from system.peers, without one).
+ */
 export function cassandraClient(contactPoint: string, opts: { keyspace?: string; timeoutMs?: number } = {}): Client {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   return new Client({
     contactPoints: [contactPoint],
     ...(opts.keyspace ? { keyspace: opts.keyspace } : {}),
+    protocolOptions: { port: Number(/:(\d+)$/.exec(contactPoint)?.[1] ?? 9042) },
+    queryOptions: { consistency: types.consistencies.localQuorum },
     policies: {
       loadBalancing: new policies.loadBalancing.RoundRobinPolicy(),
       reconnection: new policies.reconnection.ConstantReconnectionPolicy(1000),

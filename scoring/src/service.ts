@@ -6,6 +6,7 @@
  */
 import type { Server } from 'node:http';
 import { firstLine } from '@fleetpulse/runtime';
+import { cassandraClientOptions } from '@fleetpulse/runtime/cassandra';
 import { startOpsServer } from '@fleetpulse/runtime/metrics';
 import { Client } from 'cassandra-driver';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -151,10 +152,8 @@ export async function startScoring(
 }
 
 async function connectCassandra(config: ScoringConfig): Promise<Client> {
-  const client = new Client({
-    contactPoints: config.cassandraContactPoints,
-    localDataCenter: config.cassandraDataCenter,
-  });
+  const { cassandraContactPoints, cassandraDataCenter } = config;
+  const client = new Client(cassandraClientOptions('scoring', { cassandraContactPoints, cassandraDataCenter }));
   try {
     await client.connect();
   } catch (e) {
