@@ -14,7 +14,7 @@ import { benchFleet, type FleetPhase } from './fleet';
 import { benchIngest } from './ingest';
 import { benchMillion } from './million';
 import { benchMqtt } from './mqtt';
-import { benchParse } from './parse';
+import { benchParse, type Result as ParseResult } from './parse';
 import { benchProcessor } from './processor';
 import { benchScoring } from './scoring';
 import { keepServiceLogs } from './services';
@@ -22,7 +22,8 @@ import { keepServiceLogs } from './services';
 const help = `Usage: npm run bench -- [suite ...] [--quick] [--out <file.json>]
 
 Suites (default: parse core ingest mqtt processor scoring dashboard):
-  parse      native parse+validate+encode vs TypeScript fallback vs bare JSON.parse (one core)
+  parse      native parse+validate+encode vs TypeScript fallback vs bare JSON.parse (one core): bodies of 500 events
+             and of one event, JSON and NDJSON, one record per event and grouped by device (as ingestion parses)
   core       stream-processor aggregation core alone (one core): events/s and windows/s, lazy and with every
              window record serialised (recordJson, what it publishes); bytes per open window; goal 2,000,000 events/s
   ingest     ingestion service -> Kafka (acks=all) events/s, p50/p99, peak RSS; next to Kafka's ProducerPerformance
@@ -95,15 +96,35 @@ const fmt = (n: number, digits = 0) =>
 async function run(suite: Suite, quick: boolean): Promise<unknown> {
   switch (suite) {
     case 'parse': {
-      const rows = [];
-      for (const groupByDevice of [false, true])
-        rows.push(...(await benchParse({ groupByDevice, ...(quick ? { runs: 3, runMs: 300 } : {}) })));
+      const rows: ParseResult[] = [];
+      for (const batchSize of [500, 1])
+        for (const contentType of ['json', 'ndjson'] as const)
+          for (const groupByDevice of [false, true])
+            rows.push(
+              ...(await benchParse({
+                batchSize,
+                contentType,
+                groupByDevice,
+                ...(quick ? { runs: 3, runMs: 300 } : {}),
+              })),
+            );
+      const jsonParse = (r: ParseResult) =>
+        rows.find(
+          (x) =>
+            x.parser === 'JSON.parse' &&
+            x.eventsPerBody === r.eventsPerBody &&
+            x.contentType === r.contentType &&
+            x.groupByDevice === r.groupByDevice,
+        )!.mbPerSec;
       console.table(
         rows.map((r) => ({
           parser: r.parser,
+          'events/body': r.eventsPerBody,
+          type: r.contentType,
           grouped: r.groupByDevice,
           'MB/s': fmt(r.mbPerSec, 1),
           'events/s': fmt(r.eventsPerSec),
+          'x JSON.parse': fmt(r.mbPerSec / jsonParse(r), 2),
         })),
       );
       return rows;

@@ -1,6 +1,7 @@
 //! `cargo run --release --example throughput -- <body.json> [ndjson] [group]`: the parser core's speed without
-//! Node, to tell parsing cost from binding cost.
-use fleetpulse_native::parser::{parse, ParseOptions};
+//! Node, to tell parsing cost from binding cost. Parses into one reused workspace, as the addon does, with the
+//! vector scans on and off in turn (interleaved, so load from other processes hits both alike).
+use fleetpulse_native::parser::{parse_in, simd, ParseOptions, Workspace};
 use std::time::Instant;
 
 fn main() {
@@ -21,20 +22,36 @@ fn main() {
         group_by_device: args.iter().any(|a| a == "group"),
         allowed_devices: None,
     };
-    let first = parse(&body, &opts).unwrap();
+    let mut ws = Workspace::default();
+    let first = parse_in(&mut ws, &body, &opts, ndjson);
     println!(
         "accepted {} rejected {}",
         first.accepted,
         first.rejected.len()
     );
     for _ in 0..5 {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while start.elapsed().as_millis() < 1000 {
-            let _ = std::hint::black_box(parse(std::hint::black_box(&body), &opts));
-            n += 1;
+        for on in [true, false] {
+            simd::set_enabled(on);
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed().as_millis() < 500 {
+                for _ in 0..16 {
+                    std::hint::black_box(parse_in(
+                        &mut ws,
+                        std::hint::black_box(&body),
+                        &opts,
+                        ndjson,
+                    ));
+                }
+                n += 16;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let what = if on { "vector" } else { "scalar" };
+            print!(
+                "{what} {:.1} MB/s  ",
+                n as f64 * body.len() as f64 / secs / 1e6
+            );
         }
-        let secs = start.elapsed().as_secs_f64();
-        println!("{:.1} MB/s", n as f64 * body.len() as f64 / secs / 1e6);
+        println!();
     }
 }

@@ -1,70 +1,73 @@
 #![deny(clippy::all)]
-//! fleetpulse native addon: `parseTelemetry(body, opts)` for the ingestion service. The parser core lives in
-//! `parser` and has no Node dependency; `binding` maps its results to JavaScript values and its failures to
-//! JavaScript, in one place. The core's `ParseOptions` and `RejectedEvent` are taken and given as they are
-//! (`napi(object)` under the `node` feature), so their fields are declared once.
+//! fleetpulse native addon: `parseTelemetryPacked(body, out, ...options)` for the ingestion service's JS wrapper
+//! (`src/index.ts`). The parser core lives in `parser` and has no Node dependency; `binding` is the one place
+//! that touches N-API.
 
-#[cfg(feature = "node")]
-mod js_buffers;
 pub mod parser;
 
 #[cfg(feature = "node")]
 pub mod binding {
-    use crate::js_buffers::{CopiedBuffer, CopiedU32};
-    use crate::parser::{self, Output, ParseOptions, RejectedEvent};
+    use crate::parser::{self, packed, Output, ParseOptions, Workspace};
     use napi::bindgen_prelude::*;
     use napi_derive::napi;
+    use std::cell::RefCell;
 
-    #[napi(object, object_from_js = false)]
-    pub struct ParseResult {
-        pub ok: bool,
-        pub error: Option<String>,
-        pub offset: Option<u32>,
-        pub too_many_events: Option<bool>,
-        pub accepted: u32,
-        /// Distinct device ids in order of first appearance.
-        pub unique_keys: Vec<String>,
-        /// Record i's key is `uniqueKeys[keyIds[i]]`. The JS wrapper expands this into `keys`: setting 500
-        /// array elements through N-API cost more than the JIT-compiled loop does.
-        #[napi(ts_type = "Uint32Array")]
-        pub key_ids: CopiedU32,
-        #[napi(ts_type = "Buffer")]
-        pub values: CopiedBuffer,
-        #[napi(ts_type = "Uint32Array")]
-        pub value_ends: CopiedU32,
-        #[napi(ts_type = "Uint32Array")]
-        pub event_counts: CopiedU32,
-        pub rejected: Vec<RejectedEvent>,
+    thread_local! {
+        /// One per thread (a worker thread has its own), reused by every call on it.
+        static WORKSPACE: RefCell<Workspace> = RefCell::default();
     }
 
-    /// Parses, validates and normalises a telemetry body into Kafka records. Returns a result for any body;
-    /// throws only for invalid options.
+    /// Parses, validates and normalises a telemetry body and packs the result into `out` (layout in
+    /// `parser/packed.rs`). Returns the bytes the result needs: more than `out.length` means nothing but the
+    /// header was written, and the caller calls again with a larger buffer. Options come as arguments, not an
+    /// object: reading eleven named properties through N-API cost more than a small body's parse.
+    /// `content_type`: 0 json, 1 ndjson, anything else refused. Throws only for invalid options.
     #[napi]
-    pub fn parse_telemetry(body: BufferSlice, opts: ParseOptions) -> Result<ParseResult> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn parse_telemetry_packed(
+        body: BufferSlice,
+        mut out: BufferSlice,
+        content_type: u32,
+        received_at: f64,
+        now_ms: f64,
+        max_future_ms: f64,
+        max_past_ms: f64,
+        max_events: u32,
+        group_by_device: bool,
+        allowed_devices: Option<String>,
+    ) -> Result<u32> {
+        let ndjson = match content_type {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    "contentType must be 'json' or 'ndjson'".to_owned(),
+                ))
+            }
+        };
+        let opts = ParseOptions {
+            content_type: String::new(),
+            received_at,
+            now_ms,
+            max_future_ms,
+            max_past_ms,
+            max_events,
+            group_by_device,
+            allowed_devices,
+        };
         let bytes: &[u8] = &body;
+        let out: &mut [u8] = &mut out;
         // The parser is written not to panic; this only keeps a bug from taking the process down.
-        let parsed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser::parse(bytes, &opts)));
-        match parsed {
-            Ok(Ok(out)) => Ok(to_js(out)),
-            Ok(Err(invalid)) => Err(Error::new(Status::InvalidArg, invalid.to_string())),
-            Err(_) => Ok(to_js(Output::failed("internal parser error".into(), 0))),
-        }
-    }
-
-    fn to_js(o: Output) -> ParseResult {
-        ParseResult {
-            ok: o.ok,
-            error: o.error,
-            offset: o.offset,
-            too_many_events: o.too_many_events.then_some(true),
-            accepted: o.accepted,
-            unique_keys: o.unique_keys,
-            key_ids: CopiedU32(o.key_ids),
-            values: CopiedBuffer(o.values),
-            value_ends: CopiedU32(o.value_ends),
-            event_counts: CopiedU32(o.event_counts),
-            rejected: o.rejected,
-        }
+        let total = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            WORKSPACE
+                .with_borrow_mut(|ws| packed::pack(parser::parse_in(ws, bytes, &opts, ndjson), out))
+        }))
+        .unwrap_or_else(|_| {
+            // A workspace left half-way by a panic is not reused.
+            WORKSPACE.with_borrow_mut(|ws| *ws = Workspace::default());
+            packed::pack(&Output::failed("internal parser error".into(), 0), out)
+        });
+        Ok(u32::try_from(total).unwrap_or(u32::MAX))
     }
 }

@@ -13,9 +13,12 @@
 
 mod encoding;
 mod events;
+mod intern;
 mod numbers;
+pub mod packed;
 mod rfc3339;
 mod scanner;
+pub mod simd;
 
 pub use encoding::{Output, RejectedEvent};
 pub use events::{glob_match, MAX_METRICS};
@@ -23,13 +26,10 @@ pub use rfc3339::rfc3339_ms;
 pub use scanner::MAX_DEPTH;
 
 use encoding::Sink;
-use events::EventReader;
+use events::{EventReader, ReaderParts};
 use scanner::{is_ws, members, Code, SyntaxError};
 
-// The addon takes this struct from JavaScript as it is (a `napi(object)` with the `node` feature), so it has
-// JavaScript's shape, content type as a string included, and its fields are declared only here.
-/// Options of one `parseTelemetry` call.
-#[cfg_attr(feature = "node", napi_derive::napi(object))]
+/// Options of one `parseTelemetry` call, in JavaScript's shape (content type as a string included).
 pub struct ParseOptions {
     /// `json` (one object or an array) or `ndjson` (one event per line).
     pub content_type: String,
@@ -62,40 +62,58 @@ pub fn parse(body: &[u8], opts: &ParseOptions) -> Result<Output, InvalidOptions>
         "ndjson" => true,
         _ => return Err(InvalidOptions("contentType must be 'json' or 'ndjson'")),
     };
-    Ok(parse_body(body, opts, ndjson))
+    let mut ws = Workspace::default();
+    parse_in(&mut ws, body, opts, ndjson);
+    Ok(std::mem::take(&mut ws.sink.out))
 }
 
-fn parse_body(body: &[u8], opts: &ParseOptions, ndjson: bool) -> Output {
+/// The buffers of a parse, kept across bodies so that a small body's parse allocates almost nothing (the addon
+/// keeps one per thread). Holds the last result.
+#[derive(Default)]
+pub struct Workspace {
+    sink: Sink,
+    reader: ReaderParts,
+}
+
+/// `parse` with the content type decided (the addon passes it as a flag), into `ws`; returns the result there.
+pub fn parse_in<'w>(
+    ws: &'w mut Workspace,
+    body: &[u8],
+    opts: &ParseOptions,
+    ndjson: bool,
+) -> &'w Output {
+    let sink = &mut ws.sink;
+    sink.reset(opts.group_by_device, body.len());
     if body.len() > u32::MAX as usize {
-        return Output::failed("body too large".into(), 0);
+        sink.out.fail("body too large".into(), 0);
+        return &sink.out;
     }
     if let Err(e) = std::str::from_utf8(body) {
-        return Output::failed("invalid UTF-8".into(), e.valid_up_to());
+        sink.out.fail("invalid UTF-8".into(), e.valid_up_to());
+        return &sink.out;
     }
     if body.iter().all(|&c| is_ws(c)) {
-        return Output::failed("empty body".into(), 0);
+        sink.out.fail("empty body".into(), 0);
+        return &sink.out;
     }
     let mut p = Parser {
-        r: EventReader::new(body, opts),
+        r: EventReader::new(body, opts, std::mem::take(&mut ws.reader)),
         max_events: opts.max_events,
     };
-    let mut sink = Sink::new(opts.group_by_device, body.len());
     sink.swap_values(p.r.encoded());
-    let res = if ndjson {
-        p.ndjson(&mut sink)
-    } else {
-        p.json(&mut sink)
-    };
+    let res = if ndjson { p.ndjson(sink) } else { p.json(sink) };
     sink.swap_values(p.r.encoded());
+    ws.reader = p.r.into_parts();
     match res {
         Ok(()) => sink.finish(),
-        Err(Stop::Syntax(e)) => Output::failed(e.code.msg().into(), e.at as usize),
+        Err(Stop::Syntax(e)) => sink.out.fail(e.code.msg().into(), e.at as usize),
         Err(Stop::TooMany(at)) => {
-            let mut o = Output::failed(format!("more than {} events", opts.max_events), at);
-            o.too_many_events = true;
-            o
+            sink.out
+                .fail(format!("more than {} events", opts.max_events), at);
+            sink.out.too_many_events = true;
         }
     }
+    &sink.out
 }
 
 /// Why a body is refused as a whole.

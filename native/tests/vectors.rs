@@ -40,6 +40,15 @@ fn plain(o: &Output) -> Value {
 
 #[test]
 fn every_vector_passes() {
+    // With the vector scans and without (the switch is process-wide: the other tests here give the same results
+    // either way, so they may run meanwhile).
+    for on in [false, true] {
+        fleetpulse_native::parser::simd::set_enabled(on);
+        every_vector_once();
+    }
+}
+
+fn every_vector_once() {
     let defaults = read("options.json")["options"].clone();
     let mut count = 0;
     for entry in std::fs::read_dir(vectors_dir()).unwrap() {

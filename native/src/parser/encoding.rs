@@ -6,16 +6,15 @@
 //! consumers read are decided here, whatever the input looked like.
 
 use super::events::Entry;
+use super::intern::Interner;
 use super::numbers::{parse_f64, write_js_number, write_number_text};
 use super::scanner::{decode_append, Num, Val};
-use std::collections::HashMap;
 
 const MAX_METRIC_NAME: usize = 64;
 const METRICS_COUNT: &str = "metrics: expected 1 to 64 entries";
 const METRICS_NAME: &str = "metrics: invalid name (expected 1-64 characters of [A-Za-z0-9._-])";
 
 /// An event that failed validation; `start`/`end` is its byte range in the body (for the DLQ).
-#[cfg_attr(feature = "node", napi_derive::napi(object, object_from_js = false))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedEvent {
     pub index: u32,
@@ -24,16 +23,17 @@ pub struct RejectedEvent {
     pub end: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Output {
     pub ok: bool,
     pub error: Option<String>,
     pub offset: Option<u32>,
     pub too_many_events: bool,
     pub accepted: u32,
-    /// Distinct device ids in order of first appearance; record i's key is `unique_keys[key_ids[i]]`.
-    /// Interned so the binding creates one JS string per device, not one per record.
-    pub unique_keys: Vec<String>,
+    /// Distinct device ids in order of first appearance, back to back: id k ends at `key_ends[k]` in
+    /// `key_text`. Record i's key is id `key_ids[i]`: interned so the binding makes one JS string per device.
+    pub key_text: Vec<u8>,
+    pub key_ends: Vec<u32>,
     pub key_ids: Vec<u32>,
     pub values: Vec<u8>,
     pub value_ends: Vec<u32>,
@@ -44,10 +44,49 @@ pub struct Output {
 impl Output {
     /// Kafka key of record `i`.
     pub fn key(&self, i: usize) -> &str {
-        &self.unique_keys[self.key_ids[i] as usize]
+        self.unique_key(self.key_ids[i] as usize)
+    }
+
+    /// Device id `k` (ids are validated ASCII).
+    pub fn unique_key(&self, k: usize) -> &str {
+        let a = if k == 0 {
+            0
+        } else {
+            self.key_ends[k - 1] as usize
+        };
+        std::str::from_utf8(&self.key_text[a..self.key_ends[k] as usize]).unwrap_or("")
+    }
+
+    /// Empties every field, keeping the vectors' memory (a large body's is let go).
+    fn clear(&mut self) {
+        const KEEP: usize = 8 << 20;
+        if self.values.capacity() > KEEP {
+            self.values = Vec::new();
+        }
+        self.ok = true;
+        self.error = None;
+        self.offset = None;
+        self.too_many_events = false;
+        self.accepted = 0;
+        self.key_text.clear();
+        self.key_ends.clear();
+        self.key_ids.clear();
+        self.values.clear();
+        self.value_ends.clear();
+        self.event_counts.clear();
+        self.rejected.clear();
+    }
+
+    /// Makes this the result of a body refused as a whole.
+    pub(crate) fn fail(&mut self, error: String, offset: usize) {
+        self.clear();
+        self.ok = false;
+        self.error = Some(error);
+        self.offset = Some(offset as u32);
     }
 
     /// A body that is refused as a whole: nothing accepted, `error` at byte `offset`.
+    #[cfg_attr(not(feature = "node"), allow(dead_code))]
     pub(crate) fn failed(error: String, offset: usize) -> Self {
         Output {
             ok: false,
@@ -58,37 +97,34 @@ impl Output {
     }
 }
 
-/// Collects accepted events into Kafka records, grouped per device or one per event.
+/// Collects accepted events into Kafka records, grouped per device or one per event. Kept across bodies (see
+/// `Workspace`) so its vectors are allocated once.
+#[derive(Default)]
 pub(super) struct Sink {
     group: bool,
-    out: Output,
-    /// Device id -> index in `out.unique_keys` (and, grouped, the record index). SipHash: ids come from
-    /// clients, so a fixed fast hash would invite collisions.
-    devices: HashMap<Vec<u8>, u32>,
-    /// Grouped mode: each record's events so far.
+    pub(super) out: Output,
+    /// Device id -> index in the output's keys (and, grouped, the record index).
+    devices: Interner,
+    /// Grouped mode: each record's events so far (the first `groups` are this body's).
     group_values: Vec<Vec<u8>>,
+    groups: usize,
 }
 
 impl Sink {
-    pub(super) fn new(group: bool, body_len: usize) -> Self {
-        let mut out = Output {
-            ok: true,
-            ..Default::default()
-        };
+    pub(super) fn reset(&mut self, group: bool, body_len: usize) {
+        self.group = group;
+        self.out.clear();
+        self.devices.reset();
+        self.groups = 0;
+        self.group_values.truncate(4096);
         if !group {
             // Canonical output is about the input's size (receivedAt added, whitespace dropped): one allocation
             // instead of a chain of reallocations, each copying what was written so far.
             let events = body_len / 64 + 1;
-            out.values.reserve(body_len + body_len / 4 + 64);
-            out.value_ends.reserve(events);
-            out.event_counts.reserve(events);
-            out.key_ids.reserve(events);
-        }
-        Sink {
-            group,
-            out,
-            devices: HashMap::new(),
-            group_values: Vec::new(),
+            self.out.values.reserve(body_len + body_len / 4 + 64);
+            self.out.value_ends.reserve(events);
+            self.out.event_counts.reserve(events);
+            self.out.key_ids.reserve(events);
         }
     }
 
@@ -101,13 +137,8 @@ impl Sink {
     }
 
     fn intern(&mut self, device: &[u8]) -> u32 {
-        if let Some(&i) = self.devices.get(device) {
-            return i;
-        }
-        let i = self.out.unique_keys.len() as u32;
-        self.devices.insert(device.to_vec(), i);
-        self.out.unique_keys.push(ascii_string(device));
-        i
+        self.devices
+            .intern(device, &mut self.out.key_text, &mut self.out.key_ends)
     }
 
     /// Accepts the event just encoded at the end of `encoded` (the encoder's buffer).
@@ -135,9 +166,14 @@ impl Sink {
         self.out.accepted += 1;
         let id = self.intern(device);
         let idx = id as usize;
-        if idx == self.group_values.len() {
-            self.group_values
-                .push(Vec::with_capacity(event.len() * 8 + 2));
+        if idx == self.groups {
+            if idx == self.group_values.len() {
+                self.group_values
+                    .push(Vec::with_capacity(event.len() * 8 + 2));
+            } else {
+                self.group_values[idx].clear();
+            }
+            self.groups += 1;
             self.out.key_ids.push(id);
             self.out.event_counts.push(0);
         }
@@ -156,23 +192,18 @@ impl Sink {
         });
     }
 
-    pub(super) fn finish(mut self) -> Output {
+    pub(super) fn finish(&mut self) {
         if self.group {
-            let total: usize = self.group_values.iter().map(|v| v.len() + 1).sum();
+            let groups = &self.group_values[..self.groups];
+            let total: usize = groups.iter().map(|v| v.len() + 1).sum();
             self.out.values.reserve(total);
-            for v in &self.group_values {
+            for v in groups {
                 self.out.values.extend_from_slice(v);
                 self.out.values.push(b']');
                 self.out.value_ends.push(self.out.values.len() as u32);
             }
         }
-        self.out
     }
-}
-
-/// Device ids are validated ASCII before they get here.
-fn ascii_string(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn ascii(b: &[u8]) -> &str {
@@ -185,6 +216,7 @@ fn is_name_char(c: u8) -> bool {
 }
 
 /// Writes valid events in canonical form, one after another, into one buffer.
+#[derive(Default)]
 pub(super) struct Encoder {
     /// The encoded events: ungrouped, the output's values themselves (see `Sink::swap_values`); grouped, the
     /// current event only (the sink copies it into its device's record).
@@ -198,15 +230,11 @@ pub(super) struct Encoder {
 }
 
 impl Encoder {
-    pub(super) fn new(received_at: f64) -> Self {
-        let mut formatted = Vec::new();
-        write_js_number(&mut formatted, received_at);
-        Encoder {
-            out: Vec::new(),
-            names: Vec::new(),
-            name_ranges: Vec::new(),
-            received_at: formatted,
-        }
+    /// Ready for a body whose events were received at `received_at`.
+    pub(super) fn reset(&mut self, received_at: f64) {
+        self.out.clear();
+        self.received_at.clear();
+        write_js_number(&mut self.received_at, received_at);
     }
 
     /// Validates the metrics and appends the canonical event in the same pass; on an error nothing of the event

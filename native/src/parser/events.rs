@@ -77,6 +77,13 @@ struct Scratch {
     decoded: Vec<u8>,
 }
 
+/// The reader's buffers, kept across bodies (see `Workspace`).
+#[derive(Default)]
+pub(super) struct ReaderParts {
+    s: Scratch,
+    enc: Encoder,
+}
+
 /// Reads, validates and encodes events one at a time, at the cursor it owns; the body forms move the cursor
 /// between events.
 pub(super) struct EventReader<'a, 'o> {
@@ -175,12 +182,22 @@ fn metrics_object(r: &mut EventReader, depth: u32, overflow: &mut bool) -> Res<(
 }
 
 impl<'a, 'o> EventReader<'a, 'o> {
-    pub(super) fn new(body: &'a [u8], opts: &'o ParseOptions) -> Self {
+    pub(super) fn new(body: &'a [u8], opts: &'o ParseOptions, parts: ReaderParts) -> Self {
+        let ReaderParts { s, mut enc } = parts;
+        enc.reset(opts.received_at);
         EventReader {
             sc: Scanner::new(body),
             opts,
-            s: Scratch::default(),
-            enc: Encoder::new(opts.received_at),
+            s,
+            enc,
+        }
+    }
+
+    /// The buffers back, for the next body.
+    pub(super) fn into_parts(self) -> ReaderParts {
+        ReaderParts {
+            s: self.s,
+            enc: self.enc,
         }
     }
 

@@ -7,6 +7,8 @@
 /// Deepest nesting accepted (the top-level array counts as 1). Bounded so recursion can never overflow.
 pub const MAX_DEPTH: u32 = 32;
 
+use super::simd::{digits_end, string_stop};
+
 /// Byte that no pattern accepts: stands in for any non-ASCII character produced by a `\u` escape, since every
 /// decoded string we look at (ids, names, timestamps, keys) must be ASCII to be valid.
 const NON_ASCII: u8 = 0xff;
@@ -196,11 +198,7 @@ impl<'a> Scanner<'a> {
         let mut escaped = false;
         loop {
             // Plain bytes in bulk: only quote, backslash and control characters need a decision.
-            let rest = &self.b[self.pos..self.end];
-            self.pos += rest
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-                .unwrap_or(rest.len());
+            self.pos = string_stop(self.b, self.pos, self.end);
             let c = self.peek()?;
             match c {
                 b'"' => {
@@ -308,9 +306,7 @@ impl<'a> Scanner<'a> {
 
     #[inline(always)]
     fn digits(&mut self) {
-        while self.pos < self.end && self.b[self.pos].is_ascii_digit() {
-            self.pos += 1;
-        }
+        self.pos = digits_end(self.b, self.pos, self.end);
     }
 
     fn literal(&mut self, word: &[u8]) -> Res<()> {
