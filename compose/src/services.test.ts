@@ -4,6 +4,7 @@ const ctx = { brokers: ['127.0.0.1:9092'], contactPoint: '127.0.0.1:9042' };
 const hostVariables: Record<string, string> = {
   'stream-processor': 'FLEETPULSE_PROCESSOR_HOST',
   scoring: 'FLEETPULSE_SCORING_HOST',
+  alerting: 'FLEETPULSE_ALERTING_HOST',
   ingestion: 'FLEETPULSE_INGESTION_HOST',
   dashboard: 'FLEETPULSE_DASHBOARD_HOST',
 };

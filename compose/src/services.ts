@@ -40,6 +40,7 @@ const mqttPort = process.env.FLEETPULSE_MQTT_PORT ?? String(DefaultPorts.mqtt);
 // The services inherit this environment: their readiness is asked where they will listen.
 const processorPort = Number(process.env.FLEETPULSE_PROCESSOR_PORT ?? DefaultPorts.processorHttp);
 const scoringPort = Number(process.env.FLEETPULSE_SCORING_PORT ?? DefaultPorts.scoringHttp);
+const alertingPort = Number(process.env.FLEETPULSE_ALERTING_PORT ?? DefaultPorts.alertingHttp);
 
 /** Every service `start` knows, in start order. Services not built yet are skipped. */
 export const services: ServiceSpec[] = [
@@ -61,6 +62,15 @@ export const services: ServiceSpec[] = [
       MODELS_DIR: join(repoRoot, 'scoring', 'models'),
     }),
     readyUrl: `http://127.0.0.1:${scoringPort}/healthz`,
+  },
+  {
+    // Alert rules on window records and scores; webhooks signed with the development secret unless
+    // FLEETPULSE_ALERT_WEBHOOK_SECRET is set.
+    name: 'alerting',
+    workspace: 'alerting',
+    args: [],
+    env: (ctx) => ({ ...common(ctx), ...loopback('FLEETPULSE_ALERTING_HOST') }),
+    readyUrl: `http://127.0.0.1:${alertingPort}/healthz`,
   },
   {
     name: 'ingestion',

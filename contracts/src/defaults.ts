@@ -11,6 +11,8 @@ export const DefaultPorts = {
   processorHttp: 8081,
   /** Scoring's /healthz, /readyz, /metrics, /api/models. */
   scoringHttp: 8082,
+  /** Alerting's /healthz, /readyz, /metrics. */
+  alertingHttp: 8083,
 } as const;
 
 export const Keyspace = 'fleetpulse';

@@ -6,6 +6,7 @@ export { schemaDir, cqlDir, vectorsDir, loadSchema, cqlStatements, type SchemaNa
 export { loadTelemetryVectors, type TelemetryVector, type VectorParseOptions, type VectorExpect } from './vectors';
 export { envInt, envList, connectionEnv, connectionConfig, hostPortList, type ConnectionConfig } from './env';
 export type { WindowRecord, MetricStats } from './types.generated';
+export type { AlertRule, ThresholdCondition, AnomalyCondition, AlertTransition } from './types.generated';
 export {
   MetricStatNames,
   pointOf,

@@ -8,7 +8,7 @@ export const cqlDir = join(__dirname, '..', 'cql');
 /** Folder of the shared test vectors every parser must pass. */
 export const vectorsDir = join(__dirname, '..', 'vectors');
 
-export type SchemaName = 'event' | 'aggregate' | 'window' | 'score';
+export type SchemaName = 'event' | 'aggregate' | 'window' | 'score' | 'alert-rule' | 'alert-transition';
 
 export function loadSchema(name: SchemaName): Record<string, unknown> {
   return JSON.parse(readFileSync(join(schemaDir, `${name}.schema.json`), 'utf8')) as Record<string, unknown>;

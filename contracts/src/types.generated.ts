@@ -129,3 +129,84 @@ export interface AnomalyScore {
     [k: string]: number;
   };
 }
+
+/**
+ * v2: an alert rule (POST /api/alerts/rules body; stored in fleetpulse.alert_rules). The store adds id and createdAt; bounds beyond these shapes are checked by parseRule in @fleetpulse/alerting.
+ */
+export interface AlertRule {
+  /**
+   * Assigned by the store (a UUID); absent in a rule to create.
+   */
+  id?: string;
+  /**
+   * Epoch ms, assigned by the store.
+   */
+  createdAt?: number;
+  name: string;
+  /**
+   * Device glob: * any run, ? one character, case-sensitive.
+   */
+  devices: string;
+  resolution: string;
+  when: ThresholdCondition | AnomalyCondition;
+  /**
+   * http(s) URL the transitions are POSTed to.
+   */
+  webhook: string;
+}
+export interface ThresholdCondition {
+  /**
+   * metric.stat of the window record, e.g. temp.max.
+   */
+  feature: string;
+  op: '>' | '>=' | '<' | '<=';
+  value: number;
+  forWindows: number;
+}
+export interface AnomalyCondition {
+  anomaly: {
+    /**
+     * Absent: any model.
+     */
+    model?: string;
+  };
+}
+
+/**
+ * v2: an alert episode firing or resolving (alerts topic value keyed by ruleId, webhook body, fleetpulse.alerts_by_day / alerts_by_device row, socket.io alert payload).
+ */
+export interface AlertTransition {
+  /**
+   * Hex digest of ruleId, deviceId, episode and state: a transition read or sent again has the same id (consumers de-duplicate by it).
+   */
+  id: string;
+  ruleId: string;
+  ruleName: string;
+  deviceId: string;
+  resolution: string;
+  state: 'firing' | 'resolved';
+  /**
+   * windowStart of the window that fired the episode.
+   */
+  episode: number;
+  /**
+   * The window whose record or score made the transition (epoch ms).
+   */
+  windowStart: number;
+  /**
+   * The feature's value (threshold rules) or the score (anomaly rules) of that window; null when the window lacks the metric or the rule was deleted.
+   */
+  value: number | null;
+  /**
+   * Wall clock (epoch ms) when the evaluator made it.
+   */
+  at: number;
+  /**
+   * Anomaly rules: the model whose score fired the episode.
+   */
+  model?: string;
+  /**
+   * condition: the rule's condition started or stopped holding; rule-deleted: the rule was deleted while the episode was open (never sent to a webhook).
+   */
+  reason: 'condition' | 'rule-deleted';
+}

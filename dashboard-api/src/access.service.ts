@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { DevToken } from '@fleetpulse/contracts';
 import { addressKey, BucketTable } from '@fleetpulse/runtime';
-import { DevGrantId, DeviceScope, SessionStore, TokenBook, type Grant, type Role } from './access';
+import { DevGrantId, DeviceScope, SessionSigner, SessionStore, TokenBook, type Grant, type Role } from './access';
 import type { DashboardConfig } from './config';
 import { DashboardMetrics } from './metrics.service';
 import { DashboardConfigToken } from './tokens';
@@ -89,6 +89,8 @@ export class Access implements OnModuleDestroy {
         this.metrics.sessions.set(this.sessions.size);
         for (const fn of this.ended) fn(key);
       },
+      Date.now,
+      config.sessionSecret ? new SessionSigner(config.sessionSecret, config.grants) : undefined,
     );
     this.sweeper = setInterval(() => this.sessions.sweep(), 15_000);
     this.sweeper.unref();

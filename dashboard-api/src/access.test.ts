@@ -1,5 +1,5 @@
 import type * as NodeCrypto from 'node:crypto';
-import { DeviceScope, grantsOf, SessionStore, SessionsFull, TokenBook, type Grant } from './access';
+import { DeviceScope, grantsOf, SessionSigner, SessionStore, SessionsFull, TokenBook, type Grant } from './access';
 
 describe('DeviceScope', () => {
   it('holds every device, or those matching one of its patterns; its key names the pattern set', () => {
@@ -109,5 +109,47 @@ describe('SessionStore', () => {
     // Both expired: swept to make room.
     expect(s.create(grant('t4')).session.grant.id).toBe('t4');
     expect(s.size).toBe(1);
+  });
+
+  describe('with a session secret (signed cookies)', () => {
+    const grants = grantsOf({ viewer: 'viewer-token-1=acme-*', admin: 'admin-token-1' }, false, []);
+    const secret = Buffer.from('x'.repeat(40));
+    const signed = (g: readonly Grant[] = grants, key = secret) =>
+      new SessionStore(
+        { ttlMs: 60_000, max: 10, maxPerToken: 10 },
+        (k) => ended.push(k),
+        () => now,
+        new SessionSigner(key, g),
+      );
+
+    it('takes a session back after a restart (a new store, same secret) until its expiry', () => {
+      const a = signed().create(grants[0]!);
+      expect(a.id).toMatch(/^[A-Za-z0-9_-]{43}\.[0-9a-z]+\.viewer-1\.[A-Za-z0-9_-]{43}$/);
+      const restarted = signed();
+      const found = restarted.find(a.id);
+      expect(found?.session.grant.scope.patterns).toEqual(['acme-*']);
+      expect(found?.key).toBe(a.key);
+      expect(found?.session.expiresAt).toBe(a.session.expiresAt);
+      now += 60_000;
+      expect(signed().find(a.id)).toBeUndefined();
+    });
+
+    it('refuses a forged, altered or foreign cookie, a plain id, and a grant whose token changed', () => {
+      const a = signed().create(grants[0]!);
+      const [id, exp, , mac] = a.id.split('.') as [string, string, string, string];
+      expect(signed().find(`${id}.${exp}.admin-2.${mac}`)).toBeUndefined();
+      expect(signed().find(`${id}.${(now + 1e9).toString(36)}.viewer-1.${mac}`)).toBeUndefined();
+      expect(signed(grants, Buffer.from('y'.repeat(40))).find(a.id)).toBeUndefined();
+      expect(signed().find(id)).toBeUndefined();
+      const rotated = grantsOf({ viewer: 'viewer-token-2=acme-*', admin: 'admin-token-1' }, false, []);
+      expect(signed(rotated).find(a.id)).toBeUndefined();
+    });
+
+    it('does not take back a session signed out in this process', () => {
+      const s = signed();
+      const a = s.create(grants[1]!);
+      s.end(a.key);
+      expect(s.find(a.id)).toBeUndefined();
+    });
   });
 });

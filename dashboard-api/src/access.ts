@@ -3,7 +3,7 @@
  * patterns, found by their SHA-256 digest in constant time, and the server-side sessions that `POST /api/login`
  * hands out as a cookie. No Nest here: `access.service.ts` wires it to the config, REST and socket.io.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DevToken, globMatch, parseTokenEntries } from '@fleetpulse/contracts';
 
 export type Role = 'viewer' | 'admin';
@@ -118,6 +118,45 @@ export class SessionsFull extends Error {
 
 /** A session id as the cookie carries it: 32 random bytes, base64url. */
 const SessionIdPattern = /^[A-Za-z0-9_-]{43}$/;
+/** A signed one (with a session secret): `<id>.<expiresAt, base 36>.<grant id>.<HMAC-SHA256, base64url>`. */
+const SignedSessionPattern = /^([A-Za-z0-9_-]{43})\.([0-9a-z]{1,12})\.([a-z]+(?:-[0-9]+)?)\.([A-Za-z0-9_-]{43})$/;
+
+/**
+ * Signs session cookies so that a session outlives a restart of the API: with a secret (at least 32 bytes), the cookie
+ * also carries its expiry and grant, under an HMAC-SHA256 of them and of the grant's token digest. A restarted API
+ * (same secret) takes back a cookie whose signature holds, whose expiry has not passed and whose grant still exists
+ * with the same token. What a restart forgets: which sessions were signed out (their browsers dropped the cookie).
+ */
+export class SessionSigner {
+  constructor(
+    private readonly secret: Buffer,
+    private readonly grants: readonly Grant[],
+  ) {}
+
+  private mac(id: string, expiresAt: string, grant: Grant): Buffer {
+    return createHmac('sha256', this.secret)
+      .update(`${id}.${expiresAt}.${grant.id}.${grant.digest.toString('hex')}`)
+      .digest();
+  }
+
+  sign(id: string, session: Session): string {
+    const exp = session.expiresAt.toString(36);
+    return `${id}.${exp}.${session.grant.id}.${this.mac(id, exp, session.grant).toString('base64url')}`;
+  }
+
+  /** The id, grant and expiry of a signed cookie value whose signature holds; undefined for anything else. */
+  verify(value: string): { id: string; grant: Grant; expiresAt: number } | undefined {
+    const m = SignedSessionPattern.exec(value);
+    if (!m) return undefined;
+    const [, id, exp, grantId, mac] = m as unknown as [string, string, string, string, string];
+    const grant = this.grants.find((g) => g.id === grantId);
+    if (!grant) return undefined;
+    const given = Buffer.from(mac, 'base64url');
+    const want = this.mac(id, exp, grant);
+    if (given.length !== want.length || !timingSafeEqual(given, want)) return undefined;
+    return { id, grant, expiresAt: parseInt(exp, 36) };
+  }
+}
 
 /**
  * Server-side sessions, bounded. The map is keyed by the SHA-256 of the session id (the id itself is only in the
@@ -128,28 +167,39 @@ export class SessionStore {
   private readonly sessions = new Map<string, Session>();
   /** Per grant id, its session keys, oldest first (a Set keeps insertion order). */
   private readonly byGrant = new Map<string, Set<string>>();
+  /**
+   * With a signer: sessions ended (signed out, evicted) before their expiry, by key, so their signed cookies are not
+   * taken back while this process runs; at most `bounds.max`, oldest forgotten first.
+   */
+  private readonly ended = new Map<string, number>();
 
   constructor(
     readonly bounds: SessionBounds,
     private readonly onEnd: (key: string, session: Session) => void = () => undefined,
     private readonly now: () => number = Date.now,
+    /** With a signer, cookies are signed and a session survives a restart of the API (SessionSigner). */
+    private readonly signer?: SessionSigner,
   ) {}
 
   get size(): number {
     return this.sessions.size;
   }
 
-  /** A new session of `grant`: its id (for the cookie) and key (for the sockets that use it). */
+  /** A new session of `grant`: the cookie's value (`id`) and key (for the sockets that use it). */
   create(grant: Grant): { id: string; key: string; session: Session } {
+    const { id, key, session } = this.add(grant, randomBytes(32).toString('base64url'), this.now() + this.bounds.ttlMs);
+    return { id: this.signer ? this.signer.sign(id, session) : id, key, session };
+  }
+
+  private add(grant: Grant, id: string, expiresAt: number): { id: string; key: string; session: Session } {
     const now = this.now();
     const mine = this.byGrant.get(grant.id);
     if (mine && mine.size >= this.bounds.maxPerToken) this.end(mine.values().next().value!);
     if (this.sessions.size >= this.bounds.max) this.sweep();
     if (this.sessions.size >= this.bounds.max)
       throw new SessionsFull(`every one of the ${this.bounds.max} sessions is in use; try again later`);
-    const id = randomBytes(32).toString('base64url');
     const key = sha256(id).toString('hex');
-    const session: Session = { grant, createdAt: now, expiresAt: now + this.bounds.ttlMs };
+    const session: Session = { grant, createdAt: now, expiresAt };
     this.sessions.set(key, session);
     let set = this.byGrant.get(grant.id);
     if (!set) this.byGrant.set(grant.id, (set = new Set()));
@@ -158,10 +208,21 @@ export class SessionStore {
   }
 
   /** The live session of a cookie's id, with its key; undefined for anything else (malformed, unknown, expired). */
-  find(id: string): { key: string; session: Session } | undefined {
-    if (!SessionIdPattern.test(id)) return undefined;
+  find(value: string): { key: string; session: Session } | undefined {
+    const signed = this.signer?.verify(value);
+    const id = signed?.id ?? value;
+    if (!signed && (this.signer || !SessionIdPattern.test(id))) return undefined;
     const key = sha256(id).toString('hex');
-    const session = this.sessions.get(key);
+    let session = this.sessions.get(key);
+    if (!session && signed && signed.expiresAt > this.now() && !this.ended.has(key)) {
+      // Signed by this secret before a restart: taken back (within the bounds, as a login is).
+      try {
+        session = this.add(signed.grant, signed.id, signed.expiresAt).session;
+      } catch (e) {
+        if (!(e instanceof SessionsFull)) throw e;
+        return undefined;
+      }
+    }
     if (!session) return undefined;
     if (session.expiresAt <= this.now()) {
       this.end(key);
@@ -174,6 +235,10 @@ export class SessionStore {
     const session = this.sessions.get(key);
     if (!session) return;
     this.sessions.delete(key);
+    if (this.signer && session.expiresAt > this.now()) {
+      this.ended.set(key, session.expiresAt);
+      if (this.ended.size > this.bounds.max) this.ended.delete(this.ended.keys().next().value!);
+    }
     const set = this.byGrant.get(session.grant.id);
     set?.delete(key);
     if (set?.size === 0) this.byGrant.delete(session.grant.id);
@@ -184,5 +249,6 @@ export class SessionStore {
   sweep(): void {
     const now = this.now();
     for (const [key, s] of this.sessions) if (s.expiresAt <= now) this.end(key);
+    for (const [key, expiresAt] of this.ended) if (expiresAt <= now) this.ended.delete(key);
   }
 }

@@ -2,7 +2,10 @@ import type { WindowRecord } from '@fleetpulse/contracts';
 
 export interface DeviceUpdate {
   deviceId: string;
-  /** The latest window record of each resolution that changed since the device's previous update. */
+  /**
+   * What changed since the device's previous update: per resolution, the latest final record and/or the latest
+   * provisional one (`"final": false`, of a newer window than that final), the final first.
+   */
   records: WindowRecord[];
 }
 
@@ -20,65 +23,135 @@ const realClock: CoalescerClock = {
   setImmediate: (fn) => void setImmediate(fn),
 };
 
+/** The records of one device and resolution waiting to be sent. */
+interface Slot {
+  final?: WindowRecord;
+  provisional?: WindowRecord;
+}
+
+/** A device's recent updates: when they went, newest last (at most maxPerSec), and each kind's last. */
+interface History {
+  times: number[];
+  lastFinal: number;
+  lastProvisional: number;
+}
+
+/** The newest windows sent of a watched device and resolution (-Infinity: none yet). */
+interface Frontier {
+  final: number;
+  provisional: number;
+}
+
+const Second = 1000;
+
 /**
- * Per-device rate limit with coalescing for the live streams: a device is flushed at most once per `intervalMs`
- * (1000 / FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC), carrying only the latest window record of each of its resolutions
- * (a v2 record holds every metric of its window, so the latest record is the device's latest values).
+ * Per-device rate limit with coalescing for the live streams: a device gets at most `maxPerSec` updates in any second
+ * (FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC), each carrying only the latest record of each of its resolutions (a v2 record
+ * holds every metric of its window, so the latest record is the device's latest values).
  *
- * A device that was quiet for an interval is flushed at once (on the next turn of the event loop, so the records of
- * one Kafka batch, e.g. the 1s and 10s windows closing together, go out together): the limit costs no latency at
- * ordinary rates. A device that sends faster waits until `lastFlush + intervalMs`, and what arrived meanwhile
- * replaces what was pending, so memory is one record per resolution however fast data comes. Since every device waits the same interval,
- * devices wait in a FIFO whose head is always the next due: one timer serves them all.
+ * Two kinds of record share that budget: final window records (metrics.aggregates) and provisional snapshots of the
+ * open window (metrics.live, `"final": false`). Ordering, per device and resolution:
+ * - a final record replaces a pending provisional of the same (or an older) window; a provisional never replaces a
+ *   pending final of the same or a newer window, nor a pending provisional of a newer window;
+ * - neither kind replaces a pending record of its kind by an older window;
+ * - for a watched device (`watch`: the gateway watches devices that have subscribers of their own, where provisionals
+ *   go), what was already sent counts too: a provisional of a window no newer than a final sent, or older than a
+ *   provisional sent, is dropped. (Finals are not held to what was sent, as before provisionals: a replay's older
+ *   final still reaches a client that asked for the device.)
+ * An update carries, per resolution, the final and then the provisional (of a newer window), so a client that keeps
+ * the final of a window over its provisional and never goes back a window sees the right values.
+ *
+ * Scheduling (latency): a device with fewer than `maxPerSec` updates in the last second is sent at once (on the next
+ * turn of the event loop, so the records of one Kafka batch go out together): a device reporting at ordinary rates
+ * never waits, and a provisional arriving just after a final of the same device (the usual case: the event that
+ * closes one window opens the next) does not wait a whole interval for it. Each kind keeps its own spacing of
+ * 1/maxPerSec s (the interval), so a fast device gets evenly spaced updates, not bursts: a record waits until
+ * `max(its kind's last update + interval, the update maxPerSec ago + 1 s)`, and what arrives meanwhile replaces what
+ * was pending, so memory is at most two records per device and resolution however fast data comes. One timer serves
+ * every waiting device (a heap ordered by due time).
  */
 export class Coalescer {
-  /** deviceId -> resolution -> the latest record not yet sent. */
-  private pending = new Map<string, Map<string, WindowRecord>>();
-  private readonly lastFlush = new Map<string, number>();
+  readonly intervalMs: number;
+  /** deviceId -> resolution -> what is waiting. */
+  private readonly pending = new Map<string, Map<string, Slot>>();
+  private readonly history = new Map<string, History>();
+  /** Devices whose sent windows are remembered (they have subscribers of their own), by resolution. */
+  private readonly watched = new Map<string, Map<string, Frontier>>();
+  /** Devices due: 0 for the next turn, or the time they wait for (an entry in `heap`). */
+  private readonly due = new Map<string, number>();
   private readonly readyNow = new Set<string>();
   private immediateScheduled = false;
-  private readonly waiting: { deviceId: string; due: number }[] = [];
-  private waitingHead = 0;
-  private readonly waitingSet = new Set<string>();
+  /** Min-heap of waiting devices by due time; an entry whose due no longer matches `due` is stale and skipped. */
+  private readonly heap: { deviceId: string; at: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
   private offers = 0;
   private stopped = false;
-  /** Records replaced by a newer record of their device and resolution (or refused as older) before a flush. */
+  /** Records replaced by a newer record of their device and resolution, or refused by the ordering, before a flush. */
   coalesced = 0;
 
   constructor(
-    readonly intervalMs: number,
+    readonly maxPerSec: number,
     private readonly flush: (updates: DeviceUpdate[]) => void,
     private readonly clock: CoalescerClock = realClock,
-  ) {}
+  ) {
+    this.intervalMs = Math.floor(Second / maxPerSec);
+  }
+
+  /** Remembers what is sent of `deviceId` from now on, so a late provisional cannot follow its final. */
+  watch(deviceId: string): void {
+    if (!this.watched.has(deviceId)) this.watched.set(deviceId, new Map());
+  }
+
+  unwatch(deviceId: string): void {
+    this.watched.delete(deviceId);
+  }
+
+  /** Devices whose sent windows are remembered. */
+  get watchedDevices(): number {
+    return this.watched.size;
+  }
 
   offer(record: WindowRecord): void {
     if (this.stopped) return;
-    const { deviceId } = record;
-    let latest = this.pending.get(deviceId);
-    if (!latest) this.pending.set(deviceId, (latest = new Map()));
-    const prev = latest.get(record.resolution);
-    // A replay or a late duplicate must not move the live value backwards.
-    if (prev && prev.windowStart > record.windowStart) {
+    const { deviceId, resolution, windowStart } = record;
+    const provisional = record.final === false;
+    const sent = this.watched.get(deviceId)?.get(resolution);
+    if (sent && provisional && (windowStart <= sent.final || windowStart < sent.provisional)) {
       this.coalesced++;
       return;
     }
-    if (prev) this.coalesced++;
-    latest.set(record.resolution, record);
-    if (this.readyNow.has(deviceId) || this.waitingSet.has(deviceId)) return;
-    const now = this.clock.now();
-    const last = this.lastFlush.get(deviceId);
-    if (last === undefined || now - last >= this.intervalMs) {
-      this.readyNow.add(deviceId);
-      if (!this.immediateScheduled) {
-        this.immediateScheduled = true;
-        this.clock.setImmediate(() => this.flushReady());
+    let slots = this.pending.get(deviceId);
+    if (!slots) this.pending.set(deviceId, (slots = new Map()));
+    let slot = slots.get(resolution);
+    if (!slot) slots.set(resolution, (slot = {}));
+    if (provisional) {
+      // A pending final of this or a newer window, or a pending provisional of a newer window, stays.
+      if (
+        (slot.final && slot.final.windowStart >= windowStart) ||
+        (slot.provisional?.windowStart ?? -1) > windowStart
+      ) {
+        this.coalesced++;
+        return;
       }
+      if (slot.provisional) this.coalesced++;
+      slot.provisional = record;
     } else {
-      this.waiting.push({ deviceId, due: last + this.intervalMs });
-      this.waitingSet.add(deviceId);
-      this.arm();
+      // A replay or a late duplicate must not move the live value backwards.
+      if (slot.final && slot.final.windowStart > windowStart) {
+        this.coalesced++;
+        return;
+      }
+      if (slot.final) this.coalesced++;
+      slot.final = record;
+      // The final of a window replaces its provisional (and any older one).
+      if (slot.provisional && slot.provisional.windowStart <= windowStart) {
+        this.coalesced++;
+        slot.provisional = undefined;
+      }
     }
+    const now = this.clock.now();
+    this.schedule(deviceId, provisional, now);
     if (++this.offers % 10_000 === 0) this.prune(now);
   }
 
@@ -92,6 +165,36 @@ export class Coalescer {
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.pending.clear();
+    this.due.clear();
+  }
+
+  /** When the device may next be sent, for a record of this kind: now or later. */
+  private allowedAt(deviceId: string, provisional: boolean): number {
+    const h = this.history.get(deviceId);
+    if (!h) return -Infinity;
+    const spacing = (provisional ? h.lastProvisional : h.lastFinal) + this.intervalMs;
+    const budget = h.times.length >= this.maxPerSec ? h.times[h.times.length - this.maxPerSec]! + Second : -Infinity;
+    return Math.max(spacing, budget);
+  }
+
+  private schedule(deviceId: string, provisional: boolean, now: number): void {
+    const current = this.due.get(deviceId);
+    if (current === 0) return;
+    const at = this.allowedAt(deviceId, provisional);
+    if (at <= now) {
+      this.due.set(deviceId, 0);
+      this.readyNow.add(deviceId);
+      if (!this.immediateScheduled) {
+        this.immediateScheduled = true;
+        this.clock.setImmediate(() => this.flushReady());
+      }
+      return;
+    }
+    // Already waiting for an earlier time: that update carries this record too.
+    if (current !== undefined && current <= at) return;
+    this.due.set(deviceId, at);
+    this.push({ deviceId, at });
+    this.arm();
   }
 
   private flushReady(): void {
@@ -103,25 +206,25 @@ export class Coalescer {
   }
 
   private arm(): void {
-    if (this.timer || this.waitingHead >= this.waiting.length) return;
-    const head = this.waiting[this.waitingHead]!;
-    this.timer = this.clock.setTimeout(() => this.onTimer(), Math.max(0, head.due - this.clock.now()));
+    const head = this.heap[0];
+    if (!head || head.at >= this.timerAt) return;
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timerAt = head.at;
+    this.timer = this.clock.setTimeout(() => this.onTimer(), Math.max(0, head.at - this.clock.now()));
     this.timer.unref?.();
   }
 
   private onTimer(): void {
     this.timer = undefined;
+    this.timerAt = Infinity;
     if (this.stopped) return;
     const now = this.clock.now();
     const ids: string[] = [];
-    while (this.waitingHead < this.waiting.length && this.waiting[this.waitingHead]!.due <= now) {
-      const { deviceId } = this.waiting[this.waitingHead++]!;
-      this.waitingSet.delete(deviceId);
+    while (this.heap.length > 0 && this.heap[0]!.at <= now) {
+      const { deviceId, at } = this.pop()!;
+      // Stale: sent since, or moved to an earlier time.
+      if (this.due.get(deviceId) !== at) continue;
       ids.push(deviceId);
-    }
-    if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
-      this.waiting.splice(0, this.waitingHead);
-      this.waitingHead = 0;
     }
     this.emit(ids);
     this.arm();
@@ -131,17 +234,75 @@ export class Coalescer {
     const now = this.clock.now();
     const updates: DeviceUpdate[] = [];
     for (const deviceId of ids) {
-      const latest = this.pending.get(deviceId);
-      if (!latest) continue;
+      this.due.delete(deviceId);
+      const slots = this.pending.get(deviceId);
+      if (!slots) continue;
       this.pending.delete(deviceId);
-      this.lastFlush.set(deviceId, now);
-      updates.push({ deviceId, records: [...latest.values()] });
+      const records: WindowRecord[] = [];
+      let finals = false;
+      let provisionals = false;
+      const frontiers = this.watched.get(deviceId);
+      for (const [resolution, slot] of slots) {
+        let f = frontiers?.get(resolution);
+        if (frontiers && !f) frontiers.set(resolution, (f = { final: -Infinity, provisional: -Infinity }));
+        if (slot.final) {
+          records.push(slot.final);
+          finals = true;
+          if (f) f.final = Math.max(f.final, slot.final.windowStart);
+        }
+        if (slot.provisional) {
+          records.push(slot.provisional);
+          provisionals = true;
+          if (f) f.provisional = Math.max(f.provisional, slot.provisional.windowStart);
+        }
+      }
+      if (records.length === 0) continue;
+      let h = this.history.get(deviceId);
+      if (!h) this.history.set(deviceId, (h = { times: [], lastFinal: -Infinity, lastProvisional: -Infinity }));
+      h.times.push(now);
+      if (h.times.length > this.maxPerSec) h.times.shift();
+      if (finals) h.lastFinal = now;
+      if (provisionals) h.lastProvisional = now;
+      updates.push({ deviceId, records });
     }
     if (updates.length > 0) this.flush(updates);
   }
 
-  /** Forgets flush times older than an interval: they no longer hold a device back. */
+  /** Forgets histories older than a second: they no longer hold a device back. */
   private prune(now: number): void {
-    for (const [id, t] of this.lastFlush) if (now - t >= this.intervalMs) this.lastFlush.delete(id);
+    const horizon = Math.max(Second, this.intervalMs);
+    for (const [id, h] of this.history) if (now - h.times[h.times.length - 1]! >= horizon) this.history.delete(id);
+  }
+
+  private push(e: { deviceId: string; at: number }): void {
+    const h = this.heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p]!.at <= e.at) break;
+      h[i] = h[p]!;
+      i = p;
+    }
+    h[i] = e;
+  }
+
+  private pop(): { deviceId: string; at: number } | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length === 0 || !last) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const r = l + 1;
+      const c = r < h.length && h[r]!.at < h[l]!.at ? r : l;
+      if (h[c]!.at >= last.at) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = last;
+    return top;
   }
 }

@@ -68,6 +68,11 @@ export interface DashboardConfig {
   maxSessions: number;
   /** Sessions of one token at once; a login past it ends that token's oldest session. */
   maxSessionsPerToken: number;
+  /**
+   * FLEETPULSE_DASHBOARD_SESSION_SECRET: signs session cookies, so sessions outlive a restart of the API (absent:
+   * sessions are in memory only, and a restart ends them).
+   */
+  sessionSecret: Buffer | undefined;
   /** Session cookie with `Secure` (set it when browsers reach the dashboard over HTTPS). */
   cookieSecure: boolean;
   /** Subscriptions (rooms) one socket may hold; past it `subscribe` is refused with the reason. */
@@ -109,6 +114,7 @@ const envSchema = z.object({
   FLEETPULSE_DASHBOARD_SESSION_TTL_SECONDS: envInt(60, 30 * 86_400).default(12 * 3600),
   FLEETPULSE_DASHBOARD_MAX_SESSIONS: envInt(1, 1_000_000).default(10_000),
   FLEETPULSE_DASHBOARD_MAX_SESSIONS_PER_TOKEN: envInt(1, 1_000_000).default(1000),
+  FLEETPULSE_DASHBOARD_SESSION_SECRET: z.string().min(32, 'must be at least 32 characters (random)').optional(),
   FLEETPULSE_DASHBOARD_COOKIE_SECURE: z.enum(['true', 'false'], 'must be true or false').default('false'),
   FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS: envInt(1, 10_000).default(100),
   FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN: envInt(1, 1_000_000).default(500),
@@ -195,6 +201,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
     sessionTtlMs: e.FLEETPULSE_DASHBOARD_SESSION_TTL_SECONDS * 1000,
     maxSessions: e.FLEETPULSE_DASHBOARD_MAX_SESSIONS,
     maxSessionsPerToken: e.FLEETPULSE_DASHBOARD_MAX_SESSIONS_PER_TOKEN,
+    sessionSecret:
+      e.FLEETPULSE_DASHBOARD_SESSION_SECRET === undefined
+        ? undefined
+        : Buffer.from(e.FLEETPULSE_DASHBOARD_SESSION_SECRET, 'utf8'),
     cookieSecure: e.FLEETPULSE_DASHBOARD_COOKIE_SECURE === 'true',
     liveMaxSubscriptions: e.FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS,
     liveMaxSocketsPerToken: e.FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN,
@@ -206,8 +216,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
   };
 }
 
-export const helpText = `fleetpulse dashboard-api: REST history from Cassandra, live socket.io streams of metrics.aggregates and
-anomaly.scores, Prometheus metrics, and the browser dashboard (dashboard-ui/dist) at /.
+export const helpText = `fleetpulse dashboard-api: REST history from Cassandra, live socket.io streams of metrics.aggregates,
+metrics.live (provisional records, to a device's own subscribers) and anomaly.scores, Prometheus metrics, and the browser dashboard (dashboard-ui/dist) at /.
 
 Usage: node dashboard-api/dist/main.js [--help]
 
@@ -222,7 +232,9 @@ Configuration is by environment variable (validated at start-up, all at once):
   FLEETPULSE_KEYSPACE                   (default fleetpulse)
   FLEETPULSE_SCORING_URL                scoring service for GET /api/models (default http://127.0.0.1:8082)
   FLEETPULSE_SCORING_MODELS_PATH        its model status path (default /api/models)
-  FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC   per device and series, at most this many live updates a second (default 4)
+  FLEETPULSE_LIVE_MAX_UPDATES_PER_SEC   per device, at most this many live updates a socket gets in any second,
+                                        final and provisional (metrics.live) records alike (default 4); a device
+                                        within it is sent at once
   FLEETPULSE_LIVE_MAX_BACKLOG           skip a socket's live updates while more packets than this wait for it, so a
                                         slow client gets fresh values, not a growing queue (default 100)
   FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG   drop anomalies for a socket with more unsent packets than this (default 1000)
@@ -248,6 +260,10 @@ Access (every /api route and /live need a token or the session cookie of POST /a
   FLEETPULSE_DASHBOARD_SESSION_TTL_SECONDS   a session ends this long after login (default 43200: 12 h)
   FLEETPULSE_DASHBOARD_MAX_SESSIONS     sessions at once; past it a login answers 503 (default 10000)
   FLEETPULSE_DASHBOARD_MAX_SESSIONS_PER_TOKEN   sessions of one token; past it its oldest ends (default 1000)
+  FLEETPULSE_DASHBOARD_SESSION_SECRET   at least 32 random characters: session cookies are signed with it, so
+                                        signed-in browsers stay signed in over a restart of the API (default none:
+                                        sessions are in memory, a restart ends them; a restart forgets sign-outs,
+                                        whose browsers dropped the cookie)
   FLEETPULSE_DASHBOARD_COOKIE_SECURE    true: the session cookie is Secure (HTTPS only) (default false)
   FLEETPULSE_LIVE_MAX_SUBSCRIPTIONS     subscriptions per socket; past it subscribe is refused (default 100)
   FLEETPULSE_LIVE_MAX_SOCKETS_PER_TOKEN /live sockets per token; past it a connection is refused (default 500)

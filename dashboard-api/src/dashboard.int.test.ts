@@ -388,4 +388,53 @@ describe('live streams from the real topics', () => {
     for (const id of ids) await send(Topics.aggregates, windowRecord(id, Date.now(), { temp: 1 }));
     await done;
   });
+
+  it('sends provisional records of metrics.live to device subscribers only, then the final record of the window', async () => {
+    const id = dev('prov');
+    const s = await client({ deviceId: id });
+    const fleet = await client({ fleet: true });
+    await untilLive(s, id);
+    const label = (r: WindowRecord) => `${r.final ? 'F' : 'P'}${r.windowStart - w}:${r.metrics.temp!.last}`;
+    const got: string[] = [];
+    const fleetGot: string[] = [];
+    // Windows after the probes' (the API keeps a device's newest window sent: nothing may go back).
+    const w = Math.floor(Date.now() / 1000) * 1000 + 60_000;
+    s.on('aggregate', (r: WindowRecord) => r.deviceId === id && r.metrics.temp && got.push(label(r)));
+    fleet.on('aggregate', (r: WindowRecord) => r.deviceId === id && r.metrics.temp && fleetGot.push(label(r)));
+    const prov = (windowStart: number, temp: number): WindowRecord => ({
+      ...windowRecord(id, windowStart, { temp }),
+      final: false,
+    });
+    const invalidBefore =
+      (await dashboard.app.get(DashboardMetrics).kafkaRecords.get()).values.find(
+        (v) => v.labels.topic === Topics.live && v.labels.outcome === 'invalid',
+      )?.value ?? 0;
+    const until = async (n: number) => {
+      for (const end = Date.now() + 30_000; got.length < n && Date.now() < end;)
+        await new Promise((r) => setTimeout(r, 20));
+    };
+    // The open window so far, then its final record (another topic).
+    await send(Topics.live, prov(w, 1));
+    await until(1);
+    await send(Topics.aggregates, windowRecord(id, w, { temp: 2 }));
+    await until(2);
+    // A snapshot of that window that comes late, and one that is not provisional, then the next window's.
+    await send(Topics.live, prov(w, 3));
+    await send(Topics.live, windowRecord(id, w + 1000, { temp: 9 }));
+    // Apart from the next one, which would otherwise replace it before a flush.
+    await new Promise((r) => setTimeout(r, 1000));
+    await send(Topics.live, prov(w + 1000, 4));
+    await until(3);
+    await send(Topics.aggregates, windowRecord(id, w + 1000, { temp: 5 }));
+    await until(4);
+    for (const end = Date.now() + 10_000; fleetGot.length < 2 && Date.now() < end;)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(got).toEqual(['P0:1', 'F0:2', 'P1000:4', 'F1000:5']);
+    expect(fleetGot).toEqual(['F0:2', 'F1000:5']);
+    const invalidAfter =
+      (await dashboard.app.get(DashboardMetrics).kafkaRecords.get()).values.find(
+        (v) => v.labels.topic === Topics.live && v.labels.outcome === 'invalid',
+      )?.value ?? 0;
+    expect(invalidAfter - invalidBefore).toBe(1);
+  });
 });

@@ -114,4 +114,18 @@ describe('LiveConsumer', () => {
     expect(await count('invalid', Topics.scores)).toBe(1);
     expect(await count('ok', Topics.scores)).toBe(1);
   });
+
+  it('hands provisional records of metrics.live to the gateway; a final one, or an invalid one, is counted there', async () => {
+    const { consumer, published, count } = setup();
+    const p = { ...windowRecord('d', 0, { temp: 1 }), final: false };
+    consumer.onLive(p);
+    for (const bad of [windowRecord('d', 0, { temp: 2 }), { ...p, metrics: {} }, 'x'])
+      expect(() => consumer.onLive(bad)).not.toThrow();
+    expect(published).toEqual([p]);
+    expect(await count('ok', Topics.live)).toBe(1);
+    expect(await count('invalid', Topics.live)).toBe(3);
+    expect(warn.mock.calls[0]![0]).toContain(
+      'skipping an invalid record on metrics.live (1 so far): final: expected false (metrics.live carries provisional records)',
+    );
+  });
 });

@@ -54,7 +54,8 @@ export function asScore(v: unknown): AnomalyScore | undefined {
 
 /**
  * Kafka side of the hybrid app (main.ts connects the Kafka transport): every record of metrics.aggregates (v2 window
- * records) and anomaly.scores, handed to the gateway. Handlers never throw: a bad record is counted
+ * records), metrics.live (provisional snapshots of open windows, `"final": false`) and anomaly.scores, handed to the
+ * gateway. Handlers never throw: a bad record is counted
  * (fleetpulse_dashboard_kafka_records_total{outcome="invalid"}), logged with its reason, and skipped, as a throw
  * would make kafkajs retry the batch.
  */
@@ -77,6 +78,21 @@ export class LiveConsumer {
       this.gateway.publishAggregate(record);
     } catch (e) {
       this.log.error(`publishing a window record: ${String(e)}`);
+    }
+  }
+
+  /** A provisional snapshot: checked as a window record, and it must say `"final": false`. */
+  @EventPattern(Topics.live)
+  onLive(@Payload() value: unknown): void {
+    const record = checkWindowRecord(value);
+    if (typeof record === 'string') return this.invalid(Topics.live, record, value);
+    if (record.final !== false)
+      return this.invalid(Topics.live, 'final: expected false (metrics.live carries provisional records)', value);
+    this.metrics.kafkaRecords.inc({ topic: Topics.live, outcome: 'ok' });
+    try {
+      this.gateway.publishAggregate(record);
+    } catch (e) {
+      this.log.error(`publishing a provisional record: ${String(e)}`);
     }
   }
 

@@ -129,7 +129,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     private readonly metrics: DashboardMetrics,
     private readonly access: Access,
   ) {
-    this.coalescer = new Coalescer(Math.floor(1000 / config.liveMaxUpdatesPerSec), (u) => this.flush(u));
+    this.coalescer = new Coalescer(config.liveMaxUpdatesPerSec, (u) => this.flush(u));
     access.onSessionEnd((key) => {
       for (const socket of this.perSession.get(key) ?? []) socket.disconnect(true);
     });
@@ -253,9 +253,15 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     return rooms;
   }
 
-  /** From the Kafka consumer: one window record. Records nobody listens to are dropped here. */
+  /**
+   * From the Kafka consumer: one window record, final (metrics.aggregates) or provisional (`"final": false`,
+   * metrics.live). Records nobody listens to are dropped here; a provisional goes to the device's own subscribers
+   * only (never a fleet room), so one nobody subscribed to by id is dropped at once.
+   */
   publishAggregate(record: WindowRecord): void {
-    if (this.fleetRooms.size === 0 && !this.deviceRooms.has(record.deviceId)) return;
+    if (record.final === false) {
+      if (!this.deviceRooms.has(record.deviceId)) return;
+    } else if (this.fleetRooms.size === 0 && !this.deviceRooms.has(record.deviceId)) return;
     this.coalescer.offer(record);
     if (this.coalescer.coalesced !== this.coalescedSeen) {
       this.metrics.coalesced.inc(this.coalescer.coalesced - this.coalescedSeen);
@@ -290,6 +296,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     const end = this.metrics.flushSeconds.startTimer();
     const batches = new Map<string, WindowRecord[]>();
     let singles = 0;
+    let provisionals = 0;
     const addBatch = (room: string, records: WindowRecord[]) => {
       const b = batches.get(room);
       if (b) for (const r of records) b.push(r);
@@ -305,27 +312,35 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     for (const { deviceId, records } of updates) {
       const targets = this.roomsOf(deviceId);
       if (targets.length === 0) continue;
+      // Provisional records go to the device's own rooms only; fleet rooms get the final ones.
+      const finals = records.some((r) => r.final === false) ? records.filter((r) => r.final !== false) : records;
       for (const room of targets) {
         if (!room.endsWith('|b')) continue;
         const res = room.slice(room.lastIndexOf('|', room.length - 3) + 1, -2);
-        // The coalescer holds one record per resolution: at most one matches.
-        if (res === '*') addBatch(room, records);
-        else {
-          const one = records.find((r) => r.resolution === res);
-          if (one) addBatch(room, [one]);
-        }
+        const mine = room.startsWith('d:') ? records : finals;
+        // The coalescer holds a final and a provisional per resolution, in that order.
+        const sent = res === '*' ? mine : mine.filter((r) => r.resolution === res);
+        if (sent.length === 0) continue;
+        addBatch(room, sent);
+        if (mine !== finals) provisionals += sent.filter((r) => r.final === false).length;
       }
       const singleRooms = targets.filter((t) => t.endsWith('|s'));
       if (singleRooms.length === 0) continue;
       for (const r of records) {
-        const to = singleRooms.filter((room) => room.endsWith('|*|s') || room.endsWith(`|${r.resolution}|s`));
+        const to = singleRooms.filter(
+          (room) =>
+            (room.endsWith('|*|s') || room.endsWith(`|${r.resolution}|s`)) &&
+            (r.final !== false || room.startsWith('d:')),
+        );
         if (to.length === 0) continue;
         this.nsp.to(to).except(slow).emit('aggregate', r);
         singles++;
+        if (r.final === false) provisionals++;
       }
     }
     for (const [room, records] of batches) this.nsp.to(room).except(slow).emit('aggregates', records);
     if (singles > 0) this.metrics.liveEmits.inc({ event: 'aggregate' }, singles);
+    if (provisionals > 0) this.metrics.provisional.inc(provisionals);
     if (batches.size > 0) this.metrics.liveEmits.inc({ event: 'aggregates' }, batches.size);
     end();
   }
@@ -336,7 +351,10 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     const d = deviceOfRoom(room);
     if (d === undefined) return;
     let s = this.deviceRooms.get(d);
-    if (!s) this.deviceRooms.set(d, (s = new Set()));
+    if (!s) {
+      this.deviceRooms.set(d, (s = new Set()));
+      this.coalescer.watch(d);
+    }
     s.add(room);
   }
 
@@ -346,7 +364,10 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     if (d === undefined) return;
     const s = this.deviceRooms.get(d);
     s?.delete(room);
-    if (s?.size === 0) this.deviceRooms.delete(d);
+    if (s?.size === 0) {
+      this.deviceRooms.delete(d);
+      this.coalescer.unwatch(d);
+    }
   }
 
   onModuleDestroy(): void {

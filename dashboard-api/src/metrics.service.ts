@@ -14,9 +14,13 @@ export class DashboardMetrics extends ServiceRegistry {
     'socket.io emits to rooms, by event (aggregate, aggregates, anomaly)',
     ['event'],
   );
+  readonly provisional = this.counter(
+    'fleetpulse_dashboard_live_provisional_total',
+    'Provisional records (metrics.live) sent, each once per flush to the device subscribers it went to',
+  );
   readonly coalesced = this.counter(
     'fleetpulse_dashboard_live_coalesced_total',
-    'Window records replaced by a newer record of the same device and resolution (or refused as older) before a flush',
+    'Window records replaced by a newer record of the same device and resolution, or refused by the ordering (an older window, a provisional after its final), before a flush',
   );
   readonly anomaliesDropped = this.counter(
     'fleetpulse_dashboard_live_anomalies_dropped_total',

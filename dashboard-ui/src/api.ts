@@ -1,10 +1,11 @@
-import type { AggregateRow, AnomalyScore } from '@fleetpulse/contracts';
+import type { AggregateRow, AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type {
   DeviceSummary,
   LoginRequest,
   ModelsAnswer,
   SeriesPage,
   SessionInfo,
+  WindowsPage,
 } from '@fleetpulse/dashboard-api/wire';
 
 /** Devices per request, and how many the overview loads at most (live ones are added as they report). */
@@ -116,4 +117,29 @@ export async function fetchSeries(
     cursor = page.next;
   }
   return { points, cut: cursor !== null };
+}
+
+/**
+ * A device's window records (every metric) of one resolution starting in `[from, to)`, page by page, up to
+ * `maxWindows`: what the live view missed while the API was away. A live-only resolution is an error naming the
+ * stored ones.
+ */
+export async function fetchWindows(
+  deviceId: string,
+  resolution: string,
+  from: number,
+  to: number,
+  maxWindows = 5000,
+): Promise<WindowRecord[]> {
+  const windows: WindowRecord[] = [];
+  let cursor: number | null = from;
+  while (cursor !== null && windows.length < maxWindows) {
+    const p = new URLSearchParams({ resolution, from: String(cursor), to: String(to), limit: '1000' });
+    const page: WindowsPage = await getJson<WindowsPage>(
+      `/api/devices/${encodeURIComponent(deviceId)}/windows?${p.toString()}`,
+    );
+    windows.push(...page.windows);
+    cursor = page.next;
+  }
+  return windows;
 }

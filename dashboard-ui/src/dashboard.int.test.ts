@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
 import { bucketOf, Topics, type AnomalyScore, type MetricStats, type WindowRecord } from '@fleetpulse/contracts';
-import { loadConfig, startDashboard, type RunningDashboard } from '@fleetpulse/dashboard-api';
+import { loadConfig, startDashboard, type DashboardConfig, type RunningDashboard } from '@fleetpulse/dashboard-api';
 import type { Client } from 'cassandra-driver';
 import type { Producer } from 'kafkajs';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -35,6 +35,7 @@ const tenantDevices = devices.slice(0, 10);
 const base: Record<string, number> = { temp: 22, humidity: 45, vib: 0.3, volt: 3.3 };
 
 let dashboard: RunningDashboard;
+let config: DashboardConfig;
 let scoring: Server;
 let cassandra: Client;
 let producer: Producer;
@@ -200,7 +201,7 @@ beforeAll(async () => {
   await producer.connect();
   await seedHistory();
   scoring = await fakeScoring();
-  const config = loadConfig({
+  config = loadConfig({
     ...process.env,
     FLEETPULSE_DASHBOARD_PORT: '0',
     FLEETPULSE_DASHBOARD_HOST: '127.0.0.1',
@@ -211,8 +212,12 @@ beforeAll(async () => {
     FLEETPULSE_DASHBOARD_VIEWER_TOKENS: `${TenantToken}=ui-${run}-0?`,
     // 1s live only, as on a large fleet: the history picker's 1s answers with the reason.
     FLEETPULSE_STORED_RESOLUTIONS: '10s,60s',
+    // Signed session cookies: the browser stays signed in over the API restart below.
+    FLEETPULSE_DASHBOARD_SESSION_SECRET: randomBytes(32).toString('hex'),
   });
   dashboard = await startDashboard(config, { logLevels: ['warn', 'error'] });
+  // A restart listens where the page is.
+  config = { ...config, port: dashboard.port };
   feeding = setInterval(() => void publishSecond().catch(() => undefined), 1000);
   profile = mkdtempSync(join(tmpdir(), 'fleetpulse-chromium-'));
   // A fresh profile each run (playwright takes it as userDataDir, not as --user-data-dir).
@@ -389,6 +394,133 @@ describe('dashboard in a browser', () => {
       mkdirSync(join(root, 'docs'), { recursive: true });
       copyFileSync(join(artifacts, '03-anomaly.png'), join(root, 'docs', 'dashboard.png'));
     }
+  });
+
+  /** Opens `deviceId` in the device view (filtering the list down to it). */
+  async function openDevice(deviceId: string): Promise<void> {
+    await page.fill('#filter', deviceId);
+    await page.waitForSelector(`.fleet-row[data-device="${deviceId}"]`, { timeout: 30_000 });
+    await page.click(`.fleet-row[data-device="${deviceId}"]`);
+    await expect(page.locator('#device-title').textContent()).resolves.toBe(deviceId);
+  }
+
+  const sendRecords = (topic: string, records: WindowRecord[]) =>
+    producer.send({ topic, messages: records.map((r) => ({ key: r.deviceId, value: JSON.stringify(r) })) });
+
+  /** What the live temp chart of the open device draws: newest final window, provisional window and value. */
+  const tempChart = () =>
+    page.evaluate(() => {
+      const el = document.querySelector<HTMLElement>('#live-charts .chart[data-metric="temp"]');
+      return {
+        final: el?.dataset.final ?? '',
+        provisional: el?.dataset.provisional ?? '',
+        provisionalValue: el?.dataset.provisionalValue ?? '',
+        windows: Number(el?.dataset.windows ?? 0),
+        tag: el?.querySelector<HTMLElement>('.provisional-tag')?.hidden === false,
+      };
+    });
+
+  it('draws a provisional value apart, then replaces it with the final record of its window', async () => {
+    const id = `ui-${run}-prov`;
+    // It shows up in the list through the fleet stream (10s), then opens.
+    await sendRecords(Topics.aggregates, [record(id, '10s', Math.floor(Date.now() / 10_000) * 10_000, { temp: 20 })]);
+    await openDevice(id);
+    const w0 = Math.floor(Date.now() / 1000) * 1000;
+    // The device subscription is in once a final window shows on the chart.
+    for (let i = 0; (await tempChart()).final !== String(w0); i++) {
+      if (i > 60) throw new Error('no live window reached the device view');
+      await sendRecords(Topics.aggregates, [record(id, '1s', w0, { temp: 20 })]);
+      await page.waitForTimeout(500);
+    }
+    const prov = (windowStart: number, temp: number): WindowRecord => ({
+      ...record(id, '1s', windowStart, { temp }),
+      final: false,
+    });
+    await sendRecords(Topics.live, [prov(w0 + 1000, 25)]);
+    await page.waitForFunction(
+      (w) => document.querySelector<HTMLElement>('#live-charts .chart[data-metric="temp"]')?.dataset.provisional === w,
+      String(w0 + 1000),
+      { timeout: 30_000 },
+    );
+    expect(await tempChart()).toMatchObject({ final: String(w0), provisionalValue: '25', tag: true });
+    expect(await page.getAttribute('#device-values span', 'class')).toBe('provisional');
+    await shot('05-provisional');
+    // Its window's final record replaces it.
+    await sendRecords(Topics.aggregates, [record(id, '1s', w0 + 1000, { temp: 26 })]);
+    await page.waitForFunction(
+      (w) => document.querySelector<HTMLElement>('#live-charts .chart[data-metric="temp"]')?.dataset.final === w,
+      String(w0 + 1000),
+      { timeout: 30_000 },
+    );
+    expect(await tempChart()).toMatchObject({ provisional: '', provisionalValue: '', tag: false, windows: 2 });
+    expect(await page.textContent('#device-values')).toBe('temp 26.00');
+    // A snapshot of that window arriving late is not drawn; the next window's is.
+    await sendRecords(Topics.live, [prov(w0 + 1000, 99)]);
+    await sendRecords(Topics.live, [prov(w0 + 2000, 27)]);
+    await page.waitForFunction(
+      (w) => document.querySelector<HTMLElement>('#live-charts .chart[data-metric="temp"]')?.dataset.provisional === w,
+      String(w0 + 2000),
+      { timeout: 30_000 },
+    );
+    expect(await tempChart()).toMatchObject({ final: String(w0 + 1000), provisionalValue: '27', windows: 2 });
+  });
+
+  it('says so while the API restarts, reconnects, and fills the missed windows from history', async () => {
+    const id = `ui-${run}-restart`;
+    const end = Math.floor(Date.now() / 10_000) * 10_000;
+    const w = (k: number) => end - k * 10_000;
+    // 10s windows (stored): four arrive live before the restart, two are written while the API is down.
+    await cassandra.execute(
+      'UPDATE fleetpulse.devices SET last_seen = ?, metrics = metrics + ? WHERE device_id = ?',
+      [end, ['temp'], id],
+      { prepare: true },
+    );
+    await sendRecords(Topics.aggregates, [record(id, '10s', w(6), { temp: 30 })]);
+    await openDevice(id);
+    // One at a time: records of one device close together are coalesced to the newest.
+    for (const k of [6, 5, 4, 3])
+      for (let i = 0; (await tempChart()).final !== String(w(k)); i++) {
+        if (i > 60) throw new Error('no live window reached the device view');
+        await sendRecords(Topics.aggregates, [record(id, '10s', w(k), { temp: 30 + k })]);
+        await page.waitForTimeout(300);
+      }
+    expect((await tempChart()).windows).toBe(4);
+    await dashboard.close();
+    await page.waitForSelector('#conn[data-state="reconnecting"]', { timeout: 30_000 });
+    await page.waitForSelector('#live-banner:not([hidden])', { timeout: 10_000 });
+    expect(await page.textContent('#live-banner')).toContain('reconnecting');
+    await shot('06-reconnecting');
+    const insert =
+      'INSERT INTO fleetpulse.windows (device_id, resolution, bucket, window_start, window_end, metrics) VALUES (?, ?, ?, ?, ?, ?)';
+    for (const k of [2, 1]) {
+      const r = record(id, '10s', w(k), { temp: 40 + k });
+      await cassandra.execute(
+        insert,
+        [r.deviceId, r.resolution, bucketOf(r.windowStart, 10_000), r.windowStart, r.windowEnd, r.metrics],
+        { prepare: true },
+      );
+    }
+    await page.waitForTimeout(1500);
+    // Still down: still saying so, still signed in.
+    expect(await page.isVisible('#live-banner')).toBe(true);
+    dashboard = await startDashboard(config, { logLevels: ['warn', 'error'] });
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: 60_000 });
+    await page.waitForFunction(
+      (w1) => document.querySelector<HTMLElement>('#live-charts .chart[data-metric="temp"]')?.dataset.final === w1,
+      String(w(1)),
+      { timeout: 30_000 },
+    );
+    expect(await tempChart()).toMatchObject({ windows: 6 });
+    expect(await page.textContent('#gap-status')).toBe('gap filled: 2 10s windows from history');
+    await page.waitForSelector('#live-banner', { state: 'hidden', timeout: 10_000 });
+    expect(await page.isVisible('#login')).toBe(false);
+    // Subscribed again: live windows come on.
+    for (let i = 0; (await tempChart()).final !== String(end); i++) {
+      if (i > 60) throw new Error('no live window after the restart');
+      await sendRecords(Topics.aggregates, [record(id, '10s', end, { temp: 50 })]);
+      await page.waitForTimeout(500);
+    }
+    await shot('07-reconnected');
   });
 
   it('signs out: back to the login page, and the session is gone', async () => {

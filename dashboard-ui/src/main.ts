@@ -6,6 +6,7 @@ import {
   fetchDevices,
   fetchModels,
   fetchSeries,
+  fetchWindows,
   fetchSession,
   login,
   logout,
@@ -26,9 +27,18 @@ const FeedMax = 200;
 const fleet = new FleetList($('fleet-scroll'), $('fleet-spacer'), $('fleet-rows'), (id) => selectDevice(id));
 $<HTMLInputElement>('filter').addEventListener('input', (e) => fleet.setFilter((e.target as HTMLInputElement).value));
 
-// ---- connection indicator
+// ---- connection indicator, and the banner while the API is away
 const conn = $('conn');
+const banner = $('live-banner');
+/** When the live connection was lost (null: connected, or never yet). */
+let lostAt: number | null = null;
 function setConn(state: ConnState, detail?: string): void {
+  if (state === 'reconnecting' || (state === 'offline' && conn.dataset.state === 'live')) {
+    lostAt ??= Date.now();
+    banner.dataset.state = 'lost';
+    banner.textContent = `Connection to the dashboard API lost (${detail ?? 'no answer'}): reconnecting… Live values are paused; what is missed meanwhile is filled in from history once it is back.`;
+    banner.hidden = false;
+  }
   conn.dataset.state = state;
   conn.title = detail ?? '';
   conn.querySelector('span')!.textContent =
@@ -43,6 +53,8 @@ function setConn(state: ConnState, detail?: string): void {
 
 // ---- live data: v2 window records, every metric of one device, resolution and window
 function seen(r: WindowRecord): void {
+  // A provisional record (the open window so far) comes for the open device only; the fleet list shows final ones.
+  if (r.final === false) return;
   const d = fleet.upsert(r.deviceId);
   if (d.lastSeen === null || r.windowEnd > d.lastSeen) d.lastSeen = r.windowEnd;
   for (const m of Object.keys(r.metrics)) d.metrics.add(m);
@@ -140,6 +152,7 @@ function selectDevice(id: string): void {
   for (const c of charts.values()) c.destroy();
   charts.clear();
   $('device-values').textContent = '';
+  $('gap-status').textContent = '';
   live?.subscribe(`device:${id}`, { deviceId: id });
   const metrics = [...(fleet.get(id)?.metrics ?? [])].sort();
   const sel = $<HTMLSelectElement>('hist-metric');
@@ -157,9 +170,48 @@ function liveRecord(r: WindowRecord): void {
       const sel = $<HTMLSelectElement>('hist-metric');
       if (![...sel.options].some((o) => o.value === metric)) sel.add(new Option(metric, metric));
     }
-    c.add(r.windowStart, r.windowEnd, stats);
+    c.add(r.windowStart, r.windowEnd, stats, r.final !== false);
   }
   scheduleValues();
+}
+
+/**
+ * Back after the API was away (a restart): the open device's window records of the missed span, from REST, at the
+ * live charts' resolution, from the newest final point they hold (or from when the connection was lost, less a
+ * minute) to now, and the history chart reloaded. A live-only resolution cannot be filled: the reason is shown and
+ * the history chart (a stored resolution) covers the span.
+ */
+async function fillGap(since: number): Promise<void> {
+  const id = selected;
+  if (!id) return void (banner.hidden = true);
+  const status = $('gap-status');
+  const shown = [...charts.values()];
+  const resMs = shown.find((c) => Number.isFinite(c.resolution))?.resolution ?? 10_000;
+  const resolution = `${resMs / 1000}s`;
+  const newest = Math.max(...shown.map((c) => c.newestFinal ?? -Infinity));
+  const from = Number.isFinite(newest) ? newest + resMs : since - 60_000;
+  const to = Date.now();
+  banner.dataset.state = 'back';
+  banner.textContent = 'Reconnected: filling the gap from history…';
+  void loadHistory();
+  try {
+    const windows = await fetchWindows(id, resolution, from, to);
+    if (selected !== id) return;
+    for (const r of windows) liveRecord(r);
+    status.textContent = `gap filled: ${windows.length} ${resolution} windows from history`;
+    status.dataset.filled = String(windows.length);
+  } catch (e) {
+    status.textContent = `gap not filled: ${e instanceof Error ? e.message : String(e)}`;
+    status.dataset.filled = '';
+  }
+  banner.hidden = true;
+}
+
+function reconnected(): void {
+  const since = lostAt ?? Date.now();
+  lostAt = null;
+  void loadFleet();
+  void fillGap(since);
 }
 
 let valuesPending = false;
@@ -168,10 +220,19 @@ function scheduleValues(): void {
   valuesPending = true;
   requestAnimationFrame(() => {
     valuesPending = false;
-    $('device-values').textContent = [...charts.values()]
-      .sort((a, b) => a.metric.localeCompare(b.metric))
-      .map((c) => `${c.metric} ${c.lastValue?.toFixed(2) ?? '—'}`)
-      .join('  ·  ');
+    $('device-values').replaceChildren(
+      ...[...charts.values()]
+        .sort((a, b) => a.metric.localeCompare(b.metric))
+        .flatMap((c, i) => {
+          const span = document.createElement('span');
+          span.textContent = `${c.metric} ${c.lastValue?.toFixed(2) ?? '—'}`;
+          if (c.lastProvisional) {
+            span.className = 'provisional';
+            span.title = 'provisional: the open window so far';
+          }
+          return i === 0 ? [span] : ['  ·  ', span];
+        }),
+    );
   });
 }
 
@@ -257,7 +318,7 @@ function start(who: SessionInfo): void {
     },
     anomaly: (s) => addAnomaly(s, true),
     state: setConn,
-    reconnected: () => void loadFleet(),
+    reconnected,
     unauthorized: signedOut,
   });
   live.subscribe('fleet', { fleet: true, batch: true, resolution: FleetResolution });
