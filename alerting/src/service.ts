@@ -6,6 +6,7 @@
  */
 import type { Server } from 'node:http';
 import { firstLine } from '@fleetpulse/runtime';
+import { cassandraClientOptions } from '@fleetpulse/runtime/cassandra';
 import { startOpsServer } from '@fleetpulse/runtime/metrics';
 import { Client } from 'cassandra-driver';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -33,10 +34,8 @@ export async function startAlerting(
   log: (line: string) => void = (l) => console.log(`alerting: ${l}`),
 ): Promise<RunningAlerting> {
   const metrics = new AlertingMetrics();
-  const cassandra = new Client({
-    contactPoints: config.cassandraContactPoints,
-    localDataCenter: config.cassandraDataCenter,
-  });
+  const { cassandraContactPoints, cassandraDataCenter } = config;
+  const cassandra = new Client(cassandraClientOptions('alerting', { cassandraContactPoints, cassandraDataCenter }));
   try {
     await cassandra.connect();
   } catch (e) {
