@@ -1,6 +1,13 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { services } from './services';
 
-const ctx = { brokers: ['127.0.0.1:9092'], contactPoint: '127.0.0.1:9042' };
+const ctx = {
+  brokers: ['127.0.0.1:9092'],
+  contactPoint: '127.0.0.1:9042',
+  stackDir: mkdtempSync(join(tmpdir(), 'fp-')),
+};
 const hostVariables: Record<string, string> = {
   'stream-processor': 'FLEETPULSE_PROCESSOR_HOST',
   scoring: 'FLEETPULSE_SCORING_HOST',
@@ -26,5 +33,14 @@ describe('the services npm start runs', () => {
     } finally {
       delete process.env.FLEETPULSE_DASHBOARD_HOST;
     }
+  });
+
+  it('give the dashboard one session secret, made once and kept, so sessions outlive its restarts', () => {
+    const dashboard = services.find((s) => s.name === 'dashboard')!;
+    const first = dashboard.env(ctx).FLEETPULSE_DASHBOARD_SESSION_SECRET;
+    expect(first).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(dashboard.env(ctx).FLEETPULSE_DASHBOARD_SESSION_SECRET).toBe(first);
+    const other = { ...ctx, stackDir: mkdtempSync(join(tmpdir(), 'fp-')) };
+    expect(dashboard.env(other).FLEETPULSE_DASHBOARD_SESSION_SECRET).not.toBe(first);
   });
 });

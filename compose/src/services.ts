@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DefaultPorts, DevToken } from '@fleetpulse/contracts';
 import { repoRoot } from './config';
@@ -6,6 +7,18 @@ import { repoRoot } from './config';
 export interface ServiceContext {
   brokers: string[];
   contactPoint: string;
+  /** The launcher's data folder: development secrets kept across restarts live there. */
+  stackDir: string;
+}
+
+/** A random secret made once and kept in the stack's folder (development only: `npm start`). */
+export function developmentSecret(stackDir: string, file: string): string {
+  const path = join(stackDir, file);
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  mkdirSync(stackDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(path, `${secret}\n`, { mode: 0o600 });
+  return secret;
 }
 
 export interface ServiceSpec {
@@ -92,6 +105,9 @@ export const services: ServiceSpec[] = [
       ...common(ctx),
       ...loopback('FLEETPULSE_DASHBOARD_HOST'),
       FLEETPULSE_DASHBOARD_PORT: String(dashboardPort),
+      // Signed sessions: the browser stays signed in when the API restarts (docs/security.md).
+      FLEETPULSE_DASHBOARD_SESSION_SECRET:
+        process.env.FLEETPULSE_DASHBOARD_SESSION_SECRET ?? developmentSecret(ctx.stackDir, 'dashboard-session.secret'),
     }),
     readyUrl: `http://127.0.0.1:${dashboardPort}/healthz`,
   },

@@ -107,7 +107,7 @@ export async function runStart(log: Logger = stderrLogger, config: StackConfig =
     started = up.started;
     const pidDir = servicesDir(config);
     mkdirSync(pidDir, { recursive: true });
-    const ctx = { brokers: up.brokers, contactPoint: up.contactPoints.join(',') };
+    const ctx = { brokers: up.brokers, contactPoint: up.contactPoints.join(','), stackDir: config.stackDir };
     for (const [i, spec] of services.entries()) {
       if (controller.signal.aborted) break;
       if (!isBuilt(spec)) {
