@@ -105,8 +105,8 @@ export interface PythonResult {
 }
 
 /**
- * Python onnxruntime (scoring/train/bench_ort.py, its own process): `sess.run` of `batch` rows back to back, one
- * thread, the rows from `poolFile`. Null (and logged) when it fails.
+ * Python onnxruntime (scoring/train/bench_ort.py, its own process): `sess.run` of `batch` rows back to back, the
+ * pool's rows (`poolFile`, the rows the service scores) in turn, one thread. Null (and logged) when it fails.
  */
 export function pythonScoresPerSec(
   python: string,

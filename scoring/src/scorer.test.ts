@@ -137,6 +137,37 @@ describe('Scorer (real onnxruntime in the session host)', () => {
     expect(scorer.commitOffset(1)).toBe(4n);
   });
 
+  it('delivers the scores of a message but for a failed run and a non-finite score, each counted once', async () => {
+    // One message of six rows in runs of two: the second run fails, the fifth row scores NaN outside it.
+    const score = reg.score.bind(reg);
+    jest.spyOn(reg, 'score').mockImplementation(async (...args) => {
+      const r = await score(...args);
+      const scores = Float32Array.from([0.9, 0.1, Number.NaN, Number.NaN, Number.NaN, 0.2]);
+      return { scores, failed: [...r.failed, { row: 2, rows: 2, error: 'boom' }] };
+    });
+    const batch = Array.from({ length: 6 }, (_, i) => rec(0, i));
+    const out = await scorer.ingest(batch);
+    expect(out.map((s) => s.windowStart)).toEqual([0, 1, 5].map((i) => batch[i]!.record.windowStart));
+    expect(out.map((s) => s.anomalous)).toEqual([true, false, false]);
+    expect(out[0]!.score).toBeCloseTo(0.9, 6);
+    expect(out[2]!.features['volt.stddev']).toBe(12 * 0.01);
+    expect(Object.keys(out[1]!)).toEqual([
+      'deviceId',
+      'resolution',
+      'windowStart',
+      'model',
+      'modelVersion',
+      'score',
+      'anomalous',
+      'features',
+    ]);
+    expect(delivered).toEqual([out]);
+    expect(await labelled(metrics.unscored)).toEqual({ 'iforest|run-failed': 2, 'iforest|non-finite-score': 1 });
+    expect(await labelled(metrics.anomalies)).toEqual({ iforest: 1 });
+    expect(await labelled(metrics.scores)).toEqual({ 'iforest|1': 3 });
+    expect(scorer.commitOffset(0)).toBe(6n);
+  });
+
   it('moves no offset when delivery fails, and scores the same records again on the retry', async () => {
     expect(await scorer.ingest([rec(0, 0)])).toHaveLength(1);
     expect(scorer.commitOffset(0)).toBe(1n);

@@ -100,18 +100,27 @@ export class Scorer {
       if (n > 0) this.metrics?.unscored.inc({ model: q.name, reason: 'quarantined' }, n);
     }
     for (const r of routes) this.registry.acquire(r.model);
+    // Each partition's last record, found while the session host runs (its position moves only once delivered).
+    const last = new Map<number, bigint>();
     try {
       // Every message of the step is sent before the first answer is awaited: the session host runs them back to
       // back while this process fills the next ones and turns earlier answers into scores (two cores, both busy).
       const parts = routes.flatMap((r) => this.send(r.model, r.records));
-      for (const p of parts) this.collect(p, await p.scored, out);
+      for (const r of records) if ((last.get(r.partition) ?? -1n) < r.offset) last.set(r.partition, r.offset);
+      // The last message's scores are built (all but the score) while the session host runs it: what is left once
+      // its answer is in is the score itself, so the step's last answer is followed by little more than the
+      // delivery. The earlier ones are built once answered, while the host runs the later ones (built sooner, they
+      // would only stay alive longer).
+      for (let i = 0; i < parts.length; i++) {
+        const p = parts[i]!;
+        const prepared = i === parts.length - 1 ? this.prepare(p) : null;
+        this.collect(p, await p.scored, prepared, out);
+      }
     } finally {
       for (const r of routes) this.registry.release(r.model);
     }
     if (out.length > 0) await this.sink.deliver(out);
     // Each partition's position moves past its last record: one bigint addition per partition, not per record.
-    const last = new Map<number, bigint>();
-    for (const r of records) if ((last.get(r.partition) ?? -1n) < r.offset) last.set(r.partition, r.offset);
     for (const [partition, offset] of last) this.advance(partition, offset + 1n);
     return out;
   }
@@ -181,7 +190,19 @@ export class Scorer {
     }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   }
 
-  private collect({ model: m, values, used }: Part, scored: Scored | Error, out: AnomalyScore[]): void {
+  /** The message's scores before its answer: every field but `score` and `anomalous` (set by {@link collect}). */
+  private prepare({ model: m, values, used }: Part): AnomalyScore[] {
+    const scores = new Array<AnomalyScore>(used.length);
+    for (let i = 0; i < used.length; i++) scores[i] = scoreOf(m, used[i]!, values, i, Number.NaN, false);
+    return scores;
+  }
+
+  private collect(
+    { model: m, values, used }: Part,
+    scored: Scored | Error,
+    prepared: AnomalyScore[] | null,
+    out: AnomalyScore[],
+  ): void {
     const { threshold, higherIsAnomalous, version } = m.spec;
     if (scored instanceof ModelQuarantined) {
       this.metrics?.unscored.inc({ model: m.name, reason: 'quarantined' }, used.length);
@@ -195,31 +216,53 @@ export class Scorer {
     if (scored instanceof Error) return;
     const { scores } = scored;
     let count = 0;
+    let anomalies = 0;
+    let nonFinite = 0;
     let f = 0;
     for (let i = 0; i < used.length; i++) {
       // Rows of a failed run are counted above, not as non-finite scores.
       while (f < failed.length && failed[f]!.row + failed[f]!.rows <= i) f++;
       if (f < failed.length && failed[f]!.row <= i) continue;
-      const w = used[i]!;
       const score = scores[i]!;
       if (!Number.isFinite(score)) {
-        this.metrics?.unscored.inc({ model: m.name, reason: 'non-finite-score' });
+        nonFinite++;
         continue;
       }
       const anomalous = higherIsAnomalous ? score >= threshold : score <= threshold;
-      out.push({
-        deviceId: w.deviceId,
-        resolution: w.resolution,
-        windowStart: w.windowStart,
-        model: m.name,
-        modelVersion: version,
-        score,
-        anomalous,
-        features: featureObjectOf(m.spec.features, values, i * m.spec.features.length),
-      });
+      const s = prepared?.[i];
+      if (s === undefined) out.push(scoreOf(m, used[i]!, values, i, score, anomalous));
+      else {
+        s.score = score;
+        s.anomalous = anomalous;
+        out.push(s);
+      }
       count++;
-      if (anomalous) this.metrics?.anomalies.inc({ model: m.name });
+      if (anomalous) anomalies++;
     }
+    if (nonFinite > 0) this.metrics?.unscored.inc({ model: m.name, reason: 'non-finite-score' }, nonFinite);
+    if (anomalies > 0) this.metrics?.anomalies.inc({ model: m.name }, anomalies);
     this.metrics?.scores.inc({ model: m.name, version }, count);
   }
+}
+
+/** Row `i` of a message as a score, its fields in the order they are serialised. */
+function scoreOf(
+  m: ActiveModel,
+  w: WindowRecord,
+  values: Float64Array,
+  i: number,
+  score: number,
+  anomalous: boolean,
+): AnomalyScore {
+  const { features, version } = m.spec;
+  return {
+    deviceId: w.deviceId,
+    resolution: w.resolution,
+    windowStart: w.windowStart,
+    model: m.name,
+    modelVersion: version,
+    score,
+    anomalous,
+    features: featureObjectOf(features, values, i * features.length),
+  };
 }
