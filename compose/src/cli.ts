@@ -18,8 +18,9 @@ Commands:
   start    \`up\`, then every built fleetpulse service; Ctrl-C stops it all
 
 --cluster (any command): a local cluster instead of one node: 3 Kafka brokers (KRaft) and 3 Cassandra nodes, node n
-on 127.0.0.n, ports 9192 (Kafka), 9193 (controllers), 9142 (CQL), 7100 (storage) unless set; every topic and the
-keyspace with 3 replicas, min.insync.replicas=2. It runs beside the single-node stack (other ports, own folders).
+on 127.0.0.n, on the single-node stack's ports plus 100 (9192 Kafka, 9193 controllers, 9142 CQL, 7100 storage by
+default); every topic and the keyspace with 3 replicas, min.insync.replicas=2. It runs beside the single-node
+stack (other ports, own folders).
 
 Run \`<command> --help\` for its options. Environment variables: see compose/README.md.`,
   up: `Usage: npm run stack -- up [--cluster] [--no-topics] [--no-schema]

@@ -31,7 +31,8 @@ describe('loadStackConfig', () => {
     expect(kafkaBrokers(c)).toEqual(['127.0.0.1:9192', '127.0.0.2:9192', '127.0.0.3:9192']);
     expect(cassandraContactPoints(c)).toEqual(['127.0.0.1:9142', '127.0.0.2:9142', '127.0.0.3:9142']);
     expect([c.kafka.internalPort, c.cassandra.internalPort]).toEqual([9193, 7100]);
-    expect(loadStackConfig({ FLEETPULSE_STACK_NODES: '3', FLEETPULSE_KAFKA_PORT: '29092' }).kafka.port).toBe(29092);
+    // The single stack's ports, set or default, plus 100: the two never collide on 127.0.0.1.
+    expect(loadStackConfig({ FLEETPULSE_STACK_NODES: '3', FLEETPULSE_KAFKA_PORT: '29092' }).kafka.port).toBe(29192);
     expect(() => loadStackConfig({ FLEETPULSE_STACK_NODES: '5' })).toThrow(/FLEETPULSE_STACK_NODES: at most 3/);
   });
 

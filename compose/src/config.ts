@@ -17,8 +17,8 @@ export const StackHost = '127.0.0.1';
 export const nodeHost = (node: number): string => `127.0.0.${node}`;
 
 /**
- * A local cluster's ports (`--cluster`, FLEETPULSE_STACK_NODES=3) unless set: the single-node defaults plus 100, so a
- * cluster and the single-node stack can run side by side.
+ * A local cluster's ports (`--cluster`, FLEETPULSE_STACK_NODES=3) are the single-node stack's plus 100 (set or
+ * default), so a cluster and the single-node stack always run side by side: node 1 shares 127.0.0.1 with it.
  */
 export const ClusterPortOffset = 100;
 
@@ -123,10 +123,10 @@ export function loadStackConfig(env?: NodeJS.ProcessEnv): StackConfig {
   const nodes = e.FLEETPULSE_STACK_NODES;
   const offset = nodes > 1 ? ClusterPortOffset : 0;
   const ports: [string, number][] = [
-    ['FLEETPULSE_KAFKA_PORT', e.FLEETPULSE_KAFKA_PORT ?? DefaultPorts.kafka + offset],
-    ['FLEETPULSE_KAFKA_CONTROLLER_PORT', e.FLEETPULSE_KAFKA_CONTROLLER_PORT ?? DefaultPorts.kafkaController + offset],
-    ['FLEETPULSE_CASSANDRA_PORT', e.FLEETPULSE_CASSANDRA_PORT ?? DefaultPorts.cassandra + offset],
-    ['FLEETPULSE_CASSANDRA_STORAGE_PORT', e.FLEETPULSE_CASSANDRA_STORAGE_PORT ?? 7000 + offset],
+    ['FLEETPULSE_KAFKA_PORT', (e.FLEETPULSE_KAFKA_PORT ?? DefaultPorts.kafka) + offset],
+    ['FLEETPULSE_KAFKA_CONTROLLER_PORT', (e.FLEETPULSE_KAFKA_CONTROLLER_PORT ?? DefaultPorts.kafkaController) + offset],
+    ['FLEETPULSE_CASSANDRA_PORT', (e.FLEETPULSE_CASSANDRA_PORT ?? DefaultPorts.cassandra) + offset],
+    ['FLEETPULSE_CASSANDRA_STORAGE_PORT', (e.FLEETPULSE_CASSANDRA_STORAGE_PORT ?? 7000) + offset],
   ];
   const [kafkaPort, controllerPort, cassandraPort, storagePort] = ports.map(([, p]) => p) as [
     number,
