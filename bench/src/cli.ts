@@ -12,6 +12,7 @@ import { benchDashboard } from './dashboard';
 import { benchE2e } from './e2e';
 import { benchCluster } from './cluster';
 import { benchFleet, type FleetPhase } from './fleet';
+import { benchFleetUi } from './fleet-ui';
 import { benchIngest } from './ingest';
 import { benchMillion } from './million';
 import { benchMqtt } from './mqtt';
@@ -57,6 +58,9 @@ Not in the default set (long, or need a running stack):
              accepted events/s and latency per phase, accepted events lost (read back from Kafka), devices whose
              1 s windows miss or double a reading, end delay, time for each node to come back; then a pre-filled
              topic drained by 1, 2 and 3 processor instances (events/s). About 6 minutes.
+  fleet-ui   the dashboard's fleet overview in headless Chromium while 10,000 devices each close a 1 s window a
+             second (one API process on the real Kafka): frame intervals p50/p95/p99, main-thread busy ms per frame,
+             long tasks, JS heap; then the same with the load stopped (this machine's floor). About 2 minutes.
 Options:
   --quick    shorter runs (for a smoke test; figures are noisier): processor 200,000 events; fleet 10 s phases
              and steps; million 100,000 devices
@@ -75,9 +79,10 @@ type Suite =
   | 'e2e'
   | 'fleet'
   | 'million'
-  | 'cluster';
+  | 'cluster'
+  | 'fleet-ui';
 const allSuites: Suite[] = ['parse', 'core', 'ingest', 'mqtt', 'processor', 'scoring', 'dashboard'];
-const extraSuites: Suite[] = ['e2e', 'fleet', 'million', 'cluster'];
+const extraSuites: Suite[] = ['e2e', 'fleet', 'million', 'cluster', 'fleet-ui'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -243,7 +248,7 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
         })),
       );
       console.error(
-        `offered ${fmt(r.offeredPerSec)} events/s; accepted ${fmt(r.accepted)}, lost ${r.lost}, devices with wrong 1 s windows ${r.wrongDevices}; end delay ${r.endDelayMs === null ? 'timeout' : `${fmt(r.endDelayMs)} ms`}; broker back in ${fmt(r.nodeBackMs.broker)} ms, Cassandra node in ${fmt(r.nodeBackMs.cassandra)} ms; load average ${r.loadAverage.join(' ')}`,
+        `offered ${fmt(r.offeredPerSec)} events/s; accepted ${fmt(r.accepted)}, lost ${r.lost}, late for 1 s ${fmt(r.lateFor1s)}, devices with wrong 1 s windows ${r.wrongDevices}; end delay ${r.endDelayMs === null ? 'timeout' : `${fmt(r.endDelayMs)} ms`}; broker back in ${fmt(r.nodeBackMs.broker)} ms, Cassandra node in ${fmt(r.nodeBackMs.cassandra)} ms; load average ${r.loadAverage.join(' ')}`,
       );
       console.table(
         r.drains.map((d) => ({
@@ -383,6 +388,25 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
       );
       console.error(
         `rename -> first score ms: ${r.swapToFirstScoreMs.map((x) => x.toFixed(0)).join(', ')}; loop lag p99 ms: in-process ${r.loopLag.inProcess.p99.toFixed(1)}, service ${r.loopLag.sessionHost.p99.toFixed(1)}; RSS after ${r.rss.swaps} swaps: in-process ${r.rss.inProcess.before.toFixed(0)} -> ${r.rss.inProcess.after.toFixed(0)} MiB, service ${r.rss.sessionHost.parentBefore.toFixed(0)} -> ${r.rss.sessionHost.parentAfter.toFixed(0)} MiB (child ${r.rss.sessionHost.childAfter.toFixed(0)} MiB)`,
+      );
+      return r;
+    }
+    case 'fleet-ui': {
+      const r = await benchFleetUi(quick ? { seconds: 10, warmupSeconds: 5, idleSeconds: 5 } : {});
+      const row = (p: typeof r.load) => ({
+        frames: p.frames,
+        'p50 ms': fmt(p.intervalMs.p50, 1),
+        'p95 ms': fmt(p.intervalMs.p95, 1),
+        'p99 ms': fmt(p.intervalMs.p99, 1),
+        'max ms': fmt(p.intervalMs.max, 1),
+        'busy ms/frame': fmt(p.busyMsPerFrame, 1),
+        'script ms/frame': fmt(p.scriptMsPerFrame, 1),
+        'long tasks': p.longTasks,
+        'longest ms': fmt(p.longestTaskMs),
+      });
+      console.table({ [`${r.devices} devices x 1 Hz`]: row(r.load), 'load stopped': row(r.idle) });
+      console.error(
+        `heap ${r.heapUsedMiB} MiB used / ${r.heapTotalMiB} MiB; ${fmt(r.producedPerSec)} records/s produced, ${fmt(r.apiRecordsInPerSec)} read by the API, ~${fmt(r.recordsPerSecAtPage)} reaching the page; API CPU ${r.apiCpuPercent}%; load average ${r.loadAverage.join(' ')}`,
       );
       return r;
     }
