@@ -1,5 +1,14 @@
 import type * as NodeCrypto from 'node:crypto';
-import { DeviceScope, grantsOf, SessionSigner, SessionStore, SessionsFull, TokenBook, type Grant } from './access';
+import {
+  DeviceScope,
+  globCovers,
+  grantsOf,
+  SessionSigner,
+  SessionStore,
+  SessionsFull,
+  TokenBook,
+  type Grant,
+} from './access';
 
 describe('DeviceScope', () => {
   it('holds every device, or those matching one of its patterns; its key names the pattern set', () => {
@@ -8,6 +17,34 @@ describe('DeviceScope', () => {
     expect(['pump-1', 'acme-x', 'acme-xy', 'other'].map((d) => s.allows(d))).toEqual([true, true, false, false]);
     expect(s.key).toBe(new DeviceScope(['acme-?', 'pump-*']).key);
     expect(new DeviceScope([]).allows('x')).toBe(false);
+  });
+});
+
+describe('globCovers / DeviceScope.covers (alert rules of a device-limited token)', () => {
+  it('is true only when every device the glob matches, the pattern matches too', () => {
+    const yes: [string, string][] = [
+      ['acme-*', 'acme-*'],
+      ['acme-*', 'acme-pump-*'],
+      ['acme-*', 'acme-?'],
+      ['acme-*', 'acme-1'],
+      ['*', '*'],
+      ['a?c', 'abc'],
+      ['a?c', 'a?c'],
+      ['*-pump', 'acme-*-pump'],
+    ];
+    const no: [string, string][] = [
+      ['acme-*', '*'],
+      ['acme-*', 'acm*'],
+      ['acme-?', 'acme-*'],
+      ['a?c', 'a*c'],
+      ['acme-1', 'acme-?'],
+      ['acme-*', 'other-1'],
+    ];
+    for (const [p, g] of yes) expect([p, g, globCovers(p, g)]).toEqual([p, g, true]);
+    for (const [p, g] of no) expect([p, g, globCovers(p, g)]).toEqual([p, g, false]);
+    expect(DeviceScope.All.covers('*')).toBe(true);
+    const s = new DeviceScope(['acme-*', 'pump-?']);
+    expect(['acme-*', 'pump-1', 'pump-*', '*'].map((g) => s.covers(g))).toEqual([true, true, false, false]);
   });
 });
 

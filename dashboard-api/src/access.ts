@@ -28,6 +28,41 @@ export class DeviceScope {
   allows(deviceId: string): boolean {
     return this.patterns === null || this.patterns.some((p) => globMatch(p, deviceId));
   }
+
+  /**
+   * Whether every device that `glob` (an alert rule's `devices`) can match is one of this scope's: the scope is all,
+   * or one of its patterns covers the glob (globCovers). Sound, not complete: a rule it refuses may still only match
+   * the scope's devices (then name them as the token's patterns do).
+   */
+  covers(glob: string): boolean {
+    return this.patterns === null || this.patterns.some((p) => globCovers(p, glob));
+  }
+}
+
+/**
+ * True when every string `glob` matches, `pattern` matches too (both of `*` and `?`): `glob` read as a pattern of
+ * symbols must match `pattern`, where a `*` of `pattern` takes any run of symbols, its `?` one literal or `?`, and a
+ * literal only itself. A table of (pattern, glob) prefixes: at most 129 x 129 cells for 128-character globs.
+ */
+export function globCovers(pattern: string, glob: string): boolean {
+  const n = pattern.length;
+  const m = glob.length;
+  // row[j]: pattern[0, i) covers glob[0, j).
+  let row = new Array<boolean>(m + 1).fill(false);
+  row[0] = true;
+  for (let i = 1; i <= n; i++) {
+    const p = pattern[i - 1];
+    const next = new Array<boolean>(m + 1).fill(false);
+    next[0] = p === '*' && row[0]!;
+    for (let j = 1; j <= m; j++) {
+      const g = glob[j - 1];
+      if (p === '*') next[j] = row[j]! || next[j - 1]!;
+      else if (p === '?') next[j] = g !== '*' && row[j - 1]!;
+      else next[j] = g === p && row[j - 1]!;
+    }
+    row = next;
+  }
+  return row[m]!;
 }
 
 /** One configured dashboard token; `id` names it without revealing anything of it (`<role>-<n>`: its place). */

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { Access } from './access.service';
+import { AlertsController } from './alerts.controller';
 import { AuthGuard } from './auth.guard';
 import { CassandraService } from './cassandra.service';
 import type { DashboardConfig } from './config';
@@ -24,6 +25,7 @@ export class AppModule {
       module: AppModule,
       controllers: [
         HistoryController,
+        AlertsController,
         ModelsController,
         SessionController,
         HealthController,

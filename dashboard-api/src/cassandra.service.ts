@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { cassandraClientOptions } from '@fleetpulse/runtime/cassandra';
 import { Client, types } from 'cassandra-driver';
 import { DashboardConfigToken } from './tokens';
 import type { DashboardConfig } from './config';
@@ -20,12 +21,13 @@ export class CassandraService implements OnModuleInit, OnApplicationShutdown {
   private closed = false;
 
   constructor(@Inject(DashboardConfigToken) private readonly config: DashboardConfig) {
-    this.client = new Client({
-      contactPoints: config.cassandraContactPoints,
-      localDataCenter: config.cassandraDataCenter,
-      keyspace: config.keyspace,
-      socketOptions: { connectTimeout: 5000, readTimeout: 10_000 },
-    });
+    // The shared options (LOCAL_QUORUM, the contact points' port for discovered nodes), with the API's timeouts.
+    this.client = new Client(
+      cassandraClientOptions('dashboard-api', config, {
+        keyspace: config.keyspace,
+        socketOptions: { connectTimeout: 5000, readTimeout: 10_000 },
+      }),
+    );
   }
 
   async onModuleInit(): Promise<void> {
@@ -56,6 +58,21 @@ export class CassandraService implements OnModuleInit, OnApplicationShutdown {
     if (!this.connected) throw new StorageUnavailable(`Cassandra unavailable: ${this.lastError}`);
     try {
       return await this.client.execute(query, params, { prepare: true, ...options });
+    } catch (e) {
+      if (e instanceof Error && (e.name === 'NoHostAvailableError' || e.name === 'OperationTimedOutError'))
+        throw new StorageUnavailable(`Cassandra unavailable: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /**
+   * Runs `f` on the client (code that takes a cassandra-driver Client, such as @fleetpulse/alerting's RuleStore) with
+   * the same answers as `execute`: StorageUnavailable (503) while Cassandra cannot be reached.
+   */
+  async use<T>(f: (client: Client) => Promise<T>): Promise<T> {
+    if (!this.connected) throw new StorageUnavailable(`Cassandra unavailable: ${this.lastError}`);
+    try {
+      return await f(this.client);
     } catch (e) {
       if (e instanceof Error && (e.name === 'NoHostAvailableError' || e.name === 'OperationTimedOutError'))
         throw new StorageUnavailable(`Cassandra unavailable: ${e.message}`);

@@ -216,8 +216,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
   };
 }
 
-export const helpText = `fleetpulse dashboard-api: REST history from Cassandra, live socket.io streams of metrics.aggregates,
-metrics.live (provisional records, to a device's own subscribers) and anomaly.scores, Prometheus metrics, and the browser dashboard (dashboard-ui/dist) at /.
+export const helpText = `fleetpulse dashboard-api: REST history from Cassandra, alert rules and history, live socket.io
+streams of metrics.aggregates, metrics.live (provisional records, to a device's own subscribers), anomaly.scores and
+alerts (each transition once), Prometheus metrics, and the browser dashboard (dashboard-ui/dist) at /.
 
 Usage: node dashboard-api/dist/main.js [--help]
 
@@ -237,7 +238,8 @@ Configuration is by environment variable (validated at start-up, all at once):
                                         within it is sent at once
   FLEETPULSE_LIVE_MAX_BACKLOG           skip a socket's live updates while more packets than this wait for it, so a
                                         slow client gets fresh values, not a growing queue (default 100)
-  FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG   drop anomalies for a socket with more unsent packets than this (default 1000)
+  FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG   drop anomalies and alerts for a socket with more unsent packets than this
+                                        (default 1000)
   FLEETPULSE_LIVE_MAX_BACKLOG_BYTES     the same two, in bytes waiting for a socket (its queue and what its WebSocket
                                         has not written out): bounds what a client that stops reading pins
                                         (default 16777216: 16 MiB)

@@ -1,9 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { transitionFromRow } from '@fleetpulse/alerting';
 import {
   cqlBigintToNumber,
   metricStatsFromUdt,
   windowRecordFromRow,
   type AggregateRow,
+  type AlertTransition,
   type AnomalyScore,
   type CqlBigint,
   type MetricStatsUdt,
@@ -17,6 +19,7 @@ import {
   DayMs,
   Limits,
   queryBuckets,
+  type AlertQuery,
   type AnomalyQuery,
   type DevicesQuery,
   type SeriesQuery,
@@ -29,6 +32,12 @@ export interface DevicesPage {
   devices: DeviceSummary[];
   /** The device that starts the next page (pass it as `next`); null when complete. */
   next: string | null;
+}
+
+export interface AlertPage {
+  alerts: AlertTransition[];
+  /** windowStart of the newest transition not returned (pass it + 1 as `to` for the next page); null when complete. */
+  next: number | null;
 }
 
 export interface AnomalyPage {
@@ -227,5 +236,32 @@ export class HistoryService {
       (r) => (scope.allows(r.get('device_id') as string) ? rowToScore(r) : undefined),
     );
     return { scores: items, next };
+  }
+
+  /**
+   * Alert transitions (contracts/cql/005-alerts.cql), newest window first: one partition per UTC day of the range,
+   * newest day first, from `alerts_by_device` for one device or `alerts_by_day` for the fleet. `state` and a
+   * device-limited scope are filtered as rows are read, so a page reads at most `listScannedMax` rows (and may then
+   * hold fewer than `limit`, even none, with `next` set).
+   */
+  async alerts(q: AlertQuery, scope: DeviceScope): Promise<AlertPage> {
+    const cql = q.deviceId
+      ? `SELECT * FROM ${this.ks}.alerts_by_device WHERE device_id = ? AND day = ? AND window_start >= ? AND window_start < ?`
+      : `SELECT * FROM ${this.ks}.alerts_by_day WHERE day = ? AND window_start >= ? AND window_start < ?`;
+    const days: unknown[][] = [];
+    const firstDay = Math.floor(q.from / DayMs) * DayMs;
+    for (let day = Math.floor((q.to - 1) / DayMs) * DayMs; day >= firstDay; day -= DayMs)
+      days.push(q.deviceId ? [q.deviceId, day, q.from, q.to] : [day, q.from, q.to]);
+    const { items, next } = await this.page(
+      cql,
+      days,
+      { limit: q.limit, scannedMax: this.listScannedMax },
+      (r) => num(r.get('window_start')),
+      (r) =>
+        scope.allows(r.get('device_id') as string) && (q.state === undefined || r.get('state') === q.state)
+          ? transitionFromRow(r)
+          : undefined,
+    );
+    return { alerts: items, next };
   }
 }

@@ -1,5 +1,6 @@
 import { Catch, HttpException, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Response } from 'express';
+import { RuleInvalid } from './alerts.controller';
 import { StorageUnavailable } from './cassandra.service';
 import { QueryError } from './query';
 
@@ -23,6 +24,11 @@ export class HttpErrorsFilter implements ExceptionFilter {
     const res = host.switchToHttp().getResponse<Response>();
     let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
     let error = 'internal error';
+    if (e instanceof RuleInvalid) {
+      // Every problem of the rule, each naming its field (parseRule), and all of them in `error`.
+      if (!res.headersSent) res.status(HttpStatus.BAD_REQUEST).json({ error: e.message, errors: e.errors });
+      return;
+    }
     if (e instanceof QueryError) {
       status = HttpStatus.BAD_REQUEST;
       error = e.message;

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Topics, type WindowRecord } from '@fleetpulse/contracts';
-import { checkWindowRecord, LiveConsumer } from './live.consumer';
+import { checkTransition, checkWindowRecord, LiveConsumer } from './live.consumer';
 import type { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
 import { aggregateRow, anomalyScore, windowRecord } from './testing';
@@ -127,5 +127,31 @@ describe('LiveConsumer', () => {
     expect(warn.mock.calls[0]![0]).toContain(
       'skipping an invalid record on metrics.live (1 so far): final: expected false (metrics.live carries provisional records)',
     );
+  });
+});
+
+describe('checkTransition (alerts)', () => {
+  const t = {
+    id: 'a1',
+    ruleId: 'r1',
+    ruleName: 'overheat',
+    deviceId: 'd1',
+    resolution: '10s',
+    state: 'firing',
+    episode: 1000,
+    windowStart: 1000,
+    value: 81.5,
+    at: 1200,
+    reason: 'condition',
+  };
+
+  it('accepts a transition, refuses what a client could not show, with the reason', () => {
+    expect(checkTransition(t)).toBe(t);
+    expect(checkTransition({ ...t, value: null, model: 'iforest' })).toEqual({ ...t, value: null, model: 'iforest' });
+    expect(checkTransition('x')).toBe('not a JSON object');
+    expect(checkTransition({ ...t, id: '' })).toBe('id: expected a string');
+    expect(checkTransition({ ...t, state: 'open' })).toBe('state: expected "firing" or "resolved"');
+    expect(checkTransition({ ...t, windowStart: '1' })).toBe('windowStart: expected a number');
+    expect(checkTransition({ ...t, value: 'hot' })).toBe('value: expected a number or null');
   });
 });

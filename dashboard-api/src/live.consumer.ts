@@ -1,6 +1,12 @@
 import { Controller, Logger } from '@nestjs/common';
 import { EventPattern, Payload } from '@nestjs/microservices';
-import { MetricStatNames, Topics, type AnomalyScore, type WindowRecord } from '@fleetpulse/contracts';
+import {
+  MetricStatNames,
+  Topics,
+  type AlertTransition,
+  type AnomalyScore,
+  type WindowRecord,
+} from '@fleetpulse/contracts';
 import { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
 
@@ -53,9 +59,24 @@ export function asScore(v: unknown): AnomalyScore | undefined {
 }
 
 /**
+ * Cheap shape checks of an alert transition (the `alerts` topic, written by the alerting service): what a client
+ * relies on, with the reason.
+ */
+export function checkTransition(v: unknown): AlertTransition | string {
+  if (!isObject(v)) return 'not a JSON object';
+  for (const f of ['id', 'ruleId', 'ruleName', 'deviceId', 'resolution', 'reason'] as const)
+    if (typeof v[f] !== 'string' || v[f] === '') return `${f}: expected a string`;
+  if (v.state !== 'firing' && v.state !== 'resolved') return 'state: expected "firing" or "resolved"';
+  for (const f of ['episode', 'windowStart', 'at'] as const) if (!isNum(v[f])) return `${f}: expected a number`;
+  if (v.value !== null && !isNum(v.value)) return 'value: expected a number or null';
+  if (v.model !== undefined && typeof v.model !== 'string') return 'model: expected a string';
+  return v as unknown as AlertTransition;
+}
+
+/**
  * Kafka side of the hybrid app (main.ts connects the Kafka transport): every record of metrics.aggregates (v2 window
- * records), metrics.live (provisional snapshots of open windows, `"final": false`) and anomaly.scores, handed to the
- * gateway. Handlers never throw: a bad record is counted
+ * records), metrics.live (provisional snapshots of open windows, `"final": false`), anomaly.scores and alerts (alert
+ * transitions), handed to the gateway. Handlers never throw: a bad record is counted
  * (fleetpulse_dashboard_kafka_records_total{outcome="invalid"}), logged with its reason, and skipped, as a throw
  * would make kafkajs retry the batch.
  */
@@ -106,6 +127,19 @@ export class LiveConsumer {
       this.gateway.publishAnomaly(score);
     } catch (e) {
       this.log.error(`publishing an anomaly: ${String(e)}`);
+    }
+  }
+
+  /** An alert transition: to the device's and the fleet's subscribers, once per id (the gateway de-duplicates). */
+  @EventPattern(Topics.alerts)
+  onAlert(@Payload() value: unknown): void {
+    const t = checkTransition(value);
+    if (typeof t === 'string') return this.invalid(Topics.alerts, t, value);
+    this.metrics.kafkaRecords.inc({ topic: Topics.alerts, outcome: 'ok' });
+    try {
+      this.gateway.publishAlert(t);
+    } catch (e) {
+      this.log.error(`publishing an alert: ${String(e)}`);
     }
   }
 

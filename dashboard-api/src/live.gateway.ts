@@ -9,7 +9,7 @@ import {
   type OnGatewayDisconnect,
   type OnGatewayInit,
 } from '@nestjs/websockets';
-import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import type { AlertTransition, AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type { Namespace, Socket } from 'socket.io';
 import { DeviceScope } from './access';
 import { Access, type Principal } from './access.service';
@@ -80,6 +80,8 @@ const deviceOfRoom = (room: string): string | undefined =>
   room.startsWith('d:') ? room.slice(2, room.indexOf('|', 2)) : undefined;
 const scopeKeyOfRoom = (room: string): string | undefined =>
   room.startsWith('f|') ? '' : room.startsWith('f:') ? room.slice(2, room.indexOf('|', 2)) : undefined;
+/** Alert transition ids remembered to de-duplicate repeats (~1 MiB of ids at most). */
+export const RecentAlertIds = 10_000;
 /** Nobody: the scope of a fleet room whose key no token has (cannot happen; fail closed if it does). */
 const NoDevice = new DeviceScope([]);
 
@@ -102,6 +104,8 @@ function refusal(message: string, status: number): Error {
  * never coalesced away; a socket whose queue holds more than FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG packets (or
  * FLEETPULSE_LIVE_MAX_BACKLOG_BYTES bytes) gets none
  * until it drains (counted in fleetpulse_dashboard_live_anomalies_dropped_total; GET /api/anomalies has them).
+ * Alert transitions (`alert`) go the way of anomalies, each id once (a repeat among the last RecentAlertIds is
+ * dropped: the alerting service may put a transition on the topic twice).
  *
  * Access: a connection needs a token (`auth: {token}` or an `Authorization: Bearer` header) or the session cookie;
  * without one it is refused (`connect_error` "no token", data.status 401), as is one past
@@ -120,6 +124,8 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   private readonly deviceRooms = new Map<string, Set<string>>();
   private readonly fleetRooms = new Map<string, DeviceScope>();
   private coalescedSeen = 0;
+  /** Ids of the last RecentAlertIds alert transitions sent, oldest first: a repeat of one is not sent again. */
+  private readonly recentAlerts = new Set<string>();
   /** Connected sockets per token (grant id), and per session key. */
   private readonly perGrant = new Map<string, number>();
   private readonly perSession = new Map<string, Set<Socket>>();
@@ -271,7 +277,32 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
 
   /** From the Kafka consumer: one anomalous score, sent at once to the device's and the fleet's subscribers. */
   publishAnomaly(score: AnomalyScore): void {
-    const rooms = this.roomsOf(score.deviceId);
+    this.sendNow('anomaly', score.deviceId, score, this.metrics.anomaliesDropped);
+  }
+
+  /**
+   * From the Kafka consumer: one alert transition, sent at once (never coalesced) to the device's and the fleet's
+   * subscribers, each socket within the anomalies' backlog bound. A transition read again (the same `id`: the
+   * alerting service may write one twice after a crash) among the last RecentAlertIds is not sent again.
+   */
+  publishAlert(t: AlertTransition): void {
+    if (this.recentAlerts.has(t.id)) {
+      this.metrics.alertsRepeated.inc();
+      return;
+    }
+    this.recentAlerts.add(t.id);
+    if (this.recentAlerts.size > RecentAlertIds)
+      this.recentAlerts.delete(this.recentAlerts.values().next().value as string);
+    this.sendNow('alert', t.deviceId, t, this.metrics.alertsDropped);
+  }
+
+  /**
+   * `payload` as `event` to each socket of the rooms that want `deviceId` (once a socket), except those with more than
+   * FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG packets or FLEETPULSE_LIVE_MAX_BACKLOG_BYTES bytes waiting (counted in
+   * `dropped`).
+   */
+  private sendNow(event: 'anomaly' | 'alert', deviceId: string, payload: unknown, dropped: { inc(): void }): void {
+    const rooms = this.roomsOf(deviceId);
     if (rooms.length === 0) return;
     const seen = new Set<string>();
     const sockets = this.nsp.sockets;
@@ -283,11 +314,11 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
         if (!socket) continue;
         const waiting = unsent(socket);
         if (waiting.packets > this.config.liveMaxAnomalyBacklog || waiting.bytes > this.config.liveMaxBacklogBytes) {
-          this.metrics.anomaliesDropped.inc();
+          dropped.inc();
           continue;
         }
-        socket.emit('anomaly', score);
-        this.metrics.liveEmits.inc({ event: 'anomaly' });
+        socket.emit(event, payload);
+        this.metrics.liveEmits.inc({ event });
       }
     }
   }

@@ -11,7 +11,7 @@ export class DashboardMetrics extends ServiceRegistry {
   );
   readonly liveEmits = this.counter(
     'fleetpulse_dashboard_live_emits_total',
-    'socket.io emits to rooms, by event (aggregate, aggregates, anomaly)',
+    'socket.io emits to rooms, by event (aggregate, aggregates, anomaly, alert)',
     ['event'],
   );
   readonly provisional = this.counter(
@@ -25,6 +25,14 @@ export class DashboardMetrics extends ServiceRegistry {
   readonly anomaliesDropped = this.counter(
     'fleetpulse_dashboard_live_anomalies_dropped_total',
     'Anomalies not sent to a socket whose unsent queue was over FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG (or _BACKLOG_BYTES)',
+  );
+  readonly alertsDropped = this.counter(
+    'fleetpulse_dashboard_live_alerts_dropped_total',
+    'Alert transitions not sent to a socket whose unsent queue was over FLEETPULSE_LIVE_MAX_ANOMALY_BACKLOG (or _BACKLOG_BYTES)',
+  );
+  readonly alertsRepeated = this.counter(
+    'fleetpulse_dashboard_live_alerts_repeated_total',
+    'Alert transitions read again with an id already sent (a re-read of the alerts topic), not sent again',
   );
   readonly slowSkipped = this.counter(
     'fleetpulse_dashboard_live_slow_skips_total',

@@ -195,3 +195,23 @@ export function parseAnomalyQuery(query: Record<string, unknown>, now = Date.now
   const limit = parseLimit(single(query, 'limit'), Limits.anomaliesDefault, Limits.anomaliesMax);
   return { deviceId, from, to, limit };
 }
+
+export const AlertStates = ['firing', 'resolved'] as const;
+export type AlertStateFilter = (typeof AlertStates)[number];
+
+export interface AlertQuery extends AnomalyQuery {
+  /** Only transitions of this state; undefined: both. */
+  state: AlertStateFilter | undefined;
+}
+
+/** `GET /api/alerts?state=&deviceId=&from=&to=&limit=`: the bounds of the anomalies' route. */
+export function parseAlertQuery(query: Record<string, unknown>, now = Date.now()): AlertQuery {
+  const rawState = single(query, 'state');
+  const state = rawState === undefined || rawState === '' ? undefined : rawState;
+  if (state !== undefined && !(AlertStates as readonly string[]).includes(state))
+    throw new QueryError(`state: expected ${AlertStates.join(' or ')}`);
+  return { ...parseAnomalyQuery(query, now), state: state as AlertStateFilter | undefined };
+}
+
+/** A rule id as the store makes them (a UUID); anything else names no rule. */
+export const RuleIdPattern = /^[A-Za-z0-9-]{1,64}$/;

@@ -3,7 +3,7 @@
  * only, importing nothing but types, so the browser UI takes them from `@fleetpulse/dashboard-api/wire` without
  * pulling in Nest or Node (the window records, points and scores themselves are `@fleetpulse/contracts` types).
  */
-import type { AggregateRow, WindowRecord } from '@fleetpulse/contracts';
+import type { AggregateRow, AlertRule, WindowRecord } from '@fleetpulse/contracts';
 
 /**
  * One entry of `GET /api/devices?limit=&next=`. The answer is an array of these in storage order (by the token of
@@ -96,4 +96,20 @@ export interface SessionInfo {
   devices: string[] | null;
   via: 'session' | 'token';
   expiresAt: number | null;
+}
+
+/**
+ * A stored alert rule as `GET /api/alerts/rules` lists it (and `POST` answers it, `201`): its id and creation time
+ * (epoch ms) with the rule. `webhook` is shown to admin tokens only (a hook URL may hold a secret).
+ */
+export type AlertRuleView = Omit<AlertRule, 'id' | 'createdAt' | 'webhook'> & {
+  id: string;
+  createdAt: number;
+  webhook?: string;
+};
+
+/** A `400` of `POST /api/alerts/rules`: every problem of the rule, each naming its field; `error` joins them. */
+export interface RuleErrors {
+  error: string;
+  errors: string[];
 }
