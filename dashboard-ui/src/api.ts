@@ -1,5 +1,6 @@
-import type { AggregateRow, AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import type { AggregateRow, AlertRule, AlertTransition, AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type {
+  AlertRuleView,
   DeviceSummary,
   LoginRequest,
   ModelsAnswer,
@@ -21,10 +22,22 @@ export class Unauthorized extends Error {
 let unauthorized: () => void = () => undefined;
 export const onUnauthorized = (fn: () => void): void => void (unauthorized = fn);
 
+/** An error answer of the API: its `error`, and `errors` when it names several problems (a refused alert rule). */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly errors: string[] = [message],
+  ) {
+    super(message);
+  }
+}
+
 async function errorOf(res: Response): Promise<Error> {
-  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  const body = (await res.json().catch(() => ({}))) as { error?: string; errors?: string[] };
   const message = body.error ?? `${res.status} ${res.statusText}`;
-  return res.status === 401 ? new Unauthorized(message) : new Error(message);
+  return res.status === 401 ? new Unauthorized(message) : new ApiError(message, res.status, body.errors);
 }
 
 async function getResponse(path: string): Promise<Response> {
@@ -142,4 +155,38 @@ export async function fetchWindows(
     cursor = page.next;
   }
   return windows;
+}
+
+// ---- alerts (docs/contract.md, "Alerts (v2)")
+export const fetchRules = () => getJson<AlertRuleView[]>('/api/alerts/rules');
+
+/** Transitions, newest window first (default: the last 24 h). */
+export const fetchAlerts = (q: { state?: string; deviceId?: string; from?: number; to?: number; limit?: number }) => {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined) p.set(k, String(v));
+  return getJson<AlertTransition[]>(`/api/alerts?${p.toString()}`);
+};
+
+/** Creates a rule (admin tokens): the stored rule, or an ApiError naming every bad field (`errors`). */
+export async function createRule(rule: Omit<AlertRule, 'id' | 'createdAt'>): Promise<AlertRuleView> {
+  const res = await fetch('/api/alerts/rules', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(rule),
+  });
+  if (!res.ok) {
+    const e = await errorOf(res);
+    if (e instanceof Unauthorized) unauthorized();
+    throw e;
+  }
+  return (await res.json()) as AlertRuleView;
+}
+
+export async function deleteRule(id: string): Promise<void> {
+  const res = await fetch(`/api/alerts/rules/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  if (!res.ok) {
+    const e = await errorOf(res);
+    if (e instanceof Unauthorized) unauthorized();
+    throw e;
+  }
 }

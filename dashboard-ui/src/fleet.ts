@@ -108,7 +108,9 @@ export class FleetList {
         (a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0),
       );
     }
-    this.spacer.style.height = `${this.order.length * RowHeight}px`;
+    // Only what changed is written: an unchanged attribute written again still invalidates style (10,000 devices
+    // updating mark the list dirty every frame).
+    setStyle(this.spacer, 'height', `${this.order.length * RowHeight}px`);
     const first = Math.max(0, Math.floor(this.scroll.scrollTop / RowHeight) - Overscan);
     const count = Math.ceil(this.scroll.clientHeight / RowHeight) + 2 * Overscan;
     const last = Math.min(this.order.length, first + count);
@@ -124,12 +126,13 @@ export class FleetList {
         this.pool.push(el);
         this.rows.appendChild(el);
       }
-      el.style.display = '';
-      el.style.transform = `translateY(${i * RowHeight}px)`;
-      el.dataset.device = d.deviceId;
+      setStyle(el, 'display', '');
+      setStyle(el, 'transform', `translateY(${i * RowHeight}px)`);
+      if (el.dataset.device !== d.deviceId) el.dataset.device = d.deviceId;
       const status = statusOf(d, now);
-      el.dataset.status = status;
-      el.classList.toggle('selected', d.deviceId === this.selected);
+      if (el.dataset.status !== status) el.dataset.status = status;
+      const sel = d.deviceId === this.selected;
+      if (el.classList.contains('selected') !== sel) el.classList.toggle('selected', sel);
       const cells = el.children;
       setText(cells[0], d.deviceId);
       setText(cells[1], ago(d.lastSeen, now));
@@ -137,8 +140,12 @@ export class FleetList {
       setText(cells[3], d.value === null ? '' : d.value.toFixed(2));
       setText(cells[4], d.anomalies ? String(d.anomalies) : '');
     }
-    for (let i = used; i < this.pool.length; i++) this.pool[i]!.style.display = 'none';
+    for (let i = used; i < this.pool.length; i++) setStyle(this.pool[i]!, 'display', 'none');
   }
+}
+
+function setStyle(el: HTMLElement, prop: 'display' | 'transform' | 'height', value: string): void {
+  if (el.style[prop] !== value) el.style[prop] = value;
 }
 
 function setText(el: Element | undefined, text: string): void {

@@ -1,5 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
-import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import type { AlertTransition, AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type { LiveSubscription } from '@fleetpulse/dashboard-api/wire';
 
 export type ConnState = 'connecting' | 'live' | 'reconnecting' | 'offline';
@@ -9,6 +9,8 @@ export interface LiveHandlers {
   aggregate(record: WindowRecord): void;
   aggregates(records: WindowRecord[]): void;
   anomaly(score: AnomalyScore): void;
+  /** An alert transition (fleet and device subscriptions; the API sends each id once). */
+  alert?(t: AlertTransition): void;
   state(s: ConnState, detail?: string): void;
   /** After a reconnect: what was missed while away is in the REST API. */
   reconnected(): void;
@@ -53,6 +55,7 @@ export class Live {
     this.socket.on('aggregate', (r: WindowRecord) => this.h.aggregate(r));
     this.socket.on('aggregates', (rs: WindowRecord[]) => this.h.aggregates(rs));
     this.socket.on('anomaly', (s: AnomalyScore) => this.h.anomaly(s));
+    this.socket.on('alert', (t: AlertTransition) => this.h.alert?.(t));
   }
 
   subscribe(key: string, sub: LiveSubscription): void {

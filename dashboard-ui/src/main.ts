@@ -13,19 +13,23 @@ import {
   onUnauthorized,
   Unauthorized,
 } from './api';
+import { AlertsView } from './alerts';
 import { historyChart, LiveChart } from './charts';
 import { FleetList } from './fleet';
+import { FleetOverview } from './fleet-view';
+import { download, windowsCsv } from './device-csv';
 import { Live, type ConnState } from './live';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-/** The overview shows this metric's last value; the fleet stream carries this resolution only (10,000 devices). */
+/** The list shows this metric's last value. */
 const OverviewMetric = 'temp';
-const FleetResolution = '10s';
 const FeedMax = 200;
 
 const fleet = new FleetList($('fleet-scroll'), $('fleet-spacer'), $('fleet-rows'), (id) => selectDevice(id));
 $<HTMLInputElement>('filter').addEventListener('input', (e) => fleet.setFilter((e.target as HTMLInputElement).value));
+/** The landing page: the fleet as a grid (fleet-view.ts); a device opened hides it, "Fleet" brings it back. */
+const overview = new FleetOverview($('overview'), (id) => selectDevice(id));
 
 // ---- connection indicator, and the banner while the API is away
 const conn = $('conn');
@@ -64,11 +68,14 @@ function seen(r: WindowRecord): void {
 
 function onAggregate(r: WindowRecord): void {
   seen(r);
+  overview.record(r);
   if (r.deviceId === selected) liveRecord(r);
 }
 
 /** The live socket, once signed in (the session cookie authenticates its handshake). */
 let live: Live | undefined;
+/** The alerts panel (alerts.ts), once signed in. */
+let alerts: AlertsView | undefined;
 
 // ---- fleet overview
 /** Whether the device list stopped at fetchDevices' bound: then the others show up as they report live. */
@@ -78,6 +85,7 @@ async function loadFleet(): Promise<void> {
   try {
     const listed = await fetchDevices((devices) => {
       for (const dev of devices) {
+        overview.listed(dev.deviceId, dev.lastSeen);
         const d = fleet.upsert(dev.deviceId);
         if (dev.lastSeen !== null && (d.lastSeen === null || dev.lastSeen > d.lastSeen)) d.lastSeen = dev.lastSeen;
         for (const m of dev.metrics) d.metrics.add(m);
@@ -87,6 +95,7 @@ async function loadFleet(): Promise<void> {
     const anomalies = await fetchAnomalies({ limit: 5000 });
     const counted = new Map<string, { n: number; last: number }>();
     for (const a of anomalies) {
+      overview.anomaly(a, false);
       const c = counted.get(a.deviceId) ?? { n: 0, last: 0 };
       c.n++;
       c.last = Math.max(c.last, a.windowStart);
@@ -116,6 +125,7 @@ function addAnomaly(s: AnomalyScore, live: boolean): void {
   if (feedKeys.has(key)) return;
   feedKeys.add(key);
   if (live) {
+    overview.anomaly(s);
     const d = fleet.upsert(s.deviceId);
     d.anomalies++;
     d.lastAnomalyAt = Math.max(d.lastAnomalyAt ?? 0, s.windowStart);
@@ -144,6 +154,8 @@ const charts = new Map<string, LiveChart>();
 const liveCharts = $('live-charts');
 
 function selectDevice(id: string): void {
+  overview.show(false);
+  $('device').hidden = false;
   if (selected === id) return;
   if (selected) live?.unsubscribe(`device:${selected}`);
   selected = id;
@@ -158,6 +170,25 @@ function selectDevice(id: string): void {
   const sel = $<HTMLSelectElement>('hist-metric');
   sel.replaceChildren(...metrics.map((m) => new Option(m, m)));
   void loadHistory();
+}
+
+/** Back to the fleet overview: the device view closes (its subscription with it). */
+function showFleet(): void {
+  if (selected) live?.unsubscribe(`device:${selected}`);
+  selected = null;
+  fleet.select(null);
+  for (const c of charts.values()) c.destroy();
+  charts.clear();
+  $('device').hidden = true;
+  overview.show(true);
+}
+{
+  const back = document.createElement('button');
+  back.id = 'to-fleet';
+  back.type = 'button';
+  back.textContent = '← Fleet';
+  back.addEventListener('click', showFleet);
+  $('device').querySelector('.panel-head')!.prepend(back);
 }
 
 /** A live window record of the selected device: one point on the chart of each of its metrics. */
@@ -210,6 +241,7 @@ async function fillGap(since: number): Promise<void> {
 function reconnected(): void {
   const since = lostAt ?? Date.now();
   lostAt = null;
+  void alerts?.load();
   void loadFleet();
   void fillGap(since);
 }
@@ -245,6 +277,42 @@ rangeSel.addEventListener('change', () => {
   if (!custom) void loadHistory();
 });
 $('hist-load').addEventListener('click', () => void loadHistory());
+{
+  // CSV of the range: every metric of the device's window records at the chosen resolution (REST, stored ones).
+  const csv = document.createElement('button');
+  csv.id = 'hist-csv';
+  csv.type = 'button';
+  csv.textContent = 'CSV';
+  csv.title = 'every metric of the range, at the chosen resolution, as CSV';
+  csv.addEventListener('click', () => void exportCsv());
+  $('hist-load').after(csv);
+}
+
+async function exportCsv(): Promise<void> {
+  const status = $('hist-status');
+  const id = selected;
+  if (!id) return;
+  const resolution = $<HTMLSelectElement>('hist-res').value;
+  let from: number;
+  let to: number;
+  if (rangeSel.value === 'custom') {
+    from = Date.parse($<HTMLInputElement>('hist-from').value);
+    to = Date.parse($<HTMLInputElement>('hist-to').value);
+    if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to)
+      return void (status.textContent = 'pick a from before a to');
+  } else {
+    to = Date.now();
+    from = to - Number(rangeSel.value);
+  }
+  status.textContent = 'exporting…';
+  try {
+    const windows = await fetchWindows(id, resolution, from, to, 100_000);
+    download(`${id}-${resolution}-${new Date(from).toISOString()}.csv`, windowsCsv(windows));
+    status.textContent = `exported ${windows.length.toLocaleString()} windows`;
+  } catch (e) {
+    status.textContent = `error: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
 $('hist-metric').addEventListener('change', () => void loadHistory());
 $('hist-res').addEventListener('change', () => void loadHistory());
 
@@ -311,18 +379,25 @@ function start(who: SessionInfo): void {
   for (const id of ['app', 'session', 'conn']) $(id).hidden = false;
   $('who').textContent = `${who.role} · ${who.devices === null ? 'all devices' : who.devices.join(', ')}`;
   $('who').title = who.expiresAt === null ? '' : `signed in until ${new Date(who.expiresAt).toLocaleString()}`;
+  alerts = new AlertsView($('alerts-panel'), who, selectDevice);
   live = new Live({
     aggregate: onAggregate,
     aggregates: (records) => {
       for (const r of records) onAggregate(r);
     },
     anomaly: (s) => addAnomaly(s, true),
+    alert: (t) => {
+      overview.alert(t);
+      alerts?.alert(t);
+    },
     state: setConn,
     reconnected,
     unauthorized: signedOut,
   });
-  live.subscribe('fleet', { fleet: true, batch: true, resolution: FleetResolution });
+  // Every resolution: the overview keeps the finest of each device (its liveness, events/s), whatever they are.
+  live.subscribe('fleet', { fleet: true, batch: true });
   void loadFleet();
+  void alerts.load();
   void loadModels();
   setInterval(updateCounts, 1000);
   setInterval(() => void loadModels(), 10_000);
