@@ -54,6 +54,8 @@ export interface BenchClusterOptions {
   drainDevices?: number;
   /** [drainSeconds=30] event-time seconds of the drained topic (one reading per device and second). */
   drainSeconds?: number;
+  /** [failures=true] run the failure phases (else only the drains). */
+  failures?: boolean;
 }
 
 export interface ClusterPhase {
@@ -342,7 +344,6 @@ export async function benchCluster(opts: BenchClusterOptions = {}): Promise<Benc
     // ---- processor instances
     const drains: BenchClusterResult['drains'] = [];
     for (const n of o.instances) {
-      const drainTopic = await newTopic(admin, `cluster-drain-${n}`);
       const layout = {
         devices: o.drainDevices,
         seconds: o.drainSeconds,
@@ -351,7 +352,21 @@ export async function benchCluster(opts: BenchClusterOptions = {}): Promise<Benc
         // In the past: the wall clock closes the last windows by idleness, so the group commits at the end.
         t0: Date.now() - 2 * 3_600_000 + n * 600_000,
       };
-      await fill(kafka, drainTopic, `bd${n}${Date.now().toString(36)}`, layout);
+      // A broker just brought back may not host a new topic's partitions yet: a fill it refuses starts over on a new
+      // topic (never half a topic twice).
+      let drainTopic = '';
+      for (let attempt = 1; ; attempt++) {
+        drainTopic = await newTopic(admin, `cluster-drain-${n}`);
+        try {
+          await fill(kafka, drainTopic, `bd${n}${Date.now().toString(36)}`, layout);
+          break;
+        } catch (e) {
+          await admin.deleteTopics({ topics: [drainTopic] }).catch(() => undefined);
+          if (attempt === 3) throw e;
+          process.stderr.write(`  filling failed (${String(e)}); again on a new topic\n`);
+          await sleep(5000);
+        }
+      }
       const drainGroup = `bench-cluster-drain-${randomUUID()}`;
       const started = Date.now();
       for (let i = 0; i < n; i++) procs.push(await startProcessor(`processor-${n}.${i}`, drainTopic, drainGroup));
