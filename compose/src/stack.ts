@@ -233,8 +233,8 @@ const livePidOf = (comp: Component): number | undefined => livePid(comp.pid)?.pi
 /**
  * Brings Kafka and Cassandra up (each node of a cluster), or reuses what already answers on their addresses, then
  * creates the contract's topics and schema. Nothing is started before every check passed; on any failure, what this
- * call started is stopped. A cluster's Cassandra nodes join through the first one, so it is started (or found)
- * first; the Kafka nodes start together (their controller quorum needs a majority).
+ * call started is stopped. A cluster's Cassandra nodes join through the first one, one at a time; the Kafka nodes
+ * start together (their controller quorum needs a majority).
  */
 export async function stackUp(opts: StackUpOptions = {}): Promise<StackUpResult> {
   const config = opts.config ?? loadStackConfig();
@@ -291,9 +291,13 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackUpResult>
       }
       const joining = toStart.filter((c) => c.name === 'cassandra' && c.node > 1);
       for (const c of toStart) if (!joining.includes(c)) start(c, classpaths.get(c.name)!);
-      if (joining.length > 0) {
-        await whenReady(list.find((c) => c.name === 'cassandra' && c.node === 1)!);
-        for (const c of joining) start(c, classpaths.get(c.name)!);
+      // One at a time, each once the one before answers: nodes of a new ring started together each write their own
+      // system schema, and the versions can take minutes to agree (seen once in CI).
+      let previous = list.find((c) => c.name === 'cassandra' && c.node === 1)!;
+      for (const c of joining) {
+        await whenReady(previous);
+        start(c, classpaths.get(c.name)!);
+        previous = c;
       }
     }
     const nodes = await Promise.all(list.map(whenReady));
