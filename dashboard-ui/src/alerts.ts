@@ -6,8 +6,10 @@
  */
 import type { AlertRule, AlertTransition } from '@fleetpulse/contracts';
 import type { AlertRuleView, SessionInfo } from '@fleetpulse/dashboard-api/wire';
-import { ApiError, createRule, deleteRule, fetchAlerts, fetchRules } from './api';
+import { ApiError, createRule, deleteRule, fetchAlertHistory, fetchRules } from './api';
 
+/** Transitions a load reads at most (the last 24 h, newest first). */
+const LoadMax = 5000;
 /** Transitions listed at most (newest first). */
 const RecentMax = 100;
 /** Ids of transitions seen, for de-duplication: at most this many. */
@@ -50,6 +52,8 @@ export class AlertsView {
     private readonly root: HTMLElement,
     who: SessionInfo,
     private readonly openDevice: (deviceId: string) => void,
+    /** Gets the transitions each load read (oldest first): the fleet grid's alerting state, the device's markers. */
+    private readonly loaded: (transitions: AlertTransition[]) => void = () => undefined,
   ) {
     this.isAdmin = who.role === 'admin';
     this.status = el('span', { class: 'muted', id: 'alerts-status' });
@@ -78,13 +82,18 @@ export class AlertsView {
     );
   }
 
-  /** Rules and the last day's transitions, from REST (again after a reconnect: what was missed meanwhile). */
+  /**
+   * Rules and the last day's transitions, from REST (again after a reconnect: what was missed meanwhile), pages
+   * followed up to LoadMax transitions: the alerts firing when the page opens show at once, not only once live.
+   */
   async load(): Promise<void> {
     try {
-      const [rules, transitions] = await Promise.all([fetchRules(), fetchAlerts({ limit: 1000 })]);
+      const [rules, transitions] = await Promise.all([fetchRules(), fetchAlertHistory({}, LoadMax)]);
       this.showRules(rules);
       // Oldest first, so each rule and device ends with its latest.
-      for (const t of [...transitions].reverse()) this.add(t);
+      const oldestFirst = [...transitions].sort((a, b) => a.windowStart - b.windowStart || a.at - b.at);
+      for (const t of oldestFirst) this.add(t);
+      this.loaded(oldestFirst);
       this.status.textContent = '';
     } catch (e) {
       this.status.textContent = `cannot load alerts: ${e instanceof Error ? e.message : String(e)}`;

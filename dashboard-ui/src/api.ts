@@ -144,17 +144,29 @@ export async function fetchWindows(
   to: number,
   maxWindows = 5000,
 ): Promise<WindowRecord[]> {
+  return (await fetchWindowRange(deviceId, resolution, from, to, maxWindows)).windows;
+}
+
+/** fetchWindows, saying whether the range had more than `maxWindows` (`cut`: the newest were left out). */
+export async function fetchWindowRange(
+  deviceId: string,
+  resolution: string,
+  from: number,
+  to: number,
+  maxWindows = 5000,
+): Promise<{ windows: WindowRecord[]; cut: boolean }> {
   const windows: WindowRecord[] = [];
   let cursor: number | null = from;
   while (cursor !== null && windows.length < maxWindows) {
-    const p = new URLSearchParams({ resolution, from: String(cursor), to: String(to), limit: '1000' });
+    const limit = Math.min(1000, maxWindows - windows.length);
+    const p = new URLSearchParams({ resolution, from: String(cursor), to: String(to), limit: String(limit) });
     const page: WindowsPage = await getJson<WindowsPage>(
       `/api/devices/${encodeURIComponent(deviceId)}/windows?${p.toString()}`,
     );
     windows.push(...page.windows);
     cursor = page.next;
   }
-  return windows;
+  return { windows, cut: cursor !== null };
 }
 
 // ---- alerts (docs/contract.md, "Alerts (v2)")
@@ -166,6 +178,29 @@ export const fetchAlerts = (q: { state?: string; deviceId?: string; from?: numbe
   for (const [k, v] of Object.entries(q)) if (v !== undefined) p.set(k, String(v));
   return getJson<AlertTransition[]>(`/api/alerts?${p.toString()}`);
 };
+
+/**
+ * Transitions of `[from, to)` (`to` default now, `from` the 24 h before), newest first, following `X-Next-To` up to
+ * `max`; each id once (a page boundary may repeat the rows of one window start).
+ */
+export async function fetchAlertHistory(
+  q: { deviceId?: string; from?: number; to?: number },
+  max = 5000,
+): Promise<AlertTransition[]> {
+  const out = new Map<string, AlertTransition>();
+  let to: string | null = q.to === undefined ? null : String(q.to);
+  for (let pages = 0; pages < 50 && out.size < max; pages++) {
+    const p = new URLSearchParams({ limit: String(Math.min(1000, max - out.size)) });
+    if (q.deviceId !== undefined) p.set('deviceId', q.deviceId);
+    if (q.from !== undefined) p.set('from', String(q.from));
+    if (to !== null) p.set('to', to);
+    const res = await getResponse(`/api/alerts?${p.toString()}`);
+    for (const t of (await res.json()) as AlertTransition[]) out.set(t.id, t);
+    to = res.headers.get('X-Next-To');
+    if (to === null) break;
+  }
+  return [...out.values()];
+}
 
 /** Creates a rule (admin tokens): the stored rule, or an ApiError naming every bad field (`errors`). */
 export async function createRule(rule: Omit<AlertRule, 'id' | 'createdAt'>): Promise<AlertRuleView> {

@@ -1,6 +1,6 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { AggregateRow, MetricStats } from '@fleetpulse/contracts';
+import type { MetricStats } from '@fleetpulse/contracts';
 
 const LivePoints = 300;
 
@@ -41,6 +41,7 @@ export class LiveChart {
   constructor(
     parent: HTMLElement,
     readonly metric: string,
+    plugins: uPlot.Plugin[] = [],
   ) {
     const el = document.createElement('div');
     el.className = 'chart';
@@ -54,7 +55,7 @@ export class LiveChart {
     parent.appendChild(el);
     this.el = el;
     this.plot = new uPlot(
-      liveChartOptions(metric, Math.max(300, parent.clientWidth - 16), 120),
+      { ...liveChartOptions(metric, Math.max(300, parent.clientWidth - 16), 120), plugins },
       [[], [], [], [], []],
       el,
     );
@@ -179,21 +180,6 @@ function liveChartOptions(metric: string, width: number, height: number): uPlot.
     points: { show: true, size: 7, width: 1.5, stroke: '#2b7bb9', fill: '#fff', filter: (u) => [u.data[0].length - 1] },
   });
   return o;
-}
-
-/** A history chart: one REST range at once. */
-export function historyChart(parent: HTMLElement, metric: string, points: AggregateRow[]): uPlot {
-  parent.replaceChildren();
-  const el = document.createElement('div');
-  el.className = 'chart';
-  parent.appendChild(el);
-  const data: uPlot.AlignedData = [
-    points.map((p) => p.windowStart / 1000),
-    points.map((p) => p.mean),
-    points.map((p) => p.min),
-    points.map((p) => p.max),
-  ];
-  return new uPlot(chartOptions(metric, Math.max(300, parent.clientWidth - 16), 180), data, el);
 }
 
 function chartOptions(metric: string, width: number, height: number): uPlot.Options {

@@ -342,15 +342,21 @@ describe('dashboard in a browser', () => {
         els.map((e) => (e as HTMLElement).dataset.metric).sort(),
       ),
     ).toEqual(metrics);
-    await page.selectOption('#hist-metric', 'temp');
+    // The history: a chart per metric of the hour of window records, at the resolution the hour calls for.
     await page.waitForFunction(
-      () => /^\d[\d,]* points/.test(document.getElementById('hist-status')?.textContent ?? ''),
+      () => /^\d[\d,]* windows/.test(document.getElementById('hist-status')?.textContent ?? ''),
       undefined,
       { timeout: 30_000 },
     );
     expect(Number((await page.textContent('#hist-status'))!.split(' ')[0]!.replace(/,/g, ''))).toBeGreaterThanOrEqual(
       350,
     );
+    expect(await page.textContent('#hist-resolution')).toBe('resolution: 10s (auto)');
+    expect(
+      await page.$$eval('#history-chart .chart[data-metric]', (els) =>
+        els.map((e) => (e as HTMLElement).dataset.metric).sort(),
+      ),
+    ).toEqual(metrics);
     await page.waitForTimeout(4000);
     await shot('02-device');
   });
@@ -365,9 +371,9 @@ describe('dashboard in a browser', () => {
     expect(await page.textContent('#hist-status')).toBe(
       'error: resolution 1s is live only (not stored); stored: 10s,60s',
     );
-    await page.selectOption('#hist-res', '10s');
+    await page.selectOption('#hist-res', 'auto');
     await page.waitForFunction(
-      () => /^\d[\d,]* points/.test(document.getElementById('hist-status')?.textContent ?? ''),
+      () => /^\d[\d,]* windows/.test(document.getElementById('hist-status')?.textContent ?? ''),
       undefined,
       { timeout: 30_000 },
     );

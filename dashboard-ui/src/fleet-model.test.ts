@@ -69,6 +69,26 @@ describe('FleetModel', () => {
     expect(m.state('a')).toBe('stale');
   });
 
+  it('alerting from the transitions read when the page opens; an older one read late changes nothing', () => {
+    const m = model();
+    // GET /api/alerts, oldest first: r1 fired and resolved, r2 fired and is still open.
+    for (const t of [
+      { id: 'y1', ruleId: 'r1', deviceId: 'a', state: 'firing', windowStart: 10_000 },
+      { id: 'y2', ruleId: 'r2', deviceId: 'a', state: 'firing', windowStart: 20_000 },
+      { id: 'y3', ruleId: 'r1', deviceId: 'a', state: 'resolved', windowStart: 30_000 },
+    ] as const)
+      m.alert(t);
+    expect(m.state('a')).toBe('alerting');
+    expect(m.summary()).toMatchObject({ alerting: 1, alertsFiring: 1 });
+    // Live: r2 resolves; then a REST answer still holding r2's firing arrives: it stays resolved.
+    m.alert({ id: 'y4', ruleId: 'r2', deviceId: 'a', state: 'resolved', windowStart: 40_000 });
+    m.alert({ id: 'y5', ruleId: 'r2', deviceId: 'a', state: 'firing', windowStart: 20_000 });
+    expect(m.summary()).toMatchObject({ alerting: 0, alertsFiring: 0 });
+    // A new episode, later, fires again.
+    m.alert({ id: 'y6', ruleId: 'r2', deviceId: 'a', state: 'firing', windowStart: 50_000 });
+    expect(m.state('a')).toBe('alerting');
+  });
+
   it('events/s from the finest resolution of each device, over the last complete seconds', () => {
     const m = model();
     // 10 s of two devices at 1 Hz: 1 s windows of 4 events (and their 10 s windows, which repeat the events).

@@ -72,6 +72,8 @@ export class FleetModel {
   /** Open alert episodes, by device slot: rule ids. */
   private readonly firing = new Map<number, Set<string>>();
   private readonly seenAlerts = new Set<string>();
+  /** The window of the latest transition applied, by rule and device. */
+  private readonly alertAt = new Map<string, { at: number; resolved: boolean }>();
   /** Events counted per arrival second (a ring). */
   private readonly buckets: Float64Array;
   private readonly bucketSec: Float64Array;
@@ -183,12 +185,26 @@ export class FleetModel {
     this.version++;
   }
 
-  /** An alert transition (socket.io `alert`): firing opens the rule's episode on the device, resolved closes it. */
-  alert(t: Pick<AlertTransition, 'ruleId' | 'deviceId' | 'state'> & { id?: string }): void {
+  /**
+   * An alert transition (socket.io `alert`, or `GET /api/alerts` when the page opens): firing opens the rule's episode
+   * on the device, resolved closes it. With its `windowStart`, a transition older than the latest one applied for the
+   * rule and device (a REST answer arriving after live events) changes nothing.
+   */
+  alert(t: Pick<AlertTransition, 'ruleId' | 'deviceId' | 'state'> & { id?: string; windowStart?: number }): void {
     if (t.id !== undefined) {
       if (this.seenAlerts.has(t.id)) return;
       this.seenAlerts.add(t.id);
       if (this.seenAlerts.size > 50_000) this.seenAlerts.clear();
+    }
+    if (t.windowStart !== undefined) {
+      const key = `${t.ruleId}|${t.deviceId}`;
+      const last = this.alertAt.get(key);
+      if (last && (t.windowStart < last.at || (t.windowStart === last.at && last.resolved && t.state === 'firing')))
+        return;
+      this.alertAt.delete(key);
+      this.alertAt.set(key, { at: t.windowStart, resolved: t.state === 'resolved' });
+      // Bounded: the least recently changed go first.
+      if (this.alertAt.size > 50_000) this.alertAt.delete(this.alertAt.keys().next().value as string);
     }
     const i = this.upsert(t.deviceId);
     let rules = this.firing.get(i);

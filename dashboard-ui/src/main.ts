@@ -1,11 +1,12 @@
 import './style.css';
-import type { AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import type { AlertTransition, AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
 import type { ModelStatus, SessionInfo } from '@fleetpulse/dashboard-api/wire';
 import {
   fetchAnomalies,
   fetchDevices,
+  fetchAlertHistory,
   fetchModels,
-  fetchSeries,
+  fetchWindowRange,
   fetchWindows,
   fetchSession,
   login,
@@ -14,10 +15,23 @@ import {
   Unauthorized,
 } from './api';
 import { AlertsView } from './alerts';
-import { historyChart, LiveChart } from './charts';
+import { LiveChart } from './charts';
 import { FleetList } from './fleet';
 import { FleetOverview } from './fleet-view';
 import { download, windowsCsv } from './device-csv';
+import {
+  chooseResolution,
+  csvExport,
+  DeviceMarkers,
+  MaxHistoryWindows,
+  metricSeries,
+  resolutionMsOf,
+  spanLabel,
+  storedFromError,
+  ZoomStack,
+  type Range,
+} from './device-history';
+import { HistoryView, markerPlugin } from './history-view';
 import { Live, type ConnState } from './live';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -125,6 +139,10 @@ function addAnomaly(s: AnomalyScore, live: boolean): void {
   if (feedKeys.has(key)) return;
   feedKeys.add(key);
   if (live) {
+    if (markers?.deviceId === s.deviceId) {
+      markers.addAnomalies([s]);
+      redrawMarkers();
+    }
     overview.anomaly(s);
     const d = fleet.upsert(s.deviceId);
     d.anomalies++;
@@ -166,10 +184,11 @@ function selectDevice(id: string): void {
   $('device-values').textContent = '';
   $('gap-status').textContent = '';
   live?.subscribe(`device:${id}`, { deviceId: id });
-  const metrics = [...(fleet.get(id)?.metrics ?? [])].sort();
-  const sel = $<HTMLSelectElement>('hist-metric');
-  sel.replaceChildren(...metrics.map((m) => new Option(m, m)));
-  void loadHistory();
+  markers = new DeviceMarkers(id);
+  historyView.setMarkers(markers);
+  historyView.clear();
+  shown = null;
+  void reloadHistory(true);
 }
 
 /** Back to the fleet overview: the device view closes (its subscription with it). */
@@ -179,6 +198,10 @@ function showFleet(): void {
   fleet.select(null);
   for (const c of charts.values()) c.destroy();
   charts.clear();
+  historyView.clear();
+  markers = null;
+  zoom = null;
+  shown = null;
   $('device').hidden = true;
   overview.show(true);
 }
@@ -196,10 +219,8 @@ function liveRecord(r: WindowRecord): void {
   for (const [metric, stats] of Object.entries(r.metrics)) {
     let c = charts.get(metric);
     if (!c) {
-      c = new LiveChart(liveCharts, metric);
+      c = new LiveChart(liveCharts, metric, [markerPlugin(() => markers)]);
       charts.set(metric, c);
-      const sel = $<HTMLSelectElement>('hist-metric');
-      if (![...sel.options].some((o) => o.value === metric)) sel.add(new Option(metric, metric));
     }
     c.add(r.windowStart, r.windowEnd, stats, r.final !== false);
   }
@@ -224,7 +245,7 @@ async function fillGap(since: number): Promise<void> {
   const to = Date.now();
   banner.dataset.state = 'back';
   banner.textContent = 'Reconnected: filling the gap from history…';
-  void loadHistory();
+  void reloadHistory(zoom === null || zoom.depth === 0);
   try {
     const windows = await fetchWindows(id, resolution, from, to);
     if (selected !== id) return;
@@ -268,75 +289,195 @@ function scheduleValues(): void {
   });
 }
 
-// ---- history
+// ---- history: every metric of the device over a range, at the resolution the range calls for (device-history.ts)
 const rangeSel = $<HTMLSelectElement>('hist-range');
+const resSel = $<HTMLSelectElement>('hist-res');
+const historyView = new HistoryView($('history-chart'), (from, to) => {
+  if (zoom?.zoom(from, to)) void loadHistory();
+});
+/** The range picked and the zooms into it (null: no device, or a bad custom range). */
+let zoom: ZoomStack | null = null;
+/** The open device's anomaly and alert markers, drawn over its history and live charts. */
+let markers: DeviceMarkers | null = null;
+/** The stored resolutions, once an answer of the API named them (a live-only one's 400); until then the picker's. */
+let stored: string[] | null = null;
+/** What the history charts show: the CSV export takes the same. */
+let shown: { deviceId: string; range: Range; resolution: string; windows: WindowRecord[]; cut: boolean } | null = null;
+/** Loads in order: an answer for a range no longer wanted (zoomed again meanwhile) is dropped. */
+let historySeq = 0;
+
+/** The range of the picker (`last …` ends now), or why it has none. */
+function pickedRange(): Range | string {
+  if (rangeSel.value !== 'custom') {
+    const to = Date.now();
+    return { from: to - Number(rangeSel.value), to };
+  }
+  const from = Date.parse($<HTMLInputElement>('hist-from').value);
+  const to = Date.parse($<HTMLInputElement>('hist-to').value);
+  return Number.isFinite(from) && Number.isFinite(to) && from < to ? { from, to } : 'pick a from before a to';
+}
+
+/**
+ * The history again: from the picker's range (`fresh`: a device opened, the range or Load picked, a reconnect;
+ * a `last …` range then ends now, and the zooms are forgotten), or the range shown (the resolution changed).
+ */
+function reloadHistory(fresh: boolean): Promise<void> {
+  if (!selected) return Promise.resolve();
+  if (fresh || !zoom) {
+    const r = pickedRange();
+    if (typeof r === 'string') {
+      zoom = null;
+      $('hist-status').textContent = r;
+      return Promise.resolve();
+    }
+    zoom = new ZoomStack(r);
+    void loadMarkers(r);
+  }
+  return loadHistory();
+}
+
 rangeSel.addEventListener('change', () => {
   const custom = rangeSel.value === 'custom';
   $('hist-from').hidden = !custom;
   $('hist-to').hidden = !custom;
-  if (!custom) void loadHistory();
+  if (!custom) void reloadHistory(true);
 });
-$('hist-load').addEventListener('click', () => void loadHistory());
-{
-  // CSV of the range: every metric of the device's window records at the chosen resolution (REST, stored ones).
-  const csv = document.createElement('button');
-  csv.id = 'hist-csv';
-  csv.type = 'button';
-  csv.textContent = 'CSV';
-  csv.title = 'every metric of the range, at the chosen resolution, as CSV';
-  csv.addEventListener('click', () => void exportCsv());
-  $('hist-load').after(csv);
+$('hist-load').addEventListener('click', () => void reloadHistory(true));
+resSel.addEventListener('change', () => void reloadHistory(false));
+$('hist-back').addEventListener('click', () => {
+  if (zoom?.back()) void loadHistory();
+});
+$('hist-reset').addEventListener('click', () => {
+  if (zoom && zoom.depth > 0) {
+    zoom.reset();
+    void loadHistory();
+  }
+});
+$('hist-csv').addEventListener('click', () => void exportCsv());
+
+/** Resolutions to choose from: the stored ones once known, else the picker's. */
+const candidates = (): string[] =>
+  stored ?? [...resSel.options].map((o) => o.value).filter((r) => Number.isFinite(resolutionMsOf(r)));
+
+/** The picker names the live-only resolutions as such, once the API said which are stored. */
+function markLiveOnly(): void {
+  for (const o of resSel.options)
+    if (o.value !== 'auto') o.textContent = stored && !stored.includes(o.value) ? `${o.value} (live only)` : o.value;
 }
 
+const fmtTime = (ms: number, span: number) =>
+  span >= 86_400_000 ? new Date(ms).toLocaleString() : new Date(ms).toLocaleTimeString();
+
+/**
+ * The range shown, every metric of the device's window records (`/api/devices/:id/windows`, pages followed, at most
+ * MaxHistoryWindows). Auto picks the resolution from the range; a 400 naming the stored resolutions (auto tried a
+ * live-only one) teaches them, and auto tries again once. A manual live-only choice shows the API's reason.
+ */
+async function loadHistory(): Promise<void> {
+  const id = selected;
+  const status = $('hist-status');
+  if (!id || !zoom) return;
+  const seq = ++historySeq;
+  const range = zoom.current;
+  const span = range.to - range.from;
+  $('hist-back').hidden = $('hist-reset').hidden = zoom.depth === 0;
+  $('hist-span').textContent =
+    `${fmtTime(range.from, span)} – ${fmtTime(range.to, span)} (${spanLabel(span)}${zoom.depth > 0 ? ', zoomed' : ''})`;
+  const manual = resSel.value === 'auto' ? null : resSel.value;
+  status.textContent = 'loading…';
+  for (let attempt = 0; ; attempt++) {
+    const resolution = manual ?? chooseResolution(span, candidates());
+    const shownRes = $('hist-resolution');
+    if (!resolution) {
+      shownRes.textContent = 'resolution: none stored';
+      historyView.message('no resolution is stored: history is live only');
+      return void (status.textContent = '');
+    }
+    shownRes.textContent = `resolution: ${resolution} (${manual ? 'manual' : 'auto'})`;
+    shownRes.dataset.resolution = resolution;
+    shownRes.dataset.auto = String(!manual);
+    try {
+      const { windows, cut } = await fetchWindowRange(id, resolution, range.from, range.to, MaxHistoryWindows);
+      if (seq !== historySeq || selected !== id) return;
+      const series = metricSeries(windows, fleet.get(id)?.metrics ?? []);
+      historyView.show(series, range, resolution);
+      shown = { deviceId: id, range, resolution, windows, cut };
+      status.textContent =
+        `${windows.length.toLocaleString()} windows · ${series.size} metrics` +
+        (cut ? ` (cut at ${MaxHistoryWindows.toLocaleString()}: zoom in or pick a coarser resolution)` : '');
+      return;
+    } catch (e) {
+      if (seq !== historySeq || selected !== id) return;
+      const message = e instanceof Error ? e.message : String(e);
+      const named = storedFromError(message);
+      if (named) {
+        stored = named;
+        markLiveOnly();
+        if (!manual && attempt === 0) continue;
+      }
+      shown = null;
+      historyView.message(message);
+      status.textContent = `error: ${message}`;
+      return;
+    }
+  }
+}
+
+/**
+ * The device's anomalies (`GET /api/anomalies?deviceId=`) and alert transitions (`GET /api/alerts?deviceId=`, from a
+ * day earlier: an episode that fired before the range and resolved in it) of a range, at most 31 days (the API's
+ * bound) back from its end, into the markers; live ones are added as they come.
+ */
+async function loadMarkers(r: Range): Promise<void> {
+  const m = markers;
+  if (!m) return;
+  const from = Math.max(r.from, r.to - 31 * 86_400_000 + 60_000);
+  try {
+    const [scores, transitions] = await Promise.all([
+      fetchAnomalies({ deviceId: m.deviceId, from, to: r.to, limit: 1000 }),
+      fetchAlertHistory(
+        { deviceId: m.deviceId, from: Math.max(from - 86_400_000, r.to - 31 * 86_400_000 + 60_000), to: r.to },
+        1000,
+      ),
+    ]);
+    m.addAnomalies(scores);
+    m.addTransitions(transitions);
+    redrawMarkers();
+  } catch (e) {
+    $('hist-status').textContent = `markers: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+function redrawMarkers(): void {
+  historyView.redraw();
+  for (const c of charts.values()) c.plot.redraw(false, false);
+}
+
+/** Alert transitions (REST at start and after a reconnect, or live): the fleet grid, and the open device's markers. */
+function alertTransitions(ts: readonly AlertTransition[]): void {
+  for (const t of ts) overview.alert(t);
+  if (markers && ts.some((t) => t.deviceId === markers?.deviceId)) {
+    markers.addTransitions(ts);
+    redrawMarkers();
+  }
+}
+
+/**
+ * CSV of what the charts show: the range (zoomed or not) at its resolution, every metric of each window record. A
+ * `last …` range not zoomed is shown again first, ending now (so the file holds what was written meanwhile).
+ */
 async function exportCsv(): Promise<void> {
   const status = $('hist-status');
-  const id = selected;
-  if (!id) return;
-  const resolution = $<HTMLSelectElement>('hist-res').value;
-  let from: number;
-  let to: number;
-  if (rangeSel.value === 'custom') {
-    from = Date.parse($<HTMLInputElement>('hist-from').value);
-    to = Date.parse($<HTMLInputElement>('hist-to').value);
-    if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to)
-      return void (status.textContent = 'pick a from before a to');
-  } else {
-    to = Date.now();
-    from = to - Number(rangeSel.value);
-  }
+  if (zoom && zoom.depth === 0 && rangeSel.value !== 'custom') await reloadHistory(true);
+  const s = shown;
+  if (!s) return void (status.textContent = 'nothing shown to export');
+  const c = csvExport(s.deviceId, s.range, s.resolution);
   status.textContent = 'exporting…';
   try {
-    const windows = await fetchWindows(id, resolution, from, to, 100_000);
-    download(`${id}-${resolution}-${new Date(from).toISOString()}.csv`, windowsCsv(windows));
+    // What is drawn, unless the load was cut: then the whole range (up to 100,000 windows).
+    const windows = s.cut ? await fetchWindows(s.deviceId, c.resolution, c.from, c.to, 100_000) : s.windows;
+    download(c.name, windowsCsv(windows));
     status.textContent = `exported ${windows.length.toLocaleString()} windows`;
-  } catch (e) {
-    status.textContent = `error: ${e instanceof Error ? e.message : String(e)}`;
-  }
-}
-$('hist-metric').addEventListener('change', () => void loadHistory());
-$('hist-res').addEventListener('change', () => void loadHistory());
-
-async function loadHistory(): Promise<void> {
-  const status = $('hist-status');
-  const metric = $<HTMLSelectElement>('hist-metric').value;
-  if (!selected || !metric) return void (status.textContent = '');
-  const resolution = $<HTMLSelectElement>('hist-res').value;
-  let from: number;
-  let to: number;
-  if (rangeSel.value === 'custom') {
-    from = Date.parse($<HTMLInputElement>('hist-from').value);
-    to = Date.parse($<HTMLInputElement>('hist-to').value);
-    if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to)
-      return void (status.textContent = 'pick a from before a to');
-  } else {
-    to = Date.now();
-    from = to - Number(rangeSel.value);
-  }
-  status.textContent = 'loading…';
-  try {
-    const { points, cut } = await fetchSeries(selected, metric, resolution, from, to);
-    historyChart($('history-chart'), `${metric} (${resolution})`, points);
-    status.textContent = `${points.length.toLocaleString()} points${cut ? ' (cut)' : ''}`;
   } catch (e) {
     status.textContent = `error: ${e instanceof Error ? e.message : String(e)}`;
   }
@@ -379,7 +520,8 @@ function start(who: SessionInfo): void {
   for (const id of ['app', 'session', 'conn']) $(id).hidden = false;
   $('who').textContent = `${who.role} · ${who.devices === null ? 'all devices' : who.devices.join(', ')}`;
   $('who').title = who.expiresAt === null ? '' : `signed in until ${new Date(who.expiresAt).toLocaleString()}`;
-  alerts = new AlertsView($('alerts-panel'), who, selectDevice);
+  // Transitions from REST (at start and after a reconnect) set the fleet grid's alerting state as live ones do.
+  alerts = new AlertsView($('alerts-panel'), who, selectDevice, alertTransitions);
   live = new Live({
     aggregate: onAggregate,
     aggregates: (records) => {
@@ -387,7 +529,7 @@ function start(who: SessionInfo): void {
     },
     anomaly: (s) => addAnomaly(s, true),
     alert: (t) => {
-      overview.alert(t);
+      alertTransitions([t]);
       alerts?.alert(t);
     },
     state: setConn,
