@@ -96,6 +96,14 @@ describe('compose/grafana/fleetpulse-dashboard.json', () => {
       'alerting_deliveries_total',
     ])
       expect(used).toContain(name);
+    // The end-to-end delay of every stage (docs/contract.md, "Traces and stage delays").
+    for (const name of [
+      'fleetpulse_ingestion_stage_delay_seconds_bucket',
+      'fleetpulse_processor_stage_delay_seconds_bucket',
+      'scoring_stage_delay_seconds_bucket',
+      'fleetpulse_dashboard_stage_delay_seconds_bucket',
+    ])
+      expect(used).toContain(name);
     // Consumer lag is shown per partition.
     expect(queries.find((q) => q.expr.includes('fleetpulse_processor_consumer_lag'))?.expr).toMatch(/by \(partition\)/);
   });

@@ -1,4 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { Tracing } from '@fleetpulse/runtime/tracing';
 import { APP_GUARD } from '@nestjs/core';
 import { Access } from './access.service';
 import { AlertsController } from './alerts.controller';
@@ -11,6 +12,7 @@ import { HistoryService } from './history.service';
 import { KafkaHealth } from './kafka-health.service';
 import { LiveConsumer } from './live.consumer';
 import { LiveGateway } from './live.gateway';
+import { LiveTracing } from './live.tracing';
 import { DashboardMetrics } from './metrics.service';
 import { ModelsController } from './models.controller';
 import { SessionController } from './session.controller';
@@ -20,7 +22,8 @@ import { DashboardConfigToken } from './tokens';
 @Module({})
 // eslint-disable-next-line @typescript-eslint/no-extraneous-class -- a Nest module is a decorated class with a static factory
 export class AppModule {
-  static forRoot(config: DashboardConfig): DynamicModule {
+  /** `tracing`: tests' (an in-memory exporter); by default what config.tracing says. */
+  static forRoot(config: DashboardConfig, tracing?: Tracing): DynamicModule {
     return {
       module: AppModule,
       controllers: [
@@ -42,6 +45,12 @@ export class AppModule {
         KafkaHealth,
         DashboardMetrics,
         LiveGateway,
+        {
+          provide: LiveTracing,
+          useFactory: async (metrics: DashboardMetrics) =>
+            new LiveTracing(tracing ?? (await Tracing.start('fleetpulse-dashboard-api', config.tracing)), metrics),
+          inject: [DashboardMetrics],
+        },
       ],
     };
   }

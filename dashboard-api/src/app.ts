@@ -4,6 +4,7 @@ import { ConsoleLogger, Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Transport, type KafkaOptions } from '@nestjs/microservices';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Tracing } from '@fleetpulse/runtime/tracing';
 import type { Consumer } from 'kafkajs';
 import { Partitioners, logLevel } from 'kafkajs';
 import { AppModule } from './app.module';
@@ -27,6 +28,8 @@ export interface StartOptions {
   logLevels?: LogLevel[];
   /** Without the Kafka transport (unit tests feed the gateway themselves). */
   kafka?: boolean;
+  /** Tests' tracing (an in-memory exporter); by default what config.tracing says. */
+  tracing?: Tracing;
 }
 
 /**
@@ -62,7 +65,7 @@ export function kafkaTransport(config: DashboardConfig): KafkaOptions {
 
 /** Builds and starts the API: HTTP (+ socket.io, + the built UI) first, then the Kafka consumer. */
 export async function startDashboard(config: DashboardConfig, opts: StartOptions = {}): Promise<RunningDashboard> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.tracing), {
     logger: new ConsoleLogger({ logLevels: opts.logLevels ?? ['log', 'warn', 'error'], colors: process.stdout.isTTY }),
   });
   app.useGlobalFilters(new HttpErrorsFilter());

@@ -11,7 +11,7 @@ import {
   parseStoredResolutions,
   resolutionMs,
 } from '@fleetpulse/contracts';
-import { ServiceConfigError } from '@fleetpulse/runtime';
+import { ServiceConfigError, tracingConfig, type TracingConfig } from '@fleetpulse/runtime';
 import { z } from 'zod';
 import { grantsOf, type Grant } from './access';
 
@@ -84,6 +84,8 @@ export interface DashboardConfig {
    * to `burst`; at most `maxAddresses` addresses are tracked. Past it every request of the address is 429.
    */
   loginFailures: { perMinute: number; burst: number; maxAddresses: number };
+  /** OpenTelemetry traces (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, FLEETPULSE_TRACE_SAMPLE_RATIO); off by default. */
+  tracing: TracingConfig;
 }
 
 export class ConfigError extends ServiceConfigError {
@@ -179,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
       `FLEETPULSE_DASHBOARD_VIEWER_TOKENS / _ADMIN_TOKENS: no dashboard token configured; set FLEETPULSE_DASHBOARD_ADMIN_TOKENS=<token>[=<device glob>],... (or FLEETPULSE_ENV=development for ${DevToken})`,
     );
   const corsOrigins = parseOrigins(e.FLEETPULSE_DASHBOARD_CORS_ORIGINS, problems);
+  const tracing = tracingConfig(cleaned, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host: e.FLEETPULSE_DASHBOARD_HOST,
@@ -213,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
       burst: e.FLEETPULSE_LOGIN_FAILURE_BURST,
       maxAddresses: e.FLEETPULSE_LOGIN_MAX_ADDRESSES,
     },
+    tracing,
   };
 }
 
@@ -274,4 +278,7 @@ Access (every /api route and /live need a token or the session cookie of POST /a
                                         past it every request of the address answers 429 + Retry-After
   FLEETPULSE_LOGIN_MAX_ADDRESSES        addresses tracked for it (default 100000; past it refilled ones are
                                         forgotten first, then the oldest)
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT    OpenTelemetry traces to this OTLP/HTTP URL (or OTEL_EXPORTER_OTLP_ENDPOINT
+                                        + /v1/traces); unset: no tracing (docs/contract.md, "Traces and stage delays")
+  FLEETPULSE_TRACE_SAMPLE_RATIO         share of new traces sampled, 0-1 (default 1; a sampled parent always is)
 `;

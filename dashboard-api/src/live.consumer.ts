@@ -1,5 +1,5 @@
-import { Controller, Logger } from '@nestjs/common';
-import { EventPattern, Payload } from '@nestjs/microservices';
+import { Controller, Logger, Optional } from '@nestjs/common';
+import { Ctx, EventPattern, Payload, type KafkaContext } from '@nestjs/microservices';
 import {
   MetricStatNames,
   Topics,
@@ -8,6 +8,7 @@ import {
   type WindowRecord,
 } from '@fleetpulse/contracts';
 import { LiveGateway } from './live.gateway';
+import { LiveTracing } from './live.tracing';
 import { DashboardMetrics } from './metrics.service';
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -88,13 +89,16 @@ export class LiveConsumer {
   constructor(
     private readonly gateway: LiveGateway,
     private readonly metrics: DashboardMetrics,
+    /** Stage delays and push spans (live.tracing.ts); absent in tests that build the consumer by hand. */
+    @Optional() private readonly tracing?: LiveTracing,
   ) {}
 
   @EventPattern(Topics.aggregates)
-  onAggregate(@Payload() value: unknown): void {
+  onAggregate(@Payload() value: unknown, @Ctx() ctx?: KafkaContext): void {
     const record = checkWindowRecord(value);
     if (typeof record === 'string') return this.invalid(Topics.aggregates, record, value);
     this.metrics.kafkaRecords.inc({ topic: Topics.aggregates, outcome: 'ok' });
+    this.tracing?.handedOver(Topics.aggregates, record, ctx?.getMessage());
     try {
       this.gateway.publishAggregate(record);
     } catch (e) {
@@ -104,12 +108,13 @@ export class LiveConsumer {
 
   /** A provisional snapshot: checked as a window record, and it must say `"final": false`. */
   @EventPattern(Topics.live)
-  onLive(@Payload() value: unknown): void {
+  onLive(@Payload() value: unknown, @Ctx() ctx?: KafkaContext): void {
     const record = checkWindowRecord(value);
     if (typeof record === 'string') return this.invalid(Topics.live, record, value);
     if (record.final !== false)
       return this.invalid(Topics.live, 'final: expected false (metrics.live carries provisional records)', value);
     this.metrics.kafkaRecords.inc({ topic: Topics.live, outcome: 'ok' });
+    this.tracing?.handedOver(Topics.live, record, ctx?.getMessage());
     try {
       this.gateway.publishAggregate(record);
     } catch (e) {
@@ -118,13 +123,14 @@ export class LiveConsumer {
   }
 
   @EventPattern(Topics.scores)
-  onScore(@Payload() value: unknown): void {
+  onScore(@Payload() value: unknown, @Ctx() ctx?: KafkaContext): void {
     const score = asScore(value);
     if (!score) return this.invalid(Topics.scores, 'not an anomaly score', value);
     this.metrics.kafkaRecords.inc({ topic: Topics.scores, outcome: 'ok' });
     if (!score.anomalous) return;
     try {
       this.gateway.publishAnomaly(score);
+      this.tracing?.sentNow(Topics.scores, ctx?.getMessage());
     } catch (e) {
       this.log.error(`publishing an anomaly: ${String(e)}`);
     }

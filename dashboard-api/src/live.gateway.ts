@@ -1,4 +1,4 @@
-import { Inject, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Logger, Optional, type OnModuleDestroy } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -15,6 +15,7 @@ import { DeviceScope } from './access';
 import { Access, type Principal } from './access.service';
 import { Coalescer, type DeviceUpdate } from './coalescer';
 import type { DashboardConfig } from './config';
+import { LiveTracing } from './live.tracing';
 import { DashboardMetrics } from './metrics.service';
 import { DeviceIdPattern } from './query';
 import { DashboardConfigToken } from './tokens';
@@ -134,6 +135,8 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     @Inject(DashboardConfigToken) private readonly config: DashboardConfig,
     private readonly metrics: DashboardMetrics,
     private readonly access: Access,
+    /** Stage delays and push spans (live.tracing.ts); absent in tests that do not provide it. */
+    @Optional() private readonly tracing?: LiveTracing,
   ) {
     this.coalescer = new Coalescer(config.liveMaxUpdatesPerSec, (u) => this.flush(u));
     access.onSessionEnd((key) => {
@@ -343,6 +346,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     for (const { deviceId, records } of updates) {
       const targets = this.roomsOf(deviceId);
       if (targets.length === 0) continue;
+      this.tracing?.emitting(records);
       // Provisional records go to the device's own rooms only; fleet rooms get the final ones.
       const finals = records.some((r) => r.final === false) ? records.filter((r) => r.final !== false) : records;
       for (const room of targets) {
@@ -373,6 +377,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     if (singles > 0) this.metrics.liveEmits.inc({ event: 'aggregate' }, singles);
     if (provisionals > 0) this.metrics.provisional.inc(provisionals);
     if (batches.size > 0) this.metrics.liveEmits.inc({ event: 'aggregates' }, batches.size);
+    this.tracing?.flushed();
     end();
   }
 

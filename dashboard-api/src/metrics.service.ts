@@ -44,6 +44,12 @@ export class DashboardMetrics extends ServiceRegistry {
     'Time of one coalescing flush',
     [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
   );
+  readonly stageDelay = this.histogram(
+    'fleetpulse_dashboard_stage_delay_seconds',
+    "Pipeline stage delay: a record's Kafka timestamp to its socket.io emit (window records after coalescing; anomalies as they arrive), by topic",
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    ['topic'],
+  );
   readonly sessions = this.gauge('fleetpulse_dashboard_sessions', 'Signed-in sessions (POST /api/login) not yet ended');
   readonly denied = this.counter(
     'fleetpulse_dashboard_access_denied_total',

@@ -2,6 +2,23 @@ import { ConfigError, loadConfig, parseTokens } from './config';
 import { TokenTable } from './auth';
 
 describe('loadConfig', () => {
+  it('traces only when an OTLP endpoint is set, and names a bad sample ratio with the other problems', () => {
+    expect(loadConfig({ FLEETPULSE_ENV: 'development' }).tracing).toEqual({ endpoint: null, sampleRatio: 1 });
+    expect(
+      loadConfig({
+        FLEETPULSE_ENV: 'development',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        FLEETPULSE_TRACE_SAMPLE_RATIO: '0.25',
+      }).tracing,
+    ).toEqual({ endpoint: 'http://collector:4318/v1/traces', sampleRatio: 0.25 });
+    // One message names every problem: the ratio beside another variable's.
+    expect(() =>
+      loadConfig({ FLEETPULSE_TRACE_SAMPLE_RATIO: 'half', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'collector:4318' }),
+    ).toThrow(
+      /no token configured[\s\S]*FLEETPULSE_TRACE_SAMPLE_RATIO: "half" is not a number from 0 to 1[\s\S]*OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "collector:4318" is not an http\(s\) URL/,
+    );
+  });
+
   it('gives the contract defaults in development, with the dev token for every device', () => {
     const c = loadConfig({ FLEETPULSE_ENV: 'development' });
     expect(c.port).toBe(8080);

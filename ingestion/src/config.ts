@@ -1,6 +1,6 @@
 import { DefaultPorts, DevToken, envInt, parseTokenEntries, Topics } from '@fleetpulse/contracts';
 import { z } from 'zod';
-import { ServiceConfigError } from '@fleetpulse/runtime';
+import { ServiceConfigError, tracingConfig, type TracingConfig } from '@fleetpulse/runtime';
 import type { RateLimitConfig } from './limits';
 
 /**
@@ -55,6 +55,8 @@ export interface IngestionConfig {
   /** Bytes of one Kafka produce request at most; null: the topics' max.message.bytes, asked at start-up. */
   produceMaxRequestBytes: number | null;
   limits: RateLimitConfig;
+  /** OpenTelemetry traces (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, FLEETPULSE_TRACE_SAMPLE_RATIO); off by default. */
+  tracing: TracingConfig;
 }
 
 const envSchema = z.object({
@@ -163,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
     problems.push(
       `FLEETPULSE_MQTT_MAX_BUFFERED_BYTES: ${mqttMaxBufferedBytes} is less than one packet of the largest size (FLEETPULSE_MQTT_MAX_PACKET_BYTES: ${mqttMaxPacketBytes})`,
     );
+  const tracing = tracingConfig(env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   // Open to the network only where it is meant to be: in development, the loopback address unless told otherwise.
   const host = e.FLEETPULSE_INGESTION_HOST ?? (e.FLEETPULSE_ENV === 'development' ? '127.0.0.1' : '0.0.0.0');
@@ -202,5 +205,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
       loginFailureBurst: e.FLEETPULSE_LOGIN_FAILURE_BURST,
       loginMaxAddresses: e.FLEETPULSE_LOGIN_MAX_ADDRESSES,
     },
+    tracing,
   };
 }

@@ -3,9 +3,11 @@ import type { IngestionConfig } from './config';
 import type { TokenTable } from './auth';
 import { IngestionError, RecordTooLargeError } from './errors';
 import { addressKey } from '@fleetpulse/runtime';
+import type { Context, Tracing } from '@fleetpulse/runtime/tracing';
 import { throttleReason, type RateLimits, type Throttled } from './limits';
 import type { IngestionMetrics } from './metrics';
 import type { IngestPipeline, PayloadFormat } from './pipeline';
+import { endRequestSpan, startRequestSpan, type RequestSpan } from './tracing';
 
 export interface HttpDeps {
   config: IngestionConfig;
@@ -15,6 +17,8 @@ export interface HttpDeps {
   limits: RateLimits;
   /** Readiness: Kafka reachable and the producer connected. */
   isReady: () => boolean;
+  /** Undefined: tracing off. */
+  tracing?: Tracing;
 }
 
 class BodyTooLarge extends Error {}
@@ -76,7 +80,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 export function createIngestionServer(deps: HttpDeps): Server {
   const { config, tokens, pipeline, metrics, limits } = deps;
 
-  async function handleTelemetry(req: IncomingMessage, res: ServerResponse): Promise<number> {
+  async function handleTelemetry(req: IncomingMessage, res: ServerResponse, trace?: Context): Promise<number> {
     const receivedAt = Date.now();
     if (req.method !== 'POST') {
       send(res, 405, { error: 'use POST' }, { allow: 'POST' });
@@ -125,7 +129,7 @@ export function createIngestionServer(deps: HttpDeps): Server {
       throw e;
     }
     try {
-      const outcome = await pipeline.ingest({ body, format, grant, source: 'http', receivedAt });
+      const outcome = await pipeline.ingest({ body, format, grant, source: 'http', receivedAt, trace });
       switch (outcome.kind) {
         case 'accepted':
           send(res, 202, { accepted: outcome.accepted, rejected: outcome.rejected, errors: outcome.errors });
@@ -167,7 +171,16 @@ export function createIngestionServer(deps: HttpDeps): Server {
   const server = createServer(serverOptions, (req, res) => {
     const started = process.hrtime.bigint();
     const path = (req.url ?? '/').split('?')[0];
+    // A device's `traceparent` header makes its trace go on through the pipeline.
+    const span: RequestSpan | undefined =
+      deps.tracing && path === '/v1/telemetry'
+        ? startRequestSpan(deps.tracing, 'POST /v1/telemetry', req.headers, {
+            'http.request.method': req.method ?? '',
+            'url.path': path,
+          })
+        : undefined;
     const done = (status: number) => {
+      if (span) endRequestSpan(span, status);
       metrics.requests.inc({ source: 'http', status: String(status) });
       if (path === '/v1/telemetry')
         metrics.requestSeconds.observe({ source: 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -182,7 +195,7 @@ export function createIngestionServer(deps: HttpDeps): Server {
     };
     switch (path) {
       case '/v1/telemetry':
-        handleTelemetry(req, res).then(done, fail);
+        handleTelemetry(req, res, span?.context).then(done, fail);
         return;
       case '/healthz':
         send(res, 200, { status: 'ok' });

@@ -38,6 +38,9 @@ Rate limits (token buckets; HTTP answers 429 with Retry-After, MQTT closes the c
                                      IPv6 by /64 (default 60 / 20; 0: no limit); past it the address gets 429
                                      (MQTT: CONNACK 3) without its token being looked at
   FLEETPULSE_LOGIN_MAX_ADDRESSES     addresses tracked for failed logins at most (default 100000)
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OpenTelemetry traces to this OTLP/HTTP URL (or OTEL_EXPORTER_OTLP_ENDPOINT
+                                     + /v1/traces); unset: no tracing (docs/contract.md, "Traces and stage delays")
+  FLEETPULSE_TRACE_SAMPLE_RATIO      share of new traces sampled, 0-1 (default 1; a sampled parent always is)
 MQTT:
   FLEETPULSE_MQTT_PORT               MQTT 3.1.1 port (default 1883; 0: any free port; off: no MQTT)
   FLEETPULSE_MQTT_HOST               MQTT listen address (default: FLEETPULSE_INGESTION_HOST's)

@@ -31,6 +31,12 @@ export class IngestionMetrics extends ServiceRegistry implements IngestCounters,
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     ['ok'],
   );
+  private readonly stageDelay = this.histogram(
+    'fleetpulse_ingestion_stage_delay_seconds',
+    'Pipeline stage delay: a request (or PUBLISH) received to its accepted events acknowledged by Kafka',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    ['source'],
+  );
   private readonly batchEvents = this.histogram(
     'fleetpulse_ingestion_produce_batch_events',
     'Events per Kafka batch (group commit)',
@@ -70,6 +76,10 @@ export class IngestionMetrics extends ServiceRegistry implements IngestCounters,
     if (outcome.kind !== 'accepted') return;
     if (outcome.accepted > 0) this.accepted.inc({ source }, outcome.accepted);
     if (outcome.rejected > 0) this.rejected.inc({ source }, outcome.rejected);
+  }
+
+  onAcked(source: IngestSource, ms: number): void {
+    this.stageDelay.observe({ source }, ms / 1000);
   }
 
   onBatch(_records: number, events: number, seconds: number, ok: boolean): void {

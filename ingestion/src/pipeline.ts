@@ -1,8 +1,10 @@
 import { Topics } from '@fleetpulse/contracts';
 import { parseTelemetry } from '@fleetpulse/native';
+import { endSpan, type Context, type Tracing } from '@fleetpulse/runtime/tracing';
 import type { IngestionConfig, TokenGrant } from './config';
 import type { RateLimits, Throttled } from './limits';
 import type { GroupCommitProducer, OutgoingRecord } from './producer';
+import { startProduceSpan, type ProduceSpan } from './tracing';
 
 export type PayloadFormat = 'json' | 'ndjson';
 export type IngestSource = 'http' | 'mqtt';
@@ -15,6 +17,8 @@ export interface IngestRequest {
   device?: string;
   source: IngestSource;
   receivedAt: number;
+  /** The request's span (tracing on): the produce span is its child, and the records carry that one's context. */
+  trace?: Context;
 }
 
 export type IngestOutcome =
@@ -25,6 +29,8 @@ export type IngestOutcome =
 
 export interface IngestCounters {
   onOutcome?(outcome: IngestOutcome, source: IngestSource): void;
+  /** Accepted events acknowledged by Kafka, `ms` after their request was received (the stage delay). */
+  onAcked?(source: IngestSource, ms: number): void;
 }
 
 /**
@@ -42,6 +48,8 @@ export class IngestPipeline {
     private readonly producer: GroupCommitProducer,
     private readonly counters: IngestCounters = {},
     private readonly limits?: RateLimits,
+    /** Undefined: tracing off, and a request costs no more than that check. */
+    private readonly tracing?: Tracing,
   ) {}
 
   async ingest(req: IngestRequest): Promise<IngestOutcome> {
@@ -77,10 +85,20 @@ export class IngestPipeline {
       outcome = { kind: 'unparseable', error, offset };
     } else {
       const records: OutgoingRecord[] = [];
+      const produce: ProduceSpan | undefined =
+        this.tracing && req.trace && result.keys.length > 0
+          ? startProduceSpan(this.tracing, req.trace, this.config.rawTopic, result.keys.length)
+          : undefined;
+      const headers = produce?.headers;
       let start = 0;
       for (let i = 0; i < result.keys.length; i++) {
         const end = result.valueEnds[i]!;
-        records.push({ topic: this.config.rawTopic, key: result.keys[i]!, value: result.values.subarray(start, end) });
+        const value = result.values.subarray(start, end);
+        records.push(
+          headers === undefined
+            ? { topic: this.config.rawTopic, key: result.keys[i]!, value }
+            : { topic: this.config.rawTopic, key: result.keys[i]!, value, headers },
+        );
         start = end;
       }
       for (const r of result.rejected) {
@@ -91,7 +109,16 @@ export class IngestPipeline {
           headers: dlqHeaders(r.error),
         });
       }
-      if (records.length > 0) await this.producer.send(records, result.accepted);
+      if (records.length > 0) {
+        try {
+          await this.producer.send(records, result.accepted);
+        } catch (e) {
+          if (produce) endSpan(produce.span, e);
+          throw e;
+        }
+        produce?.span.end();
+        if (result.accepted > 0) this.counters.onAcked?.(req.source, Date.now() - req.receivedAt);
+      }
       outcome = {
         kind: 'accepted',
         accepted: result.accepted,

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Kafka, logLevel } from 'kafkajs';
 import { Topics } from '@fleetpulse/contracts';
 import { parserKind } from '@fleetpulse/native';
+import { Tracing } from '@fleetpulse/runtime/tracing';
 import { TokenTable } from './auth';
 import type { IngestionConfig } from './config';
 import { createIngestionServer } from './http-server';
@@ -30,8 +31,13 @@ export type Log = (line: string) => void;
 export async function startIngestion(
   config: IngestionConfig,
   log: Log = (l) => console.log(l),
+  /** Tests' tracing (an in-memory exporter); by default what config.tracing says. */
+  tracingOverride?: Tracing,
 ): Promise<RunningIngestion> {
   const metrics = new IngestionMetrics();
+  const tracing = tracingOverride ?? (await Tracing.start('fleetpulse-ingestion', config.tracing));
+  if (tracing && !tracingOverride)
+    log(`ingestion: traces to ${config.tracing.endpoint} (new traces sampled at ${config.tracing.sampleRatio})`);
   const kafka = new Kafka({
     clientId: config.kafkaClientId,
     brokers: config.kafkaBrokers,
@@ -61,8 +67,16 @@ export async function startIngestion(
     if (mqtt !== undefined) metrics.mqttBufferedBytes.set(mqtt.bufferedBytes);
   }, 5000).unref();
   const tokens = new TokenTable(config.tokens);
-  const pipeline = new IngestPipeline(config, producer, metrics, limits);
-  const server = createIngestionServer({ config, tokens, pipeline, metrics, limits, isReady: () => producer.healthy });
+  const pipeline = new IngestPipeline(config, producer, metrics, limits, tracing);
+  const server = createIngestionServer({
+    config,
+    tokens,
+    pipeline,
+    metrics,
+    limits,
+    isReady: () => producer.healthy,
+    tracing,
+  });
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -71,13 +85,14 @@ export async function startIngestion(
   );
   let mqttPort: number | null = null;
   if (config.mqttPort !== null) {
-    mqtt = new MqttDoor({ config, tokens, pipeline, producer, metrics, limits, log });
+    mqtt = new MqttDoor({ config, tokens, pipeline, producer, metrics, limits, log, tracing });
     try {
       mqttPort = await mqtt.listen(config.mqttPort, config.mqttHost);
     } catch (e) {
       server.close();
       clearInterval(tracked);
       await producer.close();
+      if (!tracingOverride) await tracing?.shutdown();
       throw e;
     }
     log(
@@ -103,6 +118,7 @@ export async function startIngestion(
       await mqttClosed;
       clearInterval(tracked);
       await producer.close();
+      if (!tracingOverride) await tracing?.shutdown();
     })());
   return { port, mqttPort, pipeline, producer, metrics, close };
 }

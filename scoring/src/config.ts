@@ -1,7 +1,7 @@
 /** Scoring configuration: every environment variable and flag checked once, at start-up; one error lists all. */
 import { resolve } from 'node:path';
 import { connectionConfig, connectionEnv, DefaultPorts, envInt, Topics } from '@fleetpulse/contracts';
-import { ServiceConfigError } from '@fleetpulse/runtime';
+import { ServiceConfigError, tracingConfig, type TracingConfig } from '@fleetpulse/runtime';
 import { z } from 'zod';
 
 export interface ScoringConfig {
@@ -12,6 +12,10 @@ export interface ScoringConfig {
   keyspace: string;
   /** Write anomalous scores to Cassandra (fleetpulse.anomalies, anomalies_by_day). */
   storeAnomalies: boolean;
+  /** A step's scores and offsets in one Kafka transaction (exactly once); off: scores, then the commit. */
+  transactions: boolean;
+  /** Final window records remembered per partition, so that one published again unchanged is not scored again. */
+  repeatWindow: number;
   groupId: string;
   sourceTopic: string;
   scoresTopic: string;
@@ -32,6 +36,8 @@ export interface ScoringConfig {
   quarantineWindowMs: number;
   httpHost: string;
   httpPort: number;
+  /** OpenTelemetry traces (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, FLEETPULSE_TRACE_SAMPLE_RATIO); off by default. */
+  tracing: TracingConfig;
 }
 
 export class ConfigError extends ServiceConfigError {
@@ -57,6 +63,8 @@ const envSchema = z.object({
   MODELS_DIR: z.string().min(1).default('models'),
   ...connectionEnv,
   FLEETPULSE_SCORING_STORE: z.enum(['on', 'off']).default('on'),
+  FLEETPULSE_SCORING_TRANSACTIONS: z.enum(['on', 'off']).default('on'),
+  FLEETPULSE_SCORING_REPEAT_WINDOW: envInt(0, 10_000_000).default(20_000),
   FLEETPULSE_SCORING_GROUP: z.string().min(1).default('fleetpulse-scoring'),
   FLEETPULSE_SCORING_SOURCE_TOPIC: z.string().min(1).default(Topics.aggregates),
   FLEETPULSE_SCORING_SCORES_TOPIC: z.string().min(1).default(Topics.scores),
@@ -99,11 +107,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
   }
   const e = parsed.data;
   const connection = connectionConfig(e, problems);
+  const tracing = tracingConfig(merged, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     modelsDir: resolve(e.MODELS_DIR),
     ...connection,
     storeAnomalies: e.FLEETPULSE_SCORING_STORE === 'on',
+    transactions: e.FLEETPULSE_SCORING_TRANSACTIONS === 'on',
+    repeatWindow: e.FLEETPULSE_SCORING_REPEAT_WINDOW,
     groupId: e.FLEETPULSE_SCORING_GROUP,
     sourceTopic: e.FLEETPULSE_SCORING_SOURCE_TOPIC,
     scoresTopic: e.FLEETPULSE_SCORING_SCORES_TOPIC,
@@ -122,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     quarantineWindowMs: e.FLEETPULSE_SCORING_QUARANTINE_WINDOW_MS,
     httpHost: e.FLEETPULSE_SCORING_HOST,
     httpPort: e.FLEETPULSE_SCORING_PORT,
+    tracing,
   };
 }
 
@@ -138,6 +150,12 @@ Configuration is by environment variable (validated at start-up; flags override)
   FLEETPULSE_CASSANDRA_DC                local data center (default datacenter1)
   FLEETPULSE_KEYSPACE                    (default fleetpulse)
   FLEETPULSE_SCORING_STORE               on|off: write anomalies to Cassandra (default on)
+  FLEETPULSE_SCORING_TRANSACTIONS        on|off: a step's scores and its offsets in one Kafka transaction, so
+                                         anomaly.scores holds each once for read_committed consumers (default on;
+                                         off: at least once, for brokers without transactions)
+  FLEETPULSE_SCORING_REPEAT_WINDOW       final window records remembered per partition (default 20000; 0: none):
+                                         one published again unchanged (the stream processor re-reading after a
+                                         refused flush, a crash or a rebalance) is not scored again
   FLEETPULSE_SCORING_GROUP               consumer group (default fleetpulse-scoring)
   FLEETPULSE_SCORING_SOURCE_TOPIC        (default metrics.aggregates)
   FLEETPULSE_SCORING_SCORES_TOPIC        (default anomaly.scores)
@@ -152,6 +170,9 @@ Configuration is by environment variable (validated at start-up; flags override)
   FLEETPULSE_SCORING_QUARANTINE_CRASHES  session host crashes while running one model that quarantine it (default 3)
   FLEETPULSE_SCORING_QUARANTINE_WINDOW_MS  ...counted within this window (default 600000)
   FLEETPULSE_SCORING_HOST / _PORT        /healthz /readyz /metrics /api/models (default 0.0.0.0:8082)
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT     OpenTelemetry traces to this OTLP/HTTP URL (or OTEL_EXPORTER_OTLP_ENDPOINT
+                                         + /v1/traces); unset: no tracing (docs/contract.md, "Traces and stage delays")
+  FLEETPULSE_TRACE_SAMPLE_RATIO          share of new traces sampled, 0-1 (default 1; a sampled parent always is)
 Ignored since window records (v2), accepted so old deployments start: FLEETPULSE_SCORING_MAX_WAIT_MS,
 FLEETPULSE_SCORING_TICK_MS.
 `;

@@ -8,20 +8,41 @@
  * rewinds its partition to the last commit, as the stream processor does: the offset is sought back, batches fetched
  * before the seek are stale and passed over unread, and the records are scored again. So no later step of the
  * partition can commit past records whose scores never went out, whatever kafkajs would do with a thrown error.
+ *
+ * Exactly once on anomaly.scores (step-output.ts, repeats.ts): a step's scores and its offsets are one Kafka
+ * transaction, and a window record the partition scored lately (same bytes, same models) is passed over, so the
+ * stream processor publishing windows again (after a refused flush, a crash, partitions moving) repeats no score. A
+ * partition this process did not have is first read back over its last `repeatWindow` records before its commit
+ * (remembered, not scored), so that holds across restarts and rebalances too.
  */
 import { backoffDelay, firstLine, sleep } from '@fleetpulse/runtime';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { InvalidRecord, parseWindowRecord } from './features';
 import type { ScoringMetrics } from './metrics';
+import { fingerprint, windowKey, type RecentWindows } from './repeats';
 import type { RecordIn, Scorer } from './scorer';
+import type { StepOutput } from './step-output';
+import type { StepTrace } from './tracing';
 
 /** Unreadable records logged one by one per batch; the rest of the batch's are summed up in one line. */
 const InvalidLoggedPerBatch = 10;
+
+/** A record of the step, with its window and fingerprint when it is a final one checked for repeats. */
+interface ScoredRecord extends RecordIn {
+  key?: string;
+  fingerprint?: number;
+}
 
 export interface WindowConsumerOptions {
   topic: string;
   metrics: ScoringMetrics;
   log: (line: string) => void;
+  /** Told of each step's records: its delivery's span links and stage delay (tracing.ts). */
+  steps?: StepTrace;
+  /** Where the step's scores and offsets go (a transaction, or scores then a commit). */
+  output: StepOutput;
+  /** Window records scored lately per partition (perPartition 0: no check, no read-back). */
+  repeats: RecentWindows;
 }
 
 export class WindowConsumer {
@@ -31,6 +52,10 @@ export class WindowConsumer {
   private readonly started = new Map<number, bigint>();
   /** Failed deliveries in a row: the wait before reading a rewound partition again grows with them. */
   private failures = 0;
+  /** Partitions being read back before their commit (to this offset), remembered and not scored. */
+  private readonly readingBack = new Map<number, bigint>();
+  /** Partitions read back (or with nothing before their commit): scored from their commit on. */
+  private readonly readBack = new Set<number>();
   private running = false;
 
   constructor(
@@ -45,7 +70,7 @@ export class WindowConsumer {
   }
 
   async start(): Promise<void> {
-    await this.consumer.connect();
+    await Promise.all([this.consumer.connect(), this.o.output.connect()]);
     // A crash kafkajs does not restart from leaves nothing consuming: /readyz says so.
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       this.o.log(`consumer crashed (${firstLine(e.payload.error)}); ${e.payload.restart ? 'restarting' : 'stopped'}`);
@@ -60,6 +85,13 @@ export class WindowConsumer {
             this.scorer.dropPartition(p);
             this.committed.delete(p);
           }
+        for (const p of [...this.readBack, ...this.readingBack.keys()])
+          if (!assigned.has(p)) {
+            this.readBack.delete(p);
+            this.o.repeats.drop(p);
+          }
+        // A read-back cut short: kafkajs restarts the partition at its commit, so it starts over.
+        this.readingBack.clear();
         // kafkajs restarts every assigned partition at its commit after a join.
         this.started.clear();
         await Promise.resolve();
@@ -78,6 +110,7 @@ export class WindowConsumer {
     this.running = false;
     await this.consumer.stop();
     await this.consumer.disconnect();
+    await this.o.output.disconnect();
   }
 
   private async step({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
@@ -86,25 +119,50 @@ export class WindowConsumer {
     const last = batch.messages.at(-1);
     if (!first || !last) return;
     const p = batch.partition;
+    if (this.startReadBack(p, BigInt(first.offset))) return;
     if (!this.started.has(p)) this.started.set(p, BigInt(first.offset));
+    let messages = batch.messages;
+    const until = this.readingBack.get(p);
+    if (until !== undefined) {
+      // Before the commit: scored by this partition's earlier owner (or this process before a restart).
+      const models = this.scorer.modelsSignature();
+      let i = 0;
+      for (; i < messages.length && BigInt(messages[i]!.offset) < until; i++) this.remember(p, messages[i]!, models);
+      if (i < messages.length || BigInt(last.offset) + 1n >= until) {
+        this.readingBack.delete(p);
+        this.readBack.add(p);
+        this.o.log(
+          `${this.o.topic}[${p}]: read back to offset ${until} (${this.o.repeats.size(p)} windows remembered)`,
+        );
+      }
+      messages = messages.slice(i);
+      if (messages.length === 0) return;
+    }
     const t0 = performance.now();
-    const records = this.read(batch);
     // Keeps the group membership while a slow Kafka or Cassandra holds the delivery.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
     try {
       const delivered = await this.scorer.locked(async () => {
         // Stale: sought back by a rewind after this batch was fetched; it is read again from there.
         if (isStale()) return false;
+        this.o.steps?.read(batch.topic, messages);
+        const models = this.scorer.modelsSignature();
+        const { records, repeated } = this.read(batch.topic, p, messages, models);
         try {
+          await this.o.output.begin();
           await this.scorer.ingest(records);
+          // Records that are not window records (and non-final ones, and repeats) move the position too, once the
+          // scores of every record before them are out.
+          this.scorer.advance(p, BigInt(last.offset) + 1n);
+          await this.commit(p);
         } catch (e) {
+          await this.o.output.abort().catch(() => undefined);
+          this.scorer.resetTo(p, this.committed.get(p) ?? this.started.get(p) ?? null);
           this.rewind(p, e);
           return false;
         }
-        // Records that are not window records (and non-final ones) move the position too, once the scores of every
-        // record before them are out.
-        this.scorer.advance(p, BigInt(last.offset) + 1n);
-        await this.commit(p);
+        if (repeated > 0) this.o.metrics.repeats.inc(repeated);
+        for (const r of records) if (r.fingerprint !== undefined) this.o.repeats.remember(p, r.key!, r.fingerprint);
         return true;
       });
       if (delivered) {
@@ -115,6 +173,37 @@ export class WindowConsumer {
       clearInterval(beat);
     }
     await heartbeat();
+  }
+
+  /**
+   * A partition's first batch since this process has it: unless it starts at the topic's beginning, seek back over the
+   * `repeats.perPartition` records before it and read them back first (they are remembered, not scored). True when
+   * the batch is to be passed over for that.
+   */
+  private startReadBack(p: number, from: bigint): boolean {
+    if (this.readBack.has(p) || this.readingBack.has(p)) return false;
+    const window = BigInt(this.o.repeats.perPartition);
+    if (window === 0n || from === 0n) {
+      this.readBack.add(p);
+      return false;
+    }
+    this.readingBack.set(p, from);
+    this.started.set(p, from);
+    const back = from > window ? from - window : 0n;
+    this.consumer.seek({ topic: this.o.topic, partition: p, offset: back.toString() });
+    return true;
+  }
+
+  /** A record read back from before the partition's commit: a final window record is remembered as scored. */
+  private remember(p: number, m: EachBatchPayload['batch']['messages'][number], models: string): void {
+    if (!m.value) return;
+    try {
+      const r = parseWindowRecord(m.value);
+      if (r.final !== false)
+        this.o.repeats.remember(p, windowKey(r.deviceId, r.resolution, r.windowStart), fingerprint(m.value, models));
+    } catch (e) {
+      if (!(e instanceof InvalidRecord)) throw e;
+    }
   }
 
   /**
@@ -133,34 +222,54 @@ export class WindowConsumer {
     this.consumer.seek({ topic: this.o.topic, partition, offset: to.toString() });
   }
 
-  /** The batch's window records; the others counted and logged (the first few one by one). */
-  private read(batch: EachBatchPayload['batch']): RecordIn[] {
-    const records: RecordIn[] = [];
+  /**
+   * The step's window records, less the final ones the partition scored lately (same bytes, same models: published
+   * again); the others counted and logged (the first few one by one).
+   */
+  private read(
+    topic: string,
+    partition: number,
+    messages: EachBatchPayload['batch']['messages'],
+    models: string,
+  ): { records: ScoredRecord[]; repeated: number } {
+    const records: ScoredRecord[] = [];
     const invalid: string[] = [];
-    for (const m of batch.messages) {
+    const checking = this.o.repeats.perPartition > 0;
+    let repeated = 0;
+    for (const m of messages) {
       try {
-        records.push({ partition: batch.partition, offset: BigInt(m.offset), record: parseWindowRecord(m.value) });
+        const record = parseWindowRecord(m.value);
+        const r: ScoredRecord = { partition, offset: BigInt(m.offset), record };
+        if (checking && record.final !== false) {
+          r.key = windowKey(record.deviceId, record.resolution, record.windowStart);
+          r.fingerprint = fingerprint(m.value!, models);
+          if (this.o.repeats.has(partition, r.key, r.fingerprint)) {
+            repeated++;
+            continue;
+          }
+        }
+        records.push(r);
       } catch (e) {
         if (!(e instanceof InvalidRecord)) throw e;
         this.o.metrics.invalid.inc({ reason: e.reason });
         if (invalid.length < InvalidLoggedPerBatch)
-          this.o.log(`skipping ${batch.topic}[${batch.partition}]@${m.offset}: not a window record: ${e.message}`);
+          this.o.log(`skipping ${topic}[${partition}]@${m.offset}: not a window record: ${e.message}`);
         invalid.push(m.offset);
       }
     }
     if (invalid.length > InvalidLoggedPerBatch)
       this.o.log(
-        `skipping ${invalid.length - InvalidLoggedPerBatch} more records of ${batch.topic}[${batch.partition}] ` +
+        `skipping ${invalid.length - InvalidLoggedPerBatch} more records of ${topic}[${partition}] ` +
           `that are not window records, up to @${invalid.at(-1)}`,
       );
-    return records;
+    return { records, repeated };
   }
 
   /** Commits the partition's position if it moved: after the last record whose scores are out. */
   private async commit(partition: number): Promise<void> {
     const o = this.scorer.commitOffset(partition);
-    if (o === null || this.committed.get(partition) === o) return;
-    await this.consumer.commitOffsets([{ topic: this.o.topic, partition, offset: o.toString() }]);
-    this.committed.set(partition, o);
+    const moved = o !== null && this.committed.get(partition) !== o;
+    await this.o.output.commit(moved ? { topic: this.o.topic, partition, offset: o.toString() } : null);
+    if (moved) this.committed.set(partition, o);
   }
 }

@@ -183,8 +183,9 @@ test('a failed score delivery followed by a restart: nothing committed past it, 
   const [a, b, c] = [cut(0, third), cut(third, 2 * third), cut(2 * third, starts.length)];
   const expected = completeWindows(sim.records);
   const h = await harness(withDefaultModel);
-  // The scores topic made to refuse every write: with max.message.bytes 64 the broker answers MESSAGE_TOO_LARGE to
-  // each partition's record batch without appending it, an error the producer does not retry (a retriable refusal,
+  // The scores topic made to refuse every write of scores: with max.message.bytes 100 the broker answers
+  // MESSAGE_TOO_LARGE to each partition's record batch of scores (a few hundred bytes) without appending it, an error
+  // the producer does not retry, while a transaction's abort marker (about 80 bytes) still fits (a retriable refusal,
   // NOT_ENOUGH_REPLICAS say, is retried by the idempotent producer without end: the step waits, nothing is
   // committed, nothing to rewind).
   const sinkMaxBytes = (value: string) =>
@@ -201,7 +202,7 @@ test('a failed score delivery followed by a restart: nothing committed past it, 
     const afterA = await committedToEnd(h);
     expect(afterA.committed).toEqual(afterA.ends);
 
-    await sinkMaxBytes('64');
+    await sinkMaxBytes('100');
     await publish(h.source, b);
     await until(() => failures() > 0, 60_000, 'a failed delivery');
     expect(h.logs.find((l) => /^delivering the scores of .* failed/.test(l))).toMatch(

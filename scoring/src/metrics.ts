@@ -41,6 +41,10 @@ export class ScoringMetrics extends ServiceRegistry {
     'scoring_models_quarantined',
     'Models out of service for crashing the session host',
   );
+  readonly repeats = this.counter(
+    'scoring_windows_repeated_total',
+    'Final window records passed over unscored: the partition scored the same record under the same models lately',
+  );
   readonly deliveryFailures = this.counter(
     'scoring_delivery_failures_total',
     'Steps whose scores could not be delivered (Kafka or Cassandra): the partition is re-read from its last commit',
@@ -54,6 +58,11 @@ export class ScoringMetrics extends ServiceRegistry {
     'scoring_batch_seconds',
     'From a batch of records read to its scores published and committed',
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+  readonly stageDelay = this.histogram(
+    'scoring_stage_delay_seconds',
+    "Pipeline stage delay: a window record's Kafka timestamp to its step's scores acknowledged on anomaly.scores",
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   );
   readonly loadSeconds = this.histogram(
     'scoring_model_load_seconds',

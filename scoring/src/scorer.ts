@@ -133,6 +133,22 @@ export class Scorer {
     if ((this.consumed.get(partition) ?? -1n) < next) this.consumed.set(partition, next);
   }
 
+  /**
+   * Moves the partition's position back to `next` (null: none), after a step whose scores were sent but not
+   * committed: the records after it are read and scored again.
+   */
+  resetTo(partition: number, next: bigint | null): void {
+    if (next === null) this.consumed.delete(partition);
+    else this.consumed.set(partition, next);
+  }
+
+  /** The models that score now (name and file digest): a record scored under others may score differently. */
+  modelsSignature(): string {
+    const parts: string[] = [];
+    for (const m of this.registry.snapshot().values()) parts.push(`${m.name}@${m.sha256}`);
+    return parts.sort().join(',');
+  }
+
   /** Offset safe to commit for the partition: after the last record whose scores are out; null if none. */
   commitOffset(partition: number): bigint | null {
     return this.consumed.get(partition) ?? null;

@@ -322,3 +322,50 @@ test('records that are not window records, not final or lacking a metric are pas
     await h.close();
   }
 });
+
+test('window records published again unchanged are scored once, across a restart too; a changed one is scored again', async () => {
+  const prefix = `${uniqueName('rp')}-`;
+  const sim = simulateAggregates({ devices: 9, durationMs: 10 * 60_000, seed: 7, devicePrefix: prefix });
+  const expected = completeWindows(sim.records);
+  const h = await harness((dir) => {
+    copyFileSync(join(models, 'iforest.onnx'), join(dir, 'iforest.onnx'));
+    copyFileSync(join(models, 'iforest.json'), join(dir, 'iforest.json'));
+  });
+  /** Records the running process passed over as repeats (its own count: a restart starts at 0). */
+  const repeatedCount = async () =>
+    Number(/^scoring_windows_repeated_total (\S+)$/m.exec(await metricsText(h.service.port))?.[1] ?? 0);
+  try {
+    await publish(h.source, sim.records);
+    await until(() => h.scores.length >= expected.size, 60_000, `${expected.size} scores`);
+    await committedToEnd(h);
+    // What a stream processor re-reading from its last commit does: the same records, byte for byte, again.
+    await publish(h.source, sim.records);
+    const finals = sim.records.filter((r) => r.final !== false).length;
+    await committedToEnd(h);
+    expect(await repeatedCount()).toBe(finals);
+    // After a restart, the new process reads the partitions back before their commit: still no second score.
+    await h.restart();
+    await publish(h.source, sim.records);
+    await committedToEnd(h);
+    expect(await repeatedCount()).toBe(finals);
+    await sleep(1500);
+    const counts = countBy(h.scores);
+    expect(counts.size).toBe(expected.size);
+    expect([...counts].filter(([, n]) => n > 1)).toEqual([]);
+    // A record of a scored window with other numbers (a replay's rebuilt row that differs) is scored again.
+    const scoredOne = sim.records.find((r) => expected.has(`${r.deviceId}|${r.windowStart}`))!;
+    const changed: WindowRecord = {
+      ...scoredOne,
+      metrics: { ...scoredOne.metrics, temp: { ...scoredOne.metrics.temp!, max: scoredOne.metrics.temp!.max + 1 } },
+    };
+    const before = h.scores.length;
+    await publish(h.source, [changed]);
+    await until(() => h.scores.length > before, 30_000, 'the changed record scored');
+    expect(h.scores.slice(before).map((s) => `${s.deviceId}|${s.windowStart}`)).toEqual([
+      `${changed.deviceId}|${changed.windowStart}`,
+    ]);
+    expect(h.logs.some((l) => / read back to offset \d+ \(\d+ windows remembered\)$/.test(l))).toBe(true);
+  } finally {
+    await h.close();
+  }
+});

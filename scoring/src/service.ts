@@ -8,16 +8,20 @@ import type { Server } from 'node:http';
 import { firstLine } from '@fleetpulse/runtime';
 import { cassandraClientOptions } from '@fleetpulse/runtime/cassandra';
 import { startOpsServer } from '@fleetpulse/runtime/metrics';
+import { Tracing } from '@fleetpulse/runtime/tracing';
 import { Client } from 'cassandra-driver';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import type { ScoringConfig } from './config';
 import { WindowConsumer } from './consumer';
 import { ScoringMetrics } from './metrics';
 import { ModelRegistry, type ModelStatus } from './models';
 import { Scorer } from './scorer';
+import { RecentWindows } from './repeats';
 import { scoreSink } from './score-sink';
 import { SessionHost } from './session-host';
+import { stepOutput } from './step-output';
 import { AnomalyStore } from './store';
+import { StepTrace } from './tracing';
 import { FolderWatcher } from './watcher';
 
 export interface RunningScoring {
@@ -38,8 +42,14 @@ export class StoreUnavailable extends Error {
 export async function startScoring(
   config: ScoringConfig,
   log: (line: string) => void = (l) => console.log(`scoring: ${l}`),
+  /** Tests' tracing (an in-memory exporter); by default what config.tracing says. */
+  tracingOverride?: Tracing,
 ): Promise<RunningScoring> {
   const metrics = new ScoringMetrics();
+  const tracing = tracingOverride ?? (await Tracing.start('fleetpulse-scoring', config.tracing));
+  if (tracing && !tracingOverride)
+    log(`traces to ${config.tracing.endpoint} (new traces sampled at ${config.tracing.sampleRatio})`);
+  const steps = new StepTrace(tracing, metrics);
   const host = new SessionHost({
     intraOpThreads: config.intraOpThreads,
     recycleAfterLoads: config.recycleAfterLoads,
@@ -82,21 +92,25 @@ export async function startScoring(
   const cassandra = config.storeAnomalies ? await connectCassandra(config) : null;
   const store = cassandra ? new AnomalyStore(cassandra, config.keyspace, log) : null;
   const kafka = new Kafka({ clientId: 'fleetpulse-scoring', brokers: config.kafkaBrokers, logLevel: logLevel.WARN });
-  const producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
+  const kafkaConsumer = kafka.consumer({
+    groupId: config.groupId,
+    sessionTimeout: config.sessionTimeoutMs,
+    allowAutoTopicCreation: false,
   });
-  const scorer = new Scorer(registry, scoreSink(producer, config.scoresTopic, store), {
+  const output = stepOutput(kafka, kafkaConsumer, config.groupId, config.transactions, log);
+  const scorer = new Scorer(registry, scoreSink(output.producer, config.scoresTopic, store, steps), {
     maxBatch: config.maxBatch,
     log,
     metrics,
   });
-  const consumer = new WindowConsumer(
-    kafka.consumer({ groupId: config.groupId, sessionTimeout: config.sessionTimeoutMs, allowAutoTopicCreation: false }),
-    scorer,
-    { topic: config.sourceTopic, metrics, log },
-  );
+  const consumer = new WindowConsumer(kafkaConsumer, scorer, {
+    topic: config.sourceTopic,
+    metrics,
+    log,
+    steps,
+    output,
+    repeats: new RecentWindows(config.repeatWindow),
+  });
   for (const line of config.ignored) log(line);
 
   let closing = false;
@@ -126,7 +140,6 @@ export async function startScoring(
 
   await watcher.start();
   log(`models in ${config.modelsDir}: ${describeModels(registry.status())}`);
-  await producer.connect();
   await consumer.start();
   log(`consuming ${config.sourceTopic} as ${config.groupId}; scores to ${config.scoresTopic}; http on :${port}`);
 
@@ -141,11 +154,11 @@ export async function startScoring(
       closing = true;
       watcher.close();
       await consumer.stop();
-      await producer.disconnect();
       store?.stop();
       await cassandra?.shutdown();
       await host.close();
       metrics.close();
+      if (!tracingOverride) await tracing?.shutdown();
       await closeServer(server);
     },
   };

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
   cassandraContactPoints,
@@ -10,9 +11,10 @@ import {
   type ComponentName,
 } from '@fleetpulse/compose';
 import { connectedCassandra, createTestTopic, kafkaClient } from '@fleetpulse/compose/testing';
-import { Topics, type AnomalyScore, type TelemetryEvent } from '@fleetpulse/contracts';
+import { DevToken, Topics, type AnomalyScore, type TelemetryEvent, type WindowRecord } from '@fleetpulse/contracts';
 import type { Client } from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
+import { io, type Socket } from 'socket.io-client';
 import {
   diffRows,
   expectedRows,
@@ -29,7 +31,9 @@ import {
  * nodes, 3 replicas, min.insync.replicas 2, LOCAL_QUORUM) under steady load through the real ingestion, while one
  * broker and then one Cassandra node are stopped and brought back, and then every service instance is restarted
  * one at a time. Every acknowledged event is in Kafka, the windows equal the naive reference's, every window is
- * scored exactly once in effect (a repeat, from a window published again after a refused flush, is identical).
+ * scored exactly once (the processor publishes a window again after a refused flush or a rebalance; scoring passes
+ * over such repeats, and its scores and offsets are one transaction), and
+ * the live streams of two dashboard instances resume after each failure and each restart.
  */
 
 const config = clusterStackConfig();
@@ -80,6 +84,42 @@ async function restart(p: ProcessorProcess, again: () => ProcessorProcess): Prom
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A port free now on 127.0.0.1, for a service whose address the test must know before it starts. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** What a live client of one dashboard instance received: each record of the watched device, and when. */
+interface LiveClient {
+  socket: Socket;
+  received: { at: number; final: boolean; windowStart: number }[];
+  connects: number;
+}
+
+/** A socket.io client of a dashboard instance subscribed to one device; it re-subscribes on every reconnection. */
+function liveClient(port: number, deviceId: string): LiveClient {
+  const socket = io(`http://127.0.0.1:${port}/live`, {
+    transports: ['websocket'],
+    auth: { token: DevToken },
+    reconnectionDelay: 200,
+    reconnectionDelayMax: 1000,
+  });
+  const client: LiveClient = { socket, received: [], connects: 0 };
+  socket.on('connect', () => {
+    client.connects++;
+    socket.emit('subscribe', { deviceId });
+  });
+  socket.on('aggregate', (r: WindowRecord) => {
+    if (r.deviceId === deviceId && r.resolution === '1s')
+      client.received.push({ at: Date.now(), final: r.final !== false, windowStart: r.windowStart });
+  });
+  return client;
+}
 const eventKey = (e: TelemetryEvent): string => `${e.deviceId}|${e.ts}|${e.seq}`;
 
 describe('the pipeline on a local cluster of three Kafka brokers and three Cassandra nodes', () => {
@@ -128,9 +168,24 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
     let ingestion = await startIngest();
     const processors = [startProcessor(processorEnv), startProcessor(processorEnv)];
     let scoring = spawnService('scoring/dist/main.js', scoringEnv);
+    // Two dashboard instances (each reads every partition in a group of its own), a live client on each.
+    const dashboardPorts = [await freePort(), await freePort()];
+    const startDashboard = (i: number) =>
+      spawnService('dashboard-api/dist/main.js', {
+        ...serviceEnv,
+        FLEETPULSE_ENV: 'development',
+        FLEETPULSE_DASHBOARD_HOST: '127.0.0.1',
+        FLEETPULSE_DASHBOARD_PORT: String(dashboardPorts[i]),
+      });
+    const dashboards = [startDashboard(0), startDashboard(1)];
+    const watched = `${prefix}-0`;
+    const clients = dashboardPorts.map((port) => liveClient(port, watched));
+    /** Moments after which each live stream must carry new records again: a failure over, an instance restarted. */
+    const marks: { name: string; at: number }[] = [];
     const logs = () =>
-      [...processors, scoring].map((p, i) => `--- service ${i}:\n${p.output.join('').slice(-3000)}`).join('\n') +
-      `\n--- ingestion:\n${ingestionLog.join('\n').slice(-5000)}`;
+      [...processors, scoring, ...dashboards]
+        .map((p, i) => `--- service ${i}:\n${p.output.join('').slice(-3000)}`)
+        .join('\n') + `\n--- ingestion:\n${ingestionLog.join('\n').slice(-5000)}`;
 
     // Steady load: 20 devices, each a reading every 100 ms, 200 events/s, sent in one request each 100 ms. A request
     // not answered 202 is sent again, as a device would (same seqs: counted once).
@@ -175,6 +230,7 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
       expect(await stackDown({ config, only: ['kafka'], nodes: [2], log: silentLogger })).toEqual({ kafka: 'stopped' });
       await sleep(15_000);
       await stackUp({ config, log: silentLogger, topics: false, schema: false });
+      marks.push({ name: 'broker 2 back', at: Date.now() });
       await sleep(10_000);
       // A Cassandra node down for 15 s: LOCAL_QUORUM is two of three replicas.
       expect(await stackDown({ config, only: ['cassandra'], nodes: [3], log: silentLogger })).toEqual({
@@ -182,6 +238,7 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
       });
       await sleep(15_000);
       await stackUp({ config, log: silentLogger, topics: false, schema: false });
+      marks.push({ name: 'Cassandra node 3 back', at: Date.now() });
       // Rolling restart: every service instance, one at a time, while the load goes on.
       processors[0] = await restart(processors[0]!, () => startProcessor(processorEnv));
       await sleep(8_000);
@@ -189,6 +246,11 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
       await sleep(8_000);
       scoring = await restart(scoring, () => spawnService('scoring/dist/main.js', scoringEnv));
       await sleep(5_000);
+      for (const i of [0, 1]) {
+        dashboards[i] = await restart(dashboards[i]!, () => startDashboard(i));
+        marks.push({ name: `dashboard ${i} restarted`, at: Date.now() });
+        await sleep(5_000);
+      }
       const old = ingestion;
       ingestion = await startIngest(); // the new instance first: devices move to it
       await old.close();
@@ -233,10 +295,10 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
     });
     expect(diffRows(expected, actual)).toEqual([]);
 
-    // 3. Every 10 s window of the devices scored, exactly once in effect: a flush refused while a broker moves makes the
-    // processor re-read from its last commit and publish those windows again (at least once on metrics.aggregates),
-    // and scoring scores a record it reads twice twice; such repeats must be identical (same model version, same
-    // score), so a consumer keyed by window sees one score.
+    // 3. Every 10 s window of the devices scored exactly once on anomaly.scores (read_committed): a flush refused while
+    // a broker moves, or partitions moving in the rolling restart, make the processor re-read from its last commit and
+    // publish those windows again (at least once on metrics.aggregates); scoring passes over a record it scored
+    // lately, and its scores and offsets go in one transaction.
     const windows10s = new Set(
       [...expected.values()].filter((r) => r.resolution === '10s').map((r) => `${r.deviceId}|${r.windowStart}`),
     );
@@ -266,7 +328,36 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
     }
     expect(differing).toEqual([]);
     const repeats = scores.length - first.size;
-    for (const p of [...processors, scoring]) p.child.kill('SIGKILL');
+    expect(repeats).toBe(0);
+
+    // 4. The dashboards' live streams resumed: after each failure ended and each restart, each client received the
+    // watched device's provisional records and final records of windows that began after it.
+    const resumed = (c: LiveClient, at: number) => ({
+      provisional: c.received.some((r) => !r.final && r.at > at),
+      final: c.received.some((r) => r.final && r.windowStart >= at),
+    });
+    await waitFor(
+      'both live streams resumed after every mark',
+      async () => {
+        await Promise.resolve();
+        return clients.every((c) => marks.every((m) => Object.values(resumed(c, m.at)).every(Boolean)));
+      },
+      60_000,
+      1000,
+    ).catch(() => undefined);
+    for (const m of marks)
+      clients.forEach((c, i) =>
+        expect({ dashboard: i, after: m.name, ...resumed(c, m.at) }).toEqual({
+          dashboard: i,
+          after: m.name,
+          provisional: true,
+          final: true,
+        }),
+      );
+    // Each client reconnected to its restarted instance by itself (and re-subscribed).
+    expect(clients.map((c) => c.connects >= 2)).toEqual([true, true]);
+    for (const c of clients) c.socket.close();
+    for (const p of [...processors, scoring, ...dashboards]) p.child.kill('SIGKILL');
     process.stderr.write(
       `[cluster] ${acked.length} events acknowledged, ${refused} requests refused and sent again; ${repeats} identical repeated scores\n`,
     );

@@ -8,7 +8,7 @@ import {
   parseStoredResolutions,
   parseTtl,
 } from '@fleetpulse/contracts';
-import { ServiceConfigError } from '@fleetpulse/runtime';
+import { ServiceConfigError, tracingConfig, type TracingConfig } from '@fleetpulse/runtime';
 import { z } from 'zod';
 import { resolveConfig, type ResolvedConfig } from './core';
 
@@ -39,6 +39,12 @@ export interface ProcessorConfig {
   liveIntervalMs: number;
   liveMinGapMs: number;
   liveMaxPerSec: number;
+  /**
+   * Batches are folded as they arrive, while the previous flush is still being written (so live snapshots never wait
+   * for Cassandra); once this many closed windows and late or rejected events wait for a flush, a batch waits for the
+   * running flush before the next is read. Bounds the memory held by outputs not yet written.
+   */
+  maxPendingOutputs: number;
   /** How often quiet partitions advance processing time by the wall clock, ms. */
   tickMs: number;
   /** Wall clock minus this is the processing time of a quiet partition, ms. */
@@ -51,6 +57,8 @@ export interface ProcessorConfig {
   shutdownGraceMs: number;
   httpHost: string;
   httpPort: number;
+  /** OpenTelemetry traces (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, FLEETPULSE_TRACE_SAMPLE_RATIO); off by default. */
+  tracing: TracingConfig;
 }
 
 export class ConfigError extends ServiceConfigError {
@@ -77,6 +85,7 @@ const envSchema = z.object({
   FLEETPULSE_PROCESSOR_LIVE_INTERVAL_MS: envInt(0, 60_000).default(50),
   FLEETPULSE_PROCESSOR_LIVE_MIN_GAP_MS: envInt(0, 3_600_000).default(250),
   FLEETPULSE_PROCESSOR_LIVE_MAX_PER_SEC: envInt(1, 10_000_000).default(200_000),
+  FLEETPULSE_PROCESSOR_MAX_PENDING_OUTPUTS: envInt(1, 100_000_000).default(200_000),
   FLEETPULSE_COMMIT_INTERVAL_MS: envInt(0, 600_000).default(1000),
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS: envInt(6000, 300_000).default(30_000),
   FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS: envInt(0, 600_000).default(15_000),
@@ -112,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
     problems,
     aggregator?.labels ?? envList(e.FLEETPULSE_RESOLUTIONS),
   );
+  const tracing = tracingConfig(env, problems);
   if (problems.length > 0 || !aggregator) throw new ConfigError(problems);
   return {
     ...connection,
@@ -125,6 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
     liveIntervalMs: e.FLEETPULSE_PROCESSOR_LIVE_INTERVAL_MS,
     liveMinGapMs: e.FLEETPULSE_PROCESSOR_LIVE_MIN_GAP_MS,
     liveMaxPerSec: e.FLEETPULSE_PROCESSOR_LIVE_MAX_PER_SEC,
+    maxPendingOutputs: e.FLEETPULSE_PROCESSOR_MAX_PENDING_OUTPUTS,
     tickMs: e.FLEETPULSE_PROCESSOR_TICK_MS,
     idleSafetyMarginMs: e.FLEETPULSE_IDLE_SAFETY_MARGIN_MS,
     commitIntervalMs: e.FLEETPULSE_COMMIT_INTERVAL_MS,
@@ -132,5 +143,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProcessorConfi
     shutdownGraceMs: e.FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS,
     httpHost: e.FLEETPULSE_PROCESSOR_HOST,
     httpPort: e.FLEETPULSE_PROCESSOR_PORT,
+    tracing,
   };
 }

@@ -39,12 +39,17 @@ Configuration is by environment variable (validated at start-up):
                                        0 = none); never on the write path of final rows
   FLEETPULSE_PROCESSOR_LIVE_MIN_GAP_MS   a device's snapshots at most once per this many ms (default 250)
   FLEETPULSE_PROCESSOR_LIVE_MAX_PER_SEC  most snapshots a second (default 200000); past it devices wait, coalesced
+  FLEETPULSE_PROCESSOR_MAX_PENDING_OUTPUTS  batches are folded while the previous flush is written; past this
+                                       many closed windows waiting for a flush, reading waits (default 200000)
   FLEETPULSE_COMMIT_INTERVAL_MS        checkpoint + commit at most this often (default 1000)
   FLEETPULSE_PROCESSOR_SESSION_TIMEOUT_MS  a dead instance's partitions move after this (default 30000)
   FLEETPULSE_PROCESSOR_SHUTDOWN_GRACE_MS   on SIGTERM, wait this long for the final flush (default 15000);
                                            the same signal again exits at once (uncommitted records are read
                                            again); a SIGTERM after a SIGINT (Ctrl-C under npm start) does not
   FLEETPULSE_PROCESSOR_HOST / _PORT    /healthz /readyz /metrics (default 0.0.0.0:8081)
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT   OpenTelemetry traces to this OTLP/HTTP URL (or OTEL_EXPORTER_OTLP_ENDPOINT
+                                       + /v1/traces); unset: no tracing (docs/contract.md, "Traces and stage delays")
+  FLEETPULSE_TRACE_SAMPLE_RATIO        share of new traces sampled, 0-1 (default 1; a sampled parent always is)
 `;
 
 runService({

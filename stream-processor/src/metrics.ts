@@ -52,6 +52,12 @@ export class ProcessorMetrics extends ServiceRegistry {
     'Time to write one flush of rows to Cassandra and publish them',
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   );
+  readonly stageDelay = this.histogram(
+    'fleetpulse_processor_stage_delay_seconds',
+    "Pipeline stage delay: a window's end (event time) to its record published on metrics.aggregates (includes the allowed lateness and idle wait)",
+    [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300, 600],
+    ['resolution'],
+  );
   readonly openWindows = this.gauge('fleetpulse_processor_open_windows', 'Windows open in memory');
   readonly lag = this.gauge(
     'fleetpulse_processor_consumer_lag',

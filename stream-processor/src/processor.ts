@@ -17,6 +17,8 @@ import { FastDefaultPartitioner } from './partitioner';
 import { sendChunked } from './send-chunked';
 import type { AggregateStore } from './storage/aggregate-store';
 import type { CheckpointStore } from './storage/checkpoint-store';
+import type { Tracing } from '@fleetpulse/runtime/tracing';
+import { FlushTracing } from './tracing';
 
 export type Log = (line: string) => void;
 
@@ -50,11 +52,15 @@ export class StreamProcessor {
   private readonly admin: Admin;
   /** Provisional snapshots on metrics.live; null when off (FLEETPULSE_PROCESSOR_LIVE_INTERVAL_MS=0). */
   private readonly live: LivePublisher | null;
+  /** Flush spans linked to the records they aggregate, and the stage delay (tracing.ts). */
+  private readonly trace: FlushTracing;
   private readonly parts = new Map<number, PartitionState>();
   private pendingDlq: Message[] = [];
   private flushChain: Promise<void> = Promise.resolve();
-  /** The flush the last batch started; the next batch waits for it before reading on. */
-  private batchFlush: Promise<void> = Promise.resolve();
+  /** A flush asked for and not yet begun: it will drain whatever is folded until it begins, so asks coalesce. */
+  private queuedFlush: Promise<void> | null = null;
+  /** The flush writing now (resolves, never rejects, when it ends). */
+  private runningFlush: Promise<void> = Promise.resolve();
   private generation = 0;
   private lastCommitAt = 0;
   /** Set while a failed flush's partitions are being sought back to their commits (see rewind). */
@@ -73,7 +79,10 @@ export class StreamProcessor {
     private readonly checkpoints: CheckpointStore,
     private readonly metrics: ProcessorMetrics,
     private readonly log: Log,
+    /** Undefined: tracing off. */
+    tracing?: Tracing,
   ) {
+    this.trace = new FlushTracing(tracing, metrics);
     this.aggregator = new WindowAggregator({
       resolutions: config.aggregator.labels,
       allowedLatenessMs: config.aggregator.allowedLatenessMs,
@@ -198,15 +207,11 @@ export class StreamProcessor {
     const p = batch.partition;
     const generation = this.generation;
     if (batch.messages.length === 0 || !this.running || isStale()) return;
+    // Fetched before a rewind's seek: read again from the commit instead (waiting, not re-fetching in a loop).
+    if (this.rewinding) return void (await this.rewound);
     // Keep the group membership alive while a slow Cassandra holds the flushes below.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
     try {
-      // At most one batch's flush behind: its rows are written while this batch is read and folded, so Cassandra and
-      // this process work at once; waiting here bounds memory to two batches' rows.
-      await this.batchFlush;
-      // Fetched before a rewind's seek: read again from the commit instead (waiting, not re-fetching in a loop).
-      if (this.rewinding) return void (await this.rewound);
-      if (!this.running || isStale() || generation !== this.generation) return;
       const state = this.parts.get(p) ?? (await this.assign(p, BigInt(batch.firstOffset()!)));
       if (generation !== this.generation) return;
       // Decode first, so that the devices absent from memory are read back in one round before any is folded.
@@ -221,12 +226,12 @@ export class StreamProcessor {
           decoded[i] = e;
         }
       }
-      await this.restoreAbsentDevices(p, decoded);
+      await this.restoreAbsentDevices(p, decoded, generation);
+      // No await from here to the end of the fold: no flush can evict a device the batch names in between.
       if (!isRunning() || isStale() || generation !== this.generation || !this.parts.has(p)) return;
       let events = 0;
       for (let i = 0; i < batch.messages.length; i++) {
         const m = batch.messages[i]!;
-        if (!isRunning() || isStale() || generation !== this.generation) return;
         const d = decoded[i];
         if (d === undefined) {
           resolveOffset(m.offset);
@@ -243,11 +248,19 @@ export class StreamProcessor {
         resolveOffset(m.offset);
       }
       this.metrics.events.inc(events);
+      this.trace.consumed(batch.messages);
       const last = BigInt(batch.lastOffset());
       state.lastRead = last;
       this.metrics.lag.set({ partition: String(p) }, Number(BigInt(batch.highWatermark) - last - 1n));
-      // A failure rewinds every partition (see flush): nothing of this batch is committed, so it is read again.
-      this.batchFlush = this.flush(false).catch(() => undefined);
+      // Folded at once, whatever is being written (live snapshots see it within one round); the windows it closed go
+      // with the next flush. A failure rewinds every partition (see flush): nothing of this batch is committed then.
+      void this.requestFlush().catch(() => undefined);
+      // Bounded: while too many outputs wait, the next batch waits for the running flush (then for the one it asked).
+      while (this.aggregator.pendingOutputs() >= this.config.maxPendingOutputs && generation === this.generation) {
+        const running = this.runningFlush;
+        await running;
+        if (running === this.runningFlush) await this.requestFlush().catch(() => undefined);
+      }
       await heartbeat();
     } finally {
       clearInterval(beat);
@@ -261,16 +274,28 @@ export class StreamProcessor {
   private async restoreAbsentDevices(
     p: number,
     decoded: readonly (TelemetryEvent[] | Error | undefined)[],
+    generation: number,
   ): Promise<void> {
-    if (!this.aggregator.needsLookup(p)) return;
-    const absent = new Set<string>();
-    for (const d of decoded)
-      if (Array.isArray(d) && !this.aggregator.isResident(p, d[0]!.deviceId)) absent.add(d[0]!.deviceId);
-    if (absent.size === 0) return;
-    const found = await this.checkpoints.loadDevices(p, this.aggregator.epochOf(p), [...absent]);
-    this.metrics.lookups.inc({ found: 'true' }, found.length);
-    this.metrics.lookups.inc({ found: 'false' }, absent.size - found.length);
-    if (this.aggregator.assignedPartitions().includes(p)) this.aggregator.restoreDevices(p, found);
+    /** Looked up and not stored: new devices, folded from nothing. */
+    const unknown = new Set<string>();
+    // Again until none is absent: a flush ending during a lookup may evict a quiet device the batch names.
+    while (generation === this.generation && this.aggregator.assignedPartitions().includes(p)) {
+      if (!this.aggregator.needsLookup(p)) return;
+      const absent = new Set<string>();
+      for (const d of decoded) {
+        if (!Array.isArray(d)) continue;
+        const id = d[0]!.deviceId;
+        if (!unknown.has(id) && !this.aggregator.isResident(p, id)) absent.add(id);
+      }
+      if (absent.size === 0) return;
+      const found = await this.checkpoints.loadDevices(p, this.aggregator.epochOf(p), [...absent]);
+      this.metrics.lookups.inc({ found: 'true' }, found.length);
+      this.metrics.lookups.inc({ found: 'false' }, absent.size - found.length);
+      if (generation !== this.generation || !this.aggregator.assignedPartitions().includes(p)) return;
+      this.aggregator.restoreDevices(p, found);
+      const stored = new Set(found.map(({ state }) => String(state[0])));
+      for (const id of absent) if (!stored.has(id)) unknown.add(id);
+    }
   }
 
   private async onTick(): Promise<void> {
@@ -278,7 +303,7 @@ export class StreamProcessor {
     this.ticking = true;
     try {
       await this.advanceQuietPartitions();
-      await this.flush(false).catch(() => undefined); // logged by the rewind it causes
+      await this.requestFlush().catch(() => undefined); // logged by the rewind it causes
     } finally {
       this.ticking = false;
     }
@@ -313,8 +338,25 @@ export class StreamProcessor {
    * no later flush may commit past them: every partition is rewound to its last commit first.
    */
   private flush(force: boolean): Promise<void> {
-    const run = this.flushChain.then(() => this.flushOnce(force));
+    const run = this.flushChain.then(() => {
+      // Begun: what is folded from now on needs the next flush.
+      if (this.queuedFlush === run) this.queuedFlush = null;
+      const once = this.flushOnce(force);
+      this.runningFlush = once.then(
+        () => undefined,
+        () => undefined,
+      );
+      return once;
+    });
     this.flushChain = run.catch((e: unknown) => this.rewind(e));
+    return run;
+  }
+
+  /** A flush that drains what is folded now: the one queued if it has not begun (asks coalesce), else a new one. */
+  private requestFlush(): Promise<void> {
+    if (this.queuedFlush) return this.queuedFlush;
+    const run = this.flush(false);
+    this.queuedFlush = run;
     return run;
   }
 
@@ -392,8 +434,10 @@ export class StreamProcessor {
           })),
         });
       if (dlq.length > 0) topicMessages.push({ topic: Topics.dlq, messages: dlq });
+      const span = this.trace.begin(published);
       // Rows and outputs go at once (Cassandra and Kafka work in parallel); the commit below waits for both.
       await Promise.all([this.store.writeAll(complete, partial), sendChunked(this.producer, topicMessages)]);
+      this.trace.published(span, complete);
       this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
       const byResolution = new Map<string, number>();
       for (const w of complete) byResolution.set(w.resolution, (byResolution.get(w.resolution) ?? 0) + 1);

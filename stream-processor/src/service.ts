@@ -1,6 +1,7 @@
 import { firstLine, retry } from '@fleetpulse/runtime';
 import { cassandraClientOptions } from '@fleetpulse/runtime/cassandra';
 import { startOpsServer } from '@fleetpulse/runtime/metrics';
+import { Tracing } from '@fleetpulse/runtime/tracing';
 import { Client } from 'cassandra-driver';
 import { Kafka, logLevel } from 'kafkajs';
 import type { ProcessorConfig } from './config';
@@ -21,6 +22,8 @@ export interface RunningProcessor {
 export async function startProcessor(
   config: ProcessorConfig,
   log: Log = (l) => console.log(l),
+  /** Tests' tracing (an in-memory exporter); by default what config.tracing says. */
+  tracingOverride?: Tracing,
 ): Promise<RunningProcessor> {
   const cassandra = new Client(
     cassandraClientOptions('stream-processor', config, { pooling: { maxRequestsPerConnection: 2048 } }),
@@ -45,7 +48,10 @@ export async function startProcessor(
   const checkpoints = new CheckpointStore(cassandra, config.keyspace, config.groupId, config.sourceTopic, (op) =>
     store.withRetry(op),
   );
-  const processor = new StreamProcessor(kafka, config, store, checkpoints, metrics, log);
+  const tracing = tracingOverride ?? (await Tracing.start('fleetpulse-stream-processor', config.tracing));
+  if (tracing && !tracingOverride)
+    log(`stream-processor: traces to ${config.tracing.endpoint} (new traces sampled at ${config.tracing.sampleRatio})`);
+  const processor = new StreamProcessor(kafka, config, store, checkpoints, metrics, log, tracing);
   await processor.start();
 
   const { server, port } = await startOpsServer({
@@ -80,6 +86,7 @@ export async function startProcessor(
       store.stop();
       server.close();
       await cassandra.shutdown();
+      if (!tracingOverride) await tracing?.shutdown();
     })());
   return { processor, metrics, port, close };
 }

@@ -6,10 +6,12 @@ import type { TokenTable } from '../auth';
 import type { IngestionConfig, TokenGrant } from '../config';
 import { IngestionError, RecordTooLargeError } from '../errors';
 import { addressKey } from '@fleetpulse/runtime';
+import type { Context, Tracing } from '@fleetpulse/runtime/tracing';
 import { throttleReason, type RateLimits } from '../limits';
 import type { IngestionMetrics } from '../metrics';
 import type { IngestOutcome, IngestPipeline } from '../pipeline';
 import type { GroupCommitProducer } from '../producer';
+import { endRequestSpan, startRequestSpan } from '../tracing';
 import { ByteBudget, PacketGate, type FrameViolation } from './framing';
 import {
   authenticateConnect,
@@ -39,6 +41,8 @@ export interface MqttDoorDeps {
   metrics: IngestionMetrics;
   limits: RateLimits;
   log: (line: string) => void;
+  /** Undefined: tracing off. */
+  tracing?: Tracing;
 }
 
 /** The bytes of a payload over the size limit kept in telemetry.dlq (the head: enough to identify the device). */
@@ -281,7 +285,12 @@ export class MqttDoor {
   private async publish(client: Client, topic: string, payload: Buffer | string): Promise<void> {
     const started = process.hrtime.bigint();
     const { metrics, log } = this.deps;
+    // MQTT 3.1.1 carries no headers: each PUBLISH starts a trace.
+    const span = this.deps.tracing
+      ? startRequestSpan(this.deps.tracing, 'PUBLISH telemetry/{deviceId}', undefined, { 'messaging.system': 'mqtt' })
+      : undefined;
     const count = (status: string) => {
+      if (span) endRequestSpan(span, status);
       metrics.requests.inc({ source: 'mqtt', status });
       metrics.requestSeconds.observe({ source: 'mqtt' }, Number(process.hrtime.bigint() - started) / 1e9);
     };
@@ -312,7 +321,7 @@ export class MqttDoor {
     const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
     this.inFlight++;
     try {
-      await this.ingest(device, session.grant, body);
+      await this.ingest(device, session.grant, body, span?.context);
       count('acked');
     } catch (e) {
       const retriable = e instanceof IngestionError && e.retriable;
@@ -326,7 +335,7 @@ export class MqttDoor {
     }
   }
 
-  private async ingest(device: string, grant: TokenGrant, body: Buffer): Promise<void> {
+  private async ingest(device: string, grant: TokenGrant, body: Buffer, trace?: Context): Promise<void> {
     const { config, pipeline, producer } = this.deps;
     const receivedAt = Date.now();
     const dlq = (value: Buffer, error: string) =>
@@ -351,6 +360,7 @@ export class MqttDoor {
         device,
         source: 'mqtt',
         receivedAt,
+        trace,
       });
     } catch (e) {
       if (!(e instanceof RecordTooLargeError)) throw e;

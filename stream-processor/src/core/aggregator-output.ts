@@ -83,6 +83,11 @@ export class AggregatorOutputs {
     this.rejectedEvents.push(rejected);
   }
 
+  /** Windows, late and rejected events emitted and not yet drained. */
+  get pending(): number {
+    return this.windows.length + this.lateEvents.length + this.rejectedEvents.length;
+  }
+
   /** What was emitted since the last call, oldest first. */
   drain(): AggregatorOutput {
     const out = { windows: this.windows, late: this.lateEvents, rejected: this.rejectedEvents };

@@ -213,6 +213,11 @@ export class WindowAggregator {
     for (let di = 0; di < ps.nDev; di++) if (ps.rows[di * ds + D_OPEN]! > 0) this.closeDevice(ps, di, 'flush');
   }
 
+  /** Closed windows, late and rejected events waiting for the next {@link drain}. */
+  pendingOutputs(): number {
+    return this.outputs.pending;
+  }
+
   /** Windows closed and late events since the last call, oldest first. */
   drain(): AggregatorOutput {
     return this.outputs.drain();

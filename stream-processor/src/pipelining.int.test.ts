@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import { connectedCassandra, kafkaClient } from '@fleetpulse/compose/testing';
+import { Topics, type TelemetryEvent, type WindowRecord } from '@fleetpulse/contracts';
+import type { Client } from 'cassandra-driver';
+import type { Kafka, Producer } from 'kafkajs';
+import { loadConfig } from './config';
+import type { ClosedWindow } from './core';
+import { ProcessorMetrics } from './metrics';
+import { StreamProcessor } from './processor';
+import type { AggregateStore } from './storage/aggregate-store';
+import { CheckpointStore } from './storage/checkpoint-store';
+import { newTopic, waitFor } from './testing/harness';
+
+/*
+ * Provisional snapshots never wait for Cassandra (issue 15): a batch is folded as soon as it is read, while the
+ * previous flush is still being written. Here the store holds every write until the test lets it go; events of a
+ * second device, sent while the first device's windows are stuck in that write, must show up on metrics.live at once,
+ * and nothing may be committed before the held write is done.
+ */
+
+let kafka: Kafka;
+let producer: Producer;
+let cassandra: Client;
+
+beforeAll(async () => {
+  kafka = kafkaClient();
+  producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  cassandra = await connectedCassandra();
+});
+
+afterAll(async () => {
+  await producer.disconnect();
+  await cassandra.shutdown();
+});
+
+/** An aggregate store whose writes wait for `release()`: what a slow or stopped Cassandra does to a flush. */
+class HeldStore {
+  writes = 0;
+  written = 0;
+  private gate!: Promise<void>;
+  release!: () => void;
+
+  constructor() {
+    this.gate = new Promise((resolve) => (this.release = resolve));
+  }
+
+  async writeAll(complete: ClosedWindow[], partial: ClosedWindow[]): Promise<void> {
+    this.writes++;
+    await this.gate;
+    this.written += complete.length + partial.length;
+  }
+
+  stores(): boolean {
+    return true;
+  }
+}
+
+const event = (deviceId: string, ts: number, seq: number): TelemetryEvent => ({
+  deviceId,
+  ts,
+  seq,
+  metrics: { temp: 20 + seq },
+});
+
+describe('stream-processor pipelining', () => {
+  it('folds and snapshots new batches while the previous flush is still being written; commits only after it', async () => {
+    const topic = await newTopic(kafka, 2);
+    const group = `pipe-${randomUUID()}`;
+    const config = loadConfig({
+      ...process.env,
+      FLEETPULSE_PROCESSOR_TOPIC: topic,
+      FLEETPULSE_PROCESSOR_GROUP: group,
+      FLEETPULSE_COMMIT_INTERVAL_MS: '0',
+      FLEETPULSE_PROCESSOR_LIVE_MIN_GAP_MS: '0',
+    });
+    const store = new HeldStore();
+    const checkpoints = new CheckpointStore(cassandra, config.keyspace, group, topic);
+    const log: string[] = [];
+    const processor = new StreamProcessor(
+      kafka,
+      config,
+      store as unknown as AggregateStore,
+      checkpoints,
+      new ProcessorMetrics(),
+      (line) => log.push(line),
+    );
+    const stamp = randomUUID().slice(0, 8);
+    const first = `pipe-a-${stamp}`;
+    const second = `pipe-b-${stamp}`;
+    const live: WindowRecord[] = [];
+    const watcher = kafka.consumer({ groupId: `pipe-watch-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    await watcher.connect();
+    await watcher.subscribe({ topic: Topics.live, fromBeginning: false });
+    await watcher.run({
+      eachMessage: async ({ message }) => {
+        const key = message.key?.toString();
+        if (key === first || key === second) live.push(JSON.parse(message.value!.toString()) as WindowRecord);
+        await Promise.resolve();
+      },
+    });
+    await new Promise((r) => setTimeout(r, 3000)); // the watcher joined, at the topic's end
+    await processor.start();
+    try {
+      // The first device: 4 s of readings, so its first 1 s windows close (lateness 2 s) and a flush begins.
+      const t0 = Date.UTC(2031, 0, 1);
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: Array.from({ length: 9 }, (_, i) => ({
+          key: first,
+          value: JSON.stringify(event(first, t0 + i * 500, i)),
+        })),
+      });
+      await waitFor('the first flush to be held in its write', async () => store.writes > 0, 60_000, 100);
+      // The second device, while that write is held.
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: [1, 2, 3].map((seq) => ({ key: second, value: JSON.stringify(event(second, t0 + seq * 100, seq)) })),
+      });
+      await waitFor(
+        "the second device's readings in a provisional record, the first flush still held",
+        async () => live.some((r) => r.deviceId === second && r.metrics.temp?.count === 3),
+        60_000,
+        100,
+      );
+      expect(store.written).toBe(0);
+      const snapshot = live.filter((r) => r.deviceId === second).pop()!;
+      expect({ final: snapshot.final, windowStart: snapshot.windowStart, count: snapshot.metrics.temp?.count }).toEqual(
+        { final: false, windowStart: t0, count: 3 },
+      );
+      // Nothing committed while the write is held: the group has no offset for the topic yet.
+      const admin = kafka.admin();
+      await admin.connect();
+      const committed = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+      await admin.disconnect();
+      expect(committed[0]!.partitions.map((p) => p.offset)).toEqual(['-1', '-1']);
+    } finally {
+      store.release();
+      await processor.stop();
+      await watcher.disconnect();
+    }
+    // Once released, the held windows were written (and the flushes after them).
+    expect(store.written).toBeGreaterThan(0);
+  }, 180_000);
+});
