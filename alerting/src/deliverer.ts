@@ -3,7 +3,8 @@
  * (the topic's value byte for byte, signed), retried with exponential backoff, and the partition's offset committed
  * only once every transition of the batch has an outcome (a 2xx, or one of the documented give-ups). So a restart
  * never loses a transition; it may POST again one that was delivered but not yet committed, with the same
- * `X-Fleetpulse-Delivery` id.
+ * `X-Fleetpulse-Delivery` id. The commit is off the batch path (committer.ts): the partition's next transitions do
+ * not wait for its round trip.
  *
  * Bounds: a batch is at most `maxBytesPerPartition` of the topic; POSTs in flight at most `maxInFlight` in all and
  * `perUrl` per URL; one POST at most `timeoutMs`; the answer's body is never read. Within a batch one rule's
@@ -18,6 +19,7 @@
 import { backoffDelay, firstLine } from '@fleetpulse/runtime';
 import type { AlertTransition } from '@fleetpulse/contracts';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
+import { Committer } from './committer';
 import type { AlertingMetrics } from './metrics';
 import type { Rule } from './rule';
 import { DeliveryHeader, sign, SignatureHeader } from './signature';
@@ -83,6 +85,7 @@ export class WebhookDeliverer {
   private running = false;
   private joined = false;
   private readonly now: () => number;
+  private readonly committer: Committer;
 
   constructor(
     private readonly consumer: Consumer,
@@ -90,6 +93,7 @@ export class WebhookDeliverer {
   ) {
     this.global = new Semaphore(o.maxInFlight);
     this.now = o.now ?? Date.now;
+    this.committer = new Committer((offsets) => consumer.commitOffsets(offsets), o.log);
   }
 
   get ready(): boolean {
@@ -123,6 +127,7 @@ export class WebhookDeliverer {
     this.running = false;
     this.stopping.abort();
     clearInterval(this.timer);
+    await this.committer.flush();
     await this.consumer.stop();
     await this.consumer.disconnect();
   }
@@ -166,7 +171,9 @@ export class WebhookDeliverer {
         }),
       );
       const next = (BigInt(batch.messages.at(-1)!.offset) + 1n).toString();
-      await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      this.committer.add(batch.topic, batch.partition, next);
+      // Stopping: committed before the consumer stops (it waits for this batch).
+      if (!alive()) await this.committer.flush();
     } catch (e) {
       if (!(e instanceof Abandoned)) throw e;
     } finally {

@@ -1,17 +1,20 @@
 /**
  * The evaluator's Kafka side: final window records (metrics.aggregates) and scores (anomaly.scores) in a consumer group
- * of its own, one partition's batch at a time. For each batch, in this order: the states of the (rule, device) pairs it
+ * of its own, the batches of several partitions side by side (their Cassandra and Kafka round trips overlap; a
+ * batch never shares a state with another: see `shared`). For each batch, in this order: the states of the (rule, device) pairs it
  * touches are read (memory, else Cassandra), the state machine runs (evaluator.ts), the transitions are written to
  * the history and to the alerts topic (acks from all in-sync replicas), the new states are written, and only then
  * is the offset committed. A crash anywhere before the commit re-reads the batch: the records whose state was written
- * are passed over, the others make the same transitions again, with the same ids.
+ * are passed over, the others make the same transitions again, with the same ids. The commit itself is off the batch
+ * path (committer.ts): the next batch does not wait for its round trip.
  *
  * A step that cannot write rewinds its partition to the last commit (as scoring does) and forgets the cached states,
  * so the batch runs again from what Cassandra holds. Every FLEETPULSE_ALERTING_RULES_REFRESH_MS the rules are read
- * again, and the open episodes of deleted rules end (`reason: "rule-deleted"`).
+ * again (while batches go on: each batch evaluates the rules as last read when it starts), and the open episodes of
+ * deleted rules end (`reason: "rule-deleted"`; apart from batches).
  */
 import { backoffDelay, firstLine, sleep } from '@fleetpulse/runtime';
-import type { AlertTransition, AnomalyScore, WindowRecord } from '@fleetpulse/contracts';
+import { globMatch, type AlertTransition, type AnomalyScore, type WindowRecord } from '@fleetpulse/contracts';
 import type { Admin, Consumer, EachBatchPayload, Producer } from 'kafkajs';
 import {
   closeDeleted,
@@ -22,8 +25,9 @@ import {
   ruleMatchesWindow,
   type AlertState,
 } from './evaluator';
+import { Committer } from './committer';
 import type { AlertingMetrics } from './metrics';
-import { compileRule } from './rule';
+import { compileRule, type CompiledRule } from './rule';
 import type { RuleStore } from './rule-store';
 import type { Rules } from './rules';
 import { stateKey, type AlertStore } from './storage';
@@ -45,6 +49,12 @@ export interface EvaluatorOptions {
 type Item = { offset: bigint; window: WindowRecord } | { offset: bigint; score: AnomalyScore };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+/**
+ * Partitions whose batches are evaluated side by side (kafkajs `partitionsConsumedConcurrently`): a batch spends most
+ * of its time waiting on Cassandra and Kafka (history, alerts topic, states), one after the other per partition.
+ */
+const PartitionsConcurrently = 6;
 
 /** A final window record, or null (not one, or provisional). */
 export function readWindow(value: Buffer | null): WindowRecord | null {
@@ -90,11 +100,15 @@ export class EvaluatorConsumer {
   private readonly committed = new Map<string, bigint>();
   private readonly started = new Map<string, bigint>();
   private lock: Promise<unknown> = Promise.resolve();
+  /** Batches running now, at most one per partition. */
+  private readonly batches = new Set<Promise<unknown>>();
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private joined = false;
+  private refreshing: Promise<void> | null = null;
   private readonly now: () => number;
+  private readonly committer: Committer;
 
   constructor(
     private readonly consumer: Consumer,
@@ -105,6 +119,7 @@ export class EvaluatorConsumer {
     private readonly o: EvaluatorOptions,
   ) {
     this.now = o.now ?? Date.now;
+    this.committer = new Committer((offsets) => consumer.commitOffsets(offsets), o.log);
   }
 
   get ruleCount(): number {
@@ -139,7 +154,11 @@ export class EvaluatorConsumer {
     });
     // A new group starts at the end of the topics: rules apply to windows closed from now on, not to the backlog.
     await this.consumer.subscribe({ topics: [this.o.aggregatesTopic, this.o.scoresTopic], fromBeginning: false });
-    await this.consumer.run({ autoCommit: false, partitionsConsumedConcurrently: 1, eachBatch: (p) => this.step(p) });
+    await this.consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: PartitionsConcurrently,
+      eachBatch: (p) => this.step(p),
+    });
     this.running = true;
     this.timer = setInterval(() => {
       void this.refresh().catch((e: unknown) => this.o.log(`reading the rules failed: ${firstLine(e)}`));
@@ -149,9 +168,11 @@ export class EvaluatorConsumer {
   async stop(): Promise<void> {
     this.running = false;
     clearInterval(this.timer);
+    await this.committer.flush();
     await this.consumer.stop();
     await this.consumer.disconnect();
     await this.lock.catch(() => undefined);
+    await Promise.allSettled([...this.batches]);
     await this.producer.disconnect();
   }
 
@@ -187,20 +208,57 @@ export class EvaluatorConsumer {
     }
   }
 
-  /** Runs `f` alone: batches, rule reads and the end of deleted rules' episodes never interleave. */
+  /**
+   * Runs one partition's batch, beside other partitions' batches but never beside a `locked` step. Batches share no
+   * state: records are keyed by device (docs/contract.md, "Topics"), so a device's window records are in one
+   * partition of metrics.aggregates and its scores in one of anomaly.scores, and a (rule, device) state is fed by
+   * one of the two topics only (threshold rules by windows, anomaly rules by scores).
+   */
+  private async shared<T>(f: () => Promise<T>): Promise<T> {
+    for (let lock = this.lock; ; lock = this.lock) {
+      await lock;
+      // No locked step was queued meanwhile: this batch is in `batches` before any later one looks.
+      if (lock === this.lock) break;
+    }
+    const run = f();
+    this.batches.add(run);
+    try {
+      return await run;
+    } finally {
+      this.batches.delete(run);
+    }
+  }
+
+  /** Runs `f` alone: after the batches running now, before any batch that starts later, one at a time. */
   private locked<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(f, f);
+    const run = this.lock.then(async () => {
+      await Promise.allSettled([...this.batches]);
+      return f();
+    });
     this.lock = run.catch(() => undefined);
     return run;
   }
 
-  /** Reads the rules; ends the open episodes of deleted ones, then removes them for good. */
+  /**
+   * Reads the rules; ends the open episodes of deleted ones, then removes them for good. The reads do not hold
+   * batches up: a batch takes the rules as they stand when it runs, and the new list replaces the old one at once.
+   * A deleted rule is out of that list before its episodes are ended, under the lock, after any batch that still
+   * evaluates it. One refresh at a time (a slow read is not overtaken by a later one).
+   */
   refresh(): Promise<void> {
-    return this.locked(async () => {
-      await this.rules.refresh();
-      this.o.metrics.rules.set({ kind: 'threshold' }, this.rules.count('threshold'));
-      this.o.metrics.rules.set({ kind: 'anomaly' }, this.rules.count('anomaly'));
-      for (const rule of await this.ruleStore.deleted()) {
+    this.refreshing ??= this.refreshOnce().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private async refreshOnce(): Promise<void> {
+    // Deleted ones first: a rule deleted between the two reads is in neither (the next refresh ends it), never in both.
+    const deleted = await this.ruleStore.deleted();
+    await this.rules.refresh();
+    this.o.metrics.rules.set({ kind: 'threshold' }, this.rules.count('threshold'));
+    this.o.metrics.rules.set({ kind: 'anomaly' }, this.rules.count('anomaly'));
+    if (deleted.length === 0) return;
+    await this.locked(async () => {
+      for (const rule of deleted) {
         const compiled = compileRule(rule);
         const now = this.now();
         const ended = (await this.store.firing(rule.id))
@@ -233,17 +291,17 @@ export class EvaluatorConsumer {
     if (!first || !last) return;
     const source = `${batch.topic}:${batch.partition}`;
     if (!this.started.has(source)) this.started.set(source, BigInt(first.offset));
-    const items = this.read(batch);
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
     try {
-      const done = await this.locked(async () => {
+      const done = await this.shared(async () => {
         if (isStale()) return false;
         try {
-          await this.evaluate(source, items);
+          // The rules as they stand now: the end of a deleted rule never runs beside a batch using it.
+          const rules = this.rules.all;
+          await this.evaluate(source, this.read(batch, rules), rules);
           const next = BigInt(last.offset) + 1n;
-          await this.consumer.commitOffsets([
-            { topic: batch.topic, partition: batch.partition, offset: next.toString() },
-          ]);
+          // Stored: committed soon, off this path (a stop waits for it).
+          this.committer.add(batch.topic, batch.partition, next.toString());
           this.committed.set(source, next);
           return true;
         } catch (e) {
@@ -251,6 +309,7 @@ export class EvaluatorConsumer {
           return false;
         }
       });
+      if (!this.running) await this.committer.flush();
       if (done) this.failures = 0;
       else if (isRunning()) await sleep(backoffDelay(this.failures - 1, { initialMs: 500, maxMs: 10_000 }));
     } finally {
@@ -259,29 +318,48 @@ export class EvaluatorConsumer {
     await heartbeat();
   }
 
-  private read(batch: EachBatchPayload['batch']): Item[] {
+  /**
+   * The batch's records a rule may read. Records are keyed by their device (docs/contract.md, "Topics"): one whose
+   * key no rule's device glob matches is passed over unparsed (`unmatched`). Where rules cover part of a fleet that
+   * is most of the topic, and parsing every record was most of the evaluator's CPU (bench/README.md, "alerts").
+   * A record without a key is parsed and matched by its `deviceId`, as before.
+   */
+  private read(batch: EachBatchPayload['batch'], rules: readonly CompiledRule[]): Item[] {
     const items: Item[] = [];
     const scores = batch.topic === this.o.scoresTopic;
+    const kind = scores ? 'anomaly' : 'threshold';
+    const globs = [...new Set(rules.filter((c) => c.kind === kind).map((c) => c.rule.devices))];
+    const counts = { window: 0, score: 0, skipped: 0, unmatched: 0 };
     for (const m of batch.messages) {
+      if (m.key !== null && m.key.length > 0) {
+        const device = m.key.toString();
+        if (!globs.some((g) => globMatch(g, device))) {
+          counts.unmatched++;
+          continue;
+        }
+      }
       const offset = BigInt(m.offset);
+      let item: Item | null = null;
       if (scores) {
         const score = readScore(m.value);
-        if (score) items.push({ offset, score });
+        if (score) item = { offset, score };
       } else {
         const window = readWindow(m.value);
-        if (window) items.push({ offset, window });
+        if (window) item = { offset, window };
       }
-      const kind = items.at(-1)?.offset === offset ? (scores ? 'score' : 'window') : 'skipped';
-      this.o.metrics.records.inc({ kind });
+      if (item) items.push(item);
+      counts[item === null ? 'skipped' : scores ? 'score' : 'window']++;
     }
+    for (const [k, n] of Object.entries(counts)) if (n > 0) this.o.metrics.records.inc({ kind: k }, n);
     return items;
   }
 
-  private async evaluate(source: string, items: readonly Item[]): Promise<void> {
-    const rules = this.rules.all;
+  private async evaluate(source: string, items: readonly Item[], rules: readonly CompiledRule[]): Promise<void> {
     // Which rules each record feeds, and the states they need.
     const plan: { item: Item; rules: typeof rules }[] = [];
     const need = new Map<string, { ruleId: string; deviceId: string }>();
+    // Cached states as they are now: another partition's batch may evict them from the cache meanwhile.
+    const known = new Map<string, AlertState>();
     for (const item of items) {
       const matched = rules.filter((c) =>
         'window' in item ? ruleMatchesWindow(c, item.window) : ruleMatchesScore(c, item.score),
@@ -291,7 +369,9 @@ export class EvaluatorConsumer {
       const deviceId = 'window' in item ? item.window.deviceId : item.score.deviceId;
       for (const c of matched) {
         const k = stateKey(c.rule.id, deviceId);
-        if (!this.cache.has(k)) need.set(k, { ruleId: c.rule.id, deviceId });
+        const cached = this.cache.get(k);
+        if (cached) known.set(k, cached);
+        else need.set(k, { ruleId: c.rule.id, deviceId });
       }
     }
     if (plan.length === 0) return;
@@ -305,7 +385,7 @@ export class EvaluatorConsumer {
       for (const c of matched) {
         const deviceId = 'window' in item ? item.window.deviceId : item.score.deviceId;
         const k = stateKey(c.rule.id, deviceId);
-        const prev = changed.get(k)?.state ?? this.cache.get(k) ?? loaded.get(k) ?? idleState();
+        const prev = changed.get(k)?.state ?? known.get(k) ?? loaded.get(k) ?? idleState();
         const step =
           'window' in item
             ? c.kind === 'threshold'

@@ -5,7 +5,8 @@ export class AlertingMetrics extends ServiceRegistry {
   readonly rules = this.gauge('alerting_rules', 'Alert rules in force, as last read from Cassandra', ['kind']);
   readonly records = this.counter(
     'alerting_records_total',
-    'Records read by the evaluator: window (final window records), score, skipped (provisional or not a record)',
+    'Records read by the evaluator: window (final window records), score, skipped (provisional or not a record), ' +
+      'unmatched (keyed by a device no rule matches: not parsed)',
     ['kind'],
   );
   readonly transitions = this.counter('alerting_transitions_total', 'Transitions made by the evaluator', [

@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { benchAlerts, type Spread } from './alerts';
 import { benchCore } from './core';
 import { benchDashboard } from './dashboard';
 import { benchE2e } from './e2e';
@@ -19,6 +20,7 @@ import { benchMqtt } from './mqtt';
 import { benchParse, type Result as ParseResult } from './parse';
 import { benchProcessor } from './processor';
 import { benchScoring } from './scoring';
+import { benchScoringDrain } from './scoring-drain';
 import { keepServiceLogs } from './services';
 
 const help = `Usage: npm run bench -- [suite ...] [--quick] [--out <file.json>]
@@ -44,7 +46,10 @@ Suites (default: parse core ingest mqtt processor scoring dashboard):
   dashboard  window close -> socket.io client p50/p99; updates/s fanned out to 200 clients with API CPU and RSS
 Not in the default set (long, or need a running stack):
   e2e        event ingestion -> its 1 s aggregate, and -> the provisional record holding it, at a socket.io client,
-             through a running stack (npm start), while 10,000 other devices post at 1 Hz
+             through a running stack (npm start), while 10,000 other devices post at 1 Hz; probes at 10 Hz and 1 Hz,
+             the provisional path split at metrics.live (produced, read back) and the client
+  scoring-drain  the scoring service draining 108,000 window records through Kafka, its steps' scores and offsets
+             in one transaction (exactly once, the default) and not (FLEETPULSE_SCORING_TRANSACTIONS=off), in turns
   fleet      realtime load -> ingestion process -> Kafka -> stream-processor process -> Cassandra, on its own topic:
              10,000 devices x 5 Hz (50,000 events/s, 4 metrics) for 60 s then x 1 Hz for 60 s; offered and
              accepted events/s, processor events/s and events not yet read, CPU per process, end delay (last answer ->
@@ -61,10 +66,16 @@ Not in the default set (long, or need a running stack):
   fleet-ui   the dashboard's fleet overview in headless Chromium while 10,000 devices each close a 1 s window a
              second (one API process on the real Kafka): frame intervals p50/p95/p99, main-thread busy ms per frame,
              long tasks, JS heap; then the same with the load stopped (this machine's floor). About 2 minutes.
+  alerts     window close -> alert webhook received (goal p99 <= 1 s): ingestion, stream-processor, dashboard-api
+             (the rule is made through POST /api/alerts/rules) and alerting as processes on the local stack, a
+             webhook receiver in the bench; 50 devices at 2 Hz crossing a threshold every 3 s while 10,000 others
+             post at 1 Hz, for 60 s: receipt - the window record's Kafka timestamp (and - the window's end)
+             p50/p95/p99/max, stages, webhooks lost. About 3 minutes.
 Options:
   --quick    shorter runs (for a smoke test; figures are noisier): processor 200,000 events; fleet 10 s phases
              and steps; million 100,000 devices
   --out      where to write the JSON results (default bench/results/latest.json)
+  --cpu-prof <dir>  alerts: a V8 CPU profile of the alerting process written there (node --cpu-prof)
   --help     this text
 The machine is shared and has 2 cores: run on a quiet machine and compare figures of one run side by side.`;
 
@@ -80,14 +91,21 @@ type Suite =
   | 'fleet'
   | 'million'
   | 'cluster'
-  | 'fleet-ui';
+  | 'fleet-ui'
+  | 'alerts'
+  | 'scoring-drain';
 const allSuites: Suite[] = ['parse', 'core', 'ingest', 'mqtt', 'processor', 'scoring', 'dashboard'];
-const extraSuites: Suite[] = ['e2e', 'fleet', 'million', 'cluster', 'fleet-ui'];
+const extraSuites: Suite[] = ['e2e', 'fleet', 'million', 'cluster', 'fleet-ui', 'alerts', 'scoring-drain'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { quick: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      quick: { type: 'boolean' },
+      out: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) return void console.log(help);
   const unknown = positionals.filter((p) => ![...allSuites, ...extraSuites].includes(p as Suite));
@@ -104,7 +122,7 @@ async function main(): Promise<void> {
   for (const suite of suites) {
     console.error(`\n== ${suite} ==`);
     const started = Date.now();
-    results[suite] = await run(suite, quick);
+    results[suite] = await run(suite, quick, values['cpu-prof']);
     console.error(`(${suite}: ${((Date.now() - started) / 1000).toFixed(0)} s)`);
   }
   const out = values.out ?? join(__dirname, '..', 'results', 'latest.json');
@@ -116,8 +134,41 @@ async function main(): Promise<void> {
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-async function run(suite: Suite, quick: boolean): Promise<unknown> {
+async function run(suite: Suite, quick: boolean, cpuProfDir: string | undefined): Promise<unknown> {
   switch (suite) {
+    case 'alerts': {
+      const r = await benchAlerts({
+        ...(quick ? { seconds: 20, backgroundDevices: 2000 } : {}),
+        ...(cpuProfDir === undefined ? {} : { cpuProfDir }),
+      });
+      const row = (s: Spread) => ({
+        count: s.count,
+        'p50 ms': fmt(s.p50),
+        'p95 ms': fmt(s.p95),
+        'p99 ms': fmt(s.p99),
+        'max ms': fmt(s.max),
+      });
+      console.table({
+        'window record (Kafka timestamp) -> webhook received': row(r.closeToWebhookMs),
+        'window end -> webhook received': row(r.windowEndToWebhookMs),
+        'stage: window record -> evaluated (transition at)': row(r.stagesMs.recordToEvaluated),
+        'stage: evaluated -> on the alerts topic': row(r.stagesMs.evaluatedToTopic),
+        'stage: alerts topic -> webhook received': row(r.stagesMs.topicToWebhook),
+        'reference: window record -> read by the bench': row(r.recordToBenchReadMs),
+        'before: window end -> window record (processor)': row(r.windowEndToRecordMs),
+      });
+      console.error(
+        `goal p99 <= 1,000 ms: ${r.goalMet ? 'met' : 'not met'}; expected ${r.expected} transitions (from ${fmt(r.windows)} window records), ` +
+          `${r.onTopic} on the alerts topic, ${r.delivered} received, lost ${r.lost}, unexpected ${r.extra}, repeats ${r.duplicates}, ` +
+          `from other alerting processes ${r.foreign}, ` +
+          `bad signatures ${r.badSignatures}; ${r.alertDevices} alert devices at ${r.alertHz} Hz, ${fmt(r.backgroundDevices)} at 1 Hz; cores: ` +
+          Object.entries(r.cores)
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(', ') +
+          `; load average ${r.loadAverage.join(' ')}`,
+      );
+      return r;
+    }
     case 'parse': {
       const rows: ParseResult[] = [];
       for (const batchSize of [500, 1])
@@ -353,22 +404,44 @@ async function run(suite: Suite, quick: boolean): Promise<unknown> {
     }
     case 'e2e': {
       const r = await benchE2e(quick ? { seconds: 15, backgroundDevices: 2000 } : {});
-      console.table({
-        'event -> 1 s aggregate at a socket.io client': {
-          count: r.windows,
+      const rows: Record<string, Record<string, string>> = {
+        'event -> 1 s aggregate at a socket.io client (10 Hz probe)': {
+          count: fmt(r.windows),
           'p50 ms': fmt(r.p50Ms),
           'p99 ms': fmt(r.p99Ms),
           'max ms': fmt(r.maxMs),
         },
-        'event accepted (202) -> provisional record holding it': {
-          count: r.provisional.events,
-          'p50 ms': fmt(r.provisional.p50Ms),
-          'p99 ms': fmt(r.provisional.p99Ms),
-          'max ms': fmt(r.provisional.maxMs),
-        },
-      });
+      };
+      for (const p of r.probes) {
+        const hz = `${fmt(1000 / p.intervalMs)} Hz probe`;
+        const row = (f: typeof p.provisional) => ({
+          count: fmt(f.events),
+          'p50 ms': fmt(f.p50Ms),
+          'p99 ms': fmt(f.p99Ms),
+          'max ms': fmt(f.maxMs),
+        });
+        rows[`${hz}: 202 -> provisional record produced (its Kafka timestamp)`] = row(p.provisionalProduced);
+        rows[`${hz}: 202 -> read from metrics.live`] = row(p.provisionalOnTopic);
+        rows[`${hz}: 202 -> provisional record at a socket.io client`] = row(p.provisional);
+      }
+      console.table(rows);
       console.error(
         `background: ${fmt(r.backgroundDevices)} devices at 1 Hz (goal: provisional p99 <= 300 ms at 10,000)`,
+      );
+      return r;
+    }
+    case 'scoring-drain': {
+      const r = await benchScoringDrain(quick ? { devices: 100, rounds: 1 } : {});
+      console.table(
+        Object.fromEntries(
+          r.runs.map((run, i) => [
+            `run ${i + 1}: transactions ${run.transactions ? 'on' : 'off'}`,
+            { records: fmt(run.records), seconds: fmt(run.seconds, 1), 'records/s': fmt(run.recordsPerSec) },
+          ]),
+        ),
+      );
+      console.error(
+        `median records/s: transactional (exactly once) ${fmt(r.transactional)}, at least once ${fmt(r.atLeastOnce)} (${fmt((100 * r.transactional) / r.atLeastOnce)}%)`,
       );
       return r;
     }

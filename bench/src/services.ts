@@ -162,14 +162,20 @@ export interface ServiceProcess {
 }
 
 /**
- * Starts `node <script>` with `env` on top of ours; its output goes to a log file, and lines that look like trouble
- * (errors, warnings, rebalances, rewinds) are echoed on stderr with its name.
+ * Starts `node [...nodeArgs] <script>` with `env` on top of ours; its output goes to a log file, and lines that look
+ * like trouble (errors, warnings, rebalances, rewinds) are echoed on stderr with its name.
  */
-export function startService(name: string, script: string, env: Record<string, string>, port: number): ServiceProcess {
+export function startService(
+  name: string,
+  script: string,
+  env: Record<string, string>,
+  port: number,
+  nodeArgs: string[] = [],
+): ServiceProcess {
   logDir ??= mkdtempSync(join(tmpdir(), 'fleetpulse-bench-logs-'));
   const logFile = join(logDir, `${name}-${Date.now()}.log`);
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, [script], {
+  const child = spawn(process.execPath, [...nodeArgs, script], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
