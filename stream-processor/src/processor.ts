@@ -59,8 +59,6 @@ export class StreamProcessor {
   private flushChain: Promise<void> = Promise.resolve();
   /** A flush asked for and not yet begun: it will drain whatever is folded until it begins, so asks coalesce. */
   private queuedFlush: Promise<void> | null = null;
-  /** The flush writing now (resolves, never rejects, when it ends). */
-  private runningFlush: Promise<void> = Promise.resolve();
   private generation = 0;
   private lastCommitAt = 0;
   /** Set while a failed flush's partitions are being sought back to their commits (see rewind). */
@@ -255,12 +253,9 @@ export class StreamProcessor {
       // Folded at once, whatever is being written (live snapshots see it within one round); the windows it closed go
       // with the next flush. A failure rewinds every partition (see flush): nothing of this batch is committed then.
       void this.requestFlush().catch(() => undefined);
-      // Bounded: while too many outputs wait, the next batch waits for the running flush (then for the one it asked).
-      while (this.aggregator.pendingOutputs() >= this.config.maxPendingOutputs && generation === this.generation) {
-        const running = this.runningFlush;
-        await running;
-        if (running === this.runningFlush) await this.requestFlush().catch(() => undefined);
-      }
+      // Bounded: while too many outputs wait, the batch waits for the flush that drains them (after the running one).
+      while (this.aggregator.pendingOutputs() >= this.config.maxPendingOutputs && generation === this.generation)
+        await this.requestFlush().catch(() => undefined);
       await heartbeat();
     } finally {
       clearInterval(beat);
@@ -341,12 +336,7 @@ export class StreamProcessor {
     const run = this.flushChain.then(() => {
       // Begun: what is folded from now on needs the next flush.
       if (this.queuedFlush === run) this.queuedFlush = null;
-      const once = this.flushOnce(force);
-      this.runningFlush = once.then(
-        () => undefined,
-        () => undefined,
-      );
-      return once;
+      return this.flushOnce(force);
     });
     this.flushChain = run.catch((e: unknown) => this.rewind(e));
     return run;
