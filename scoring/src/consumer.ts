@@ -14,14 +14,20 @@
  * stream processor publishing windows again (after a refused flush, a crash, partitions moving) repeats no score. A
  * partition this process did not have is first read back over its last `repeatWindow` records before its commit
  * (remembered, not scored), so that holds across restarts and rebalances too.
+ *
+ * Across rebalances (KIP-447, patches/kafkajs+2.2.4.patch): a step's offsets carry the group generation its batch was
+ * fetched in. A step that outlived its generation (this process was removed from the group while scoring, and the
+ * partition went to another member, which scores the same records) has its commit refused: the step is aborted, the
+ * partition forgotten and logged once, and kafkajs rejoins the group. That is not a delivery failure: nothing is
+ * rewound or retried here.
  */
 import { backoffDelay, firstLine, sleep } from '@fleetpulse/runtime';
-import type { Consumer, EachBatchPayload } from 'kafkajs';
+import type { Consumer, ConsumerGroupMetadata, EachBatchPayload } from 'kafkajs';
 import { InvalidRecord, parseWindowRecord } from './features';
 import type { ScoringMetrics } from './metrics';
 import { fingerprint, windowKey, type RecentWindows } from './repeats';
 import type { RecordIn, Scorer } from './scorer';
-import type { StepOutput } from './step-output';
+import { PartitionFenced, type StepOutput } from './step-output';
 import type { StepTrace } from './tracing';
 
 /** Unreadable records logged one by one per batch; the rest of the batch's are summed up in one line. */
@@ -57,6 +63,8 @@ export class WindowConsumer {
   /** Partitions read back (or with nothing before their commit): scored from their commit on. */
   private readonly readBack = new Set<number>();
   private running = false;
+  /** The generation (member id and generation id) in which a commit was refused: its later batches are not scored. */
+  private fenced: string | null = null;
 
   constructor(
     private readonly consumer: Consumer,
@@ -113,8 +121,16 @@ export class WindowConsumer {
     await this.o.output.disconnect();
   }
 
-  private async step({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async step({
+    batch,
+    heartbeat,
+    isRunning,
+    isStale,
+    consumerGroupMetadata: group,
+  }: EachBatchPayload): Promise<void> {
     if (!isRunning() || isStale()) return;
+    // Fetched in a generation the group has left behind: another member scores these records.
+    if (this.fenced !== null && this.fenced === generationOf(group)) return;
     const first = batch.messages[0];
     const last = batch.messages.at(-1);
     if (!first || !last) return;
@@ -141,6 +157,7 @@ export class WindowConsumer {
     const t0 = performance.now();
     // Keeps the group membership while a slow Kafka or Cassandra holds the delivery.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
+    let fenced = null as PartitionFenced | null;
     try {
       const delivered = await this.scorer.locked(async () => {
         // Stale: sought back by a rewind after this batch was fetched; it is read again from there.
@@ -154,9 +171,14 @@ export class WindowConsumer {
           // Records that are not window records (and non-final ones, and repeats) move the position too, once the
           // scores of every record before them are out.
           this.scorer.advance(p, BigInt(last.offset) + 1n);
-          await this.commit(p);
+          await this.commit(p, group);
         } catch (e) {
           await this.o.output.abort().catch(() => undefined);
+          if (e instanceof PartitionFenced) {
+            fenced = e;
+            this.forget(p, group, e);
+            return false;
+          }
           this.scorer.resetTo(p, this.committed.get(p) ?? this.started.get(p) ?? null);
           this.rewind(p, e);
           return false;
@@ -168,11 +190,36 @@ export class WindowConsumer {
       if (delivered) {
         this.failures = 0;
         this.o.metrics.batchSeconds.observe((performance.now() - t0) / 1000);
-      } else if (isRunning()) await sleep(backoffDelay(this.failures - 1, { initialMs: 500, maxMs: 10_000 }));
+      } else if (!fenced && isRunning())
+        await sleep(backoffDelay(this.failures - 1, { initialMs: 500, maxMs: 10_000 }));
     } finally {
       clearInterval(beat);
     }
+    // The broker's refusal, out of eachBatch: kafkajs rejoins the group at once (as when a heartbeat learns of a
+    // rebalance), instead of fetching on with a generation that is over.
+    if (fenced) throw fenced.cause;
     await heartbeat();
+  }
+
+  /**
+   * The partition's commit was refused: it belongs to another member now. What this process knew of it (position,
+   * commit, read-back, windows scored) is dropped; the generation is marked so its other batches are passed over.
+   * Logged once per generation, however many of its partitions were refused.
+   */
+  private forget(p: number, group: ConsumerGroupMetadata, e: PartitionFenced): void {
+    this.scorer.dropPartition(p);
+    this.committed.delete(p);
+    this.started.delete(p);
+    this.readingBack.delete(p);
+    this.readBack.delete(p);
+    this.o.repeats.drop(p);
+    const generation = generationOf(group);
+    if (this.fenced === generation) return;
+    this.fenced = generation;
+    this.o.log(
+      `${this.o.topic}[${p}]: step aborted, its scores discarded: ${e.message} (a rebalance went on without this ` +
+        'process, e.g. a step longer than the rebalance timeout); rejoining the group',
+    );
   }
 
   /**
@@ -265,11 +312,19 @@ export class WindowConsumer {
     return { records, repeated };
   }
 
-  /** Commits the partition's position if it moved: after the last record whose scores are out. */
-  private async commit(partition: number): Promise<void> {
+  /**
+   * Commits the partition's position if it moved: after the last record whose scores are out; fenced by the
+   * generation the step's batch was fetched in.
+   */
+  private async commit(partition: number, group: ConsumerGroupMetadata): Promise<void> {
     const o = this.scorer.commitOffset(partition);
     const moved = o !== null && this.committed.get(partition) !== o;
-    await this.o.output.commit(moved ? { topic: this.o.topic, partition, offset: o.toString() } : null);
+    await this.o.output.commit(moved ? { topic: this.o.topic, partition, offset: o.toString(), group } : null);
     if (moved) this.committed.set(partition, o);
   }
+}
+
+/** A member's generation, as one key. */
+function generationOf(group: ConsumerGroupMetadata): string {
+  return `${group.memberId}@${group.generationId}`;
 }

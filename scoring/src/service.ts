@@ -19,7 +19,7 @@ import { Scorer } from './scorer';
 import { RecentWindows } from './repeats';
 import { scoreSink } from './score-sink';
 import { SessionHost } from './session-host';
-import { stepOutput } from './step-output';
+import { stepOutput, type StepOutput } from './step-output';
 import { AnomalyStore } from './store';
 import { StepTrace } from './tracing';
 import { FolderWatcher } from './watcher';
@@ -34,6 +34,12 @@ export interface RunningScoring {
   close(): Promise<void>;
 }
 
+/** Tests' seams: hold a step (its output wrapped), and a shorter rebalance timeout than kafkajs' 60 s. */
+export interface ScoringTestHooks {
+  wrapOutput?: (output: StepOutput) => StepOutput;
+  rebalanceTimeoutMs?: number;
+}
+
 /** Cassandra could not be reached at start-up (only when anomalies are stored). */
 export class StoreUnavailable extends Error {
   override readonly name = 'StoreUnavailable';
@@ -44,6 +50,7 @@ export async function startScoring(
   log: (line: string) => void = (l) => console.log(`scoring: ${l}`),
   /** Tests' tracing (an in-memory exporter); by default what config.tracing says. */
   tracingOverride?: Tracing,
+  hooks: ScoringTestHooks = {},
 ): Promise<RunningScoring> {
   const metrics = new ScoringMetrics();
   const tracing = tracingOverride ?? (await Tracing.start('fleetpulse-scoring', config.tracing));
@@ -95,9 +102,11 @@ export async function startScoring(
   const kafkaConsumer = kafka.consumer({
     groupId: config.groupId,
     sessionTimeout: config.sessionTimeoutMs,
+    ...(hooks.rebalanceTimeoutMs === undefined ? {} : { rebalanceTimeout: hooks.rebalanceTimeoutMs }),
     allowAutoTopicCreation: false,
   });
-  const output = stepOutput(kafka, kafkaConsumer, config.groupId, config.transactions, log);
+  const built = stepOutput(kafka, kafkaConsumer, config.groupId, config.transactions, log);
+  const output = hooks.wrapOutput ? hooks.wrapOutput(built) : built;
   const scorer = new Scorer(registry, scoreSink(output.producer, config.scoresTopic, store, steps), {
     maxBatch: config.maxBatch,
     log,

@@ -6,13 +6,53 @@
  */
 import { randomUUID } from 'node:crypto';
 import { firstLine } from '@fleetpulse/runtime';
-import type { Consumer, Kafka, Producer, Transaction } from 'kafkajs';
+import type { Consumer, ConsumerGroupMetadata, Kafka, Producer, Transaction } from 'kafkajs';
 import { Partitioners } from 'kafkajs';
 
 export interface StepOffsets {
   topic: string;
   partition: number;
   offset: string;
+  /**
+   * The consumer's generation and member id when the step's batch was fetched (the eachBatch payload's): the group
+   * coordinator refuses the offsets once that generation is over (KIP-447, TxnOffsetCommit v3).
+   */
+  group?: ConsumerGroupMetadata;
+}
+
+/** Errors of a commit refused because this consumer is no longer the partition's owner in its group. */
+const FencingErrors = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
+
+/**
+ * The step's offsets were refused: the partition moved to another member of the group in a rebalance (ILLEGAL_GENERATION,
+ * UNKNOWN_MEMBER_ID or FENCED_INSTANCE_ID). Its transaction must be aborted, and its records are the new owner's to
+ * score; nothing failed here.
+ */
+export class PartitionFenced extends Error {
+  override readonly name = 'PartitionFenced';
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    /** The broker's error, e.g. UNKNOWN_MEMBER_ID. */
+    readonly reason: string,
+    readonly generationId: number | undefined,
+    cause: unknown,
+  ) {
+    super(
+      `the offsets of ${topic}[${partition}] were refused (${reason}): generation ${generationId ?? '?'} is over ` +
+        'and the partition belongs to another member of the group',
+      { cause },
+    );
+  }
+}
+
+/** The fencing error (ILLEGAL_GENERATION ...) that `e` is or wraps, if any. */
+export function fencingReason(e: unknown): string | null {
+  for (let c = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    const type = (c as { type?: unknown }).type;
+    if (typeof type === 'string' && FencingErrors.has(type)) return type;
+  }
+  return null;
 }
 
 export interface StepOutput {
@@ -22,7 +62,10 @@ export interface StepOutput {
   disconnect(): Promise<void>;
   /** Before a step's first score. */
   begin(): Promise<void>;
-  /** The step's scores (sent) and its offsets (null: unchanged) made durable together. */
+  /**
+   * The step's scores (sent) and its offsets (null: unchanged) made durable together. Throws {@link PartitionFenced}
+   * when the group refuses the offsets (the step is to be aborted, its partition forgotten).
+   */
   commit(offsets: StepOffsets | null): Promise<void>;
   /** The step failed: none of its scores may count (a transaction is aborted; sent scores stay at least once). */
   abort(): Promise<void>;
@@ -38,18 +81,31 @@ export function atLeastOnceOutput(producer: Producer, consumer: Consumer): StepO
     disconnect: () => producer.disconnect(),
     begin: () => Promise.resolve(),
     commit: async (offsets) => {
-      if (offsets) await consumer.commitOffsets([offsets]);
+      if (!offsets) return;
+      const { topic, partition, offset } = offsets;
+      try {
+        // kafkajs sends its own generation and member id with these (OffsetCommit).
+        await consumer.commitOffsets([{ topic, partition, offset }]);
+      } catch (e) {
+        const reason = fencingReason(e);
+        if (reason) throw new PartitionFenced(topic, partition, reason, offsets.group?.generationId, e);
+        throw e;
+      }
     },
     abort: () => Promise.resolve(),
   };
 }
 
 /**
- * One transaction a step, the offsets committed in it (`sendOffsets`). The transactional id is this process's own
- * (`<group>-<uuid>`): kafkajs does not fence by group generation (KIP-447), and a process that lost its partitions in
- * a rebalance has finished its step before the group moves on (kafkajs rejoins between batches), so ids need not be
- * stable across restarts. A transaction whose end got no answer leaves the producer's state unknown: it is replaced
- * by a new producer (another id); the coordinator aborts the old transaction when it times out.
+ * One transaction a step, the offsets committed in it (`sendOffsets`). Fenced by group generation (KIP-447, added to
+ * kafkajs by patches/kafkajs+2.2.4.patch): the offsets carry the generation and member id the step's batch was
+ * fetched in, and the group coordinator refuses them once the partition moved to another member (a process held past
+ * the rebalance timeout is removed from the group while its step runs); the step is then aborted. The consumer reads
+ * a newly assigned partition's commit with require_stable, so it waits for a transaction still committing its
+ * offsets rather than reading the commit before it. So the transactional id need not be stable across restarts: it
+ * is this process's own (`<group>-<uuid>`). A transaction whose end got no answer leaves the producer's state
+ * unknown: it is replaced by a new producer (another id); the coordinator aborts the old transaction when it times
+ * out.
  */
 export class TransactionalOutput implements StepOutput {
   readonly transactional = true;
@@ -102,13 +158,26 @@ export class TransactionalOutput implements StepOutput {
   async commit(offsets: StepOffsets | null): Promise<void> {
     const txn = this.txn;
     if (!txn) throw new Error('commit without a step');
-    if (offsets)
-      await txn.sendOffsets({
-        consumerGroupId: this.groupId,
-        topics: [{ topic: offsets.topic, partitions: [{ partition: offsets.partition, offset: offsets.offset }] }],
-      });
-    await txn.commit();
+    try {
+      if (offsets)
+        await txn.sendOffsets({
+          consumerGroupId: this.groupId,
+          topics: [{ topic: offsets.topic, partitions: [{ partition: offsets.partition, offset: offsets.offset }] }],
+          ...(offsets.group ? { consumerGroupMetadata: offsets.group } : {}),
+        });
+      await this.end(txn);
+    } catch (e) {
+      const reason = offsets && fencingReason(e);
+      // Left active for abort(): the caller aborts a step whose commit failed.
+      if (reason) throw new PartitionFenced(offsets.topic, offsets.partition, reason, offsets.group?.generationId, e);
+      throw e;
+    }
     this.txn = null;
+  }
+
+  /** Ends the step's transaction, its offsets sent: committed. Tests hold a step here (offsets pending). */
+  protected end(txn: Transaction): Promise<void> {
+    return txn.commit();
   }
 
   async abort(): Promise<void> {
