@@ -58,6 +58,8 @@ export function kafkaTransport(config: DashboardConfig): KafkaOptions {
       // Nest connects a producer for replies we never send; the default partitioner silences kafkajs's v2 notice.
       producer: { createPartitioner: Partitioners.DefaultPartitioner },
       subscribe: { fromBeginning: false },
+      // Values reach LiveConsumer as bytes: it parses only the records of devices someone watches.
+      parser: { keepBinary: true },
       run: { autoCommit: false, partitionsConsumedConcurrently: 3 },
     },
   };

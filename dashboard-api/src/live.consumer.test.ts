@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Topics, type WindowRecord } from '@fleetpulse/contracts';
+import type { KafkaContext } from '@nestjs/microservices';
 import { checkTransition, checkWindowRecord, LiveConsumer } from './live.consumer';
 import type { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
@@ -7,9 +8,13 @@ import { aggregateRow, anomalyScore, windowRecord } from './testing';
 
 // The Kafka handlers without Kafka: what reaches the gateway, what is refused with which reason, and that nothing a
 // producer sends makes a handler throw (a throw would make kafkajs retry the batch forever).
-function setup(publish: (r: WindowRecord) => void = () => undefined) {
+function setup(
+  publish: (r: WindowRecord) => void = () => undefined,
+  watched: (deviceId: string) => boolean = () => true,
+) {
   const published: WindowRecord[] = [];
   const gateway = {
+    wants: (deviceId: string) => watched(deviceId),
     publishAggregate: (r: WindowRecord) => {
       published.push(r);
       publish(r);
@@ -67,7 +72,33 @@ describe('checkWindowRecord', () => {
   });
 });
 
+/** A record as the transport hands it over (kafkaTransport keeps values binary): its key and a context holding it. */
+function fromKafka(value: unknown, key: string | null) {
+  const bytes = Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
+  return [bytes, { getMessage: () => ({ key, value: bytes, headers: {} }) } as unknown as KafkaContext] as const;
+}
+
 describe('LiveConsumer', () => {
+  it('parses only the records of devices someone watches; the others are counted as unwatched', async () => {
+    const { consumer, published, count } = setup(undefined, (d) => d === 'watched');
+    const mine = windowRecord('watched', 0, { temp: 1 });
+    consumer.onAggregate(...fromKafka(mine, 'watched'));
+    consumer.onAggregate(...fromKafka(windowRecord('other', 0, { temp: 1 }), 'other'));
+    consumer.onLive(...fromKafka({ ...windowRecord('other', 0, { temp: 2 }), final: false }, 'other'));
+    // Not JSON at all: never parsed, since nobody watches its device (the count says so) ...
+    consumer.onAggregate(...fromKafka('{not json', 'other'));
+    expect(published).toEqual([mine]);
+    expect(await count('ok')).toBe(1);
+    expect(await count('unwatched')).toBe(2);
+    expect(await count('unwatched', Topics.live)).toBe(1);
+    expect(await count('invalid')).toBe(0);
+    // ... but refused with the reason when someone does, or when the record has no key to tell.
+    consumer.onAggregate(...fromKafka('{not json', 'watched'));
+    consumer.onAggregate(...fromKafka('{not json', null));
+    expect(await count('invalid')).toBe(2);
+    expect(warn.mock.calls[0]?.[0]).toMatch(/skipping an invalid record on metrics\.aggregates \(1 so far\): not JSON/);
+  });
+
   it('hands valid records to the gateway and counts them', async () => {
     const { consumer, published, count } = setup();
     const r = windowRecord('d', 0, { temp: 1 });

@@ -263,6 +263,18 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   }
 
   /**
+   * Whether a record of `deviceId` would reach anyone: a provisional one only its device's subscribers, a final one
+   * or a score also the fleet's. Asked before a record is parsed: at fleet scale most records are nobody's.
+   */
+  wants(deviceId: string, kind: 'provisional' | 'final' | 'score'): boolean {
+    if (this.deviceRooms.has(deviceId)) return true;
+    if (kind === 'provisional') return false;
+    if (kind === 'final') return this.fleetRooms.size > 0;
+    for (const scope of this.fleetRooms.values()) if (scope.allows(deviceId)) return true;
+    return false;
+  }
+
+  /**
    * From the Kafka consumer: one window record, final (metrics.aggregates) or provisional (`"final": false`,
    * metrics.live). Records nobody listens to are dropped here; a provisional goes to the device's own subscribers
    * only (never a fleet room), so one nobody subscribed to by id is dropped at once.

@@ -6,7 +6,7 @@ import { ServiceRegistry } from '@fleetpulse/runtime/metrics';
 export class DashboardMetrics extends ServiceRegistry {
   readonly kafkaRecords = this.counter(
     'fleetpulse_dashboard_kafka_records_total',
-    'Records read from Kafka, by topic and outcome (ok, invalid)',
+    'Records read from Kafka, by topic and outcome (ok, invalid, unwatched: no subscriber for its device, not parsed)',
     ['topic', 'outcome'],
   );
   readonly liveEmits = this.counter(

@@ -59,7 +59,7 @@ export class LivePublisher {
     const max = Math.max(1, Math.floor((this.config.maxPerSec * this.config.intervalMs) / 1000));
     const snapshots = this.take(max, Date.now(), this.config.minGapMs);
     if (snapshots.length === 0) return;
-    const messages = snapshots.map((w) => ({ key: w.deviceId, value: w.recordJson() }));
+    const messages = snapshots.map((w) => ({ key: w.deviceId, value: Buffer.from(w.recordJson()) }));
     this.inFlight = this.producer
       .send({ topic: Topics.live, acks: 1, messages })
       .then(() => void this.metrics.liveSnapshots.inc({ outcome: 'sent' }, messages.length))

@@ -406,8 +406,9 @@ export class StreamProcessor {
     const published: Message[] = [];
     for (const w of out.windows) {
       (w.complete ? complete : partial).push(w);
-      // Serialised straight from the window's numbers (the same text as JSON.stringify of its record).
-      if (w.complete) published.push({ key: Buffer.from(w.deviceId), value: w.recordJson() });
+      // Serialised straight from the window's numbers (the same text as JSON.stringify of its record), as bytes at
+      // once: a flush can hold 200,000 records, and each text is a rope of ~60 pieces until encoded (4x the memory).
+      if (w.complete) published.push({ key: Buffer.from(w.deviceId), value: Buffer.from(w.recordJson()) });
     }
     for (const r of out.rejected) dlq.push(rejectedEventDlqMessage(r, this.config.sourceTopic));
     if (complete.length + partial.length + out.late.length + dlq.length > 0) {
