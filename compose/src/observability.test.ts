@@ -126,7 +126,10 @@ describe('compose/prometheus/prometheus.yml', () => {
     }[];
   };
   const compose = load(readFileSync(join(__dirname, '..', 'docker-compose.yml'), 'utf8')) as {
-    services: Record<string, { command?: string[]; profiles?: string[]; volumes?: string[] }>;
+    services: Record<
+      string,
+      { command?: string[]; profiles?: string[]; volumes?: string[]; environment?: Record<string, unknown> }
+    >;
   };
   const ports: Record<string, number> = {
     ingestion: DefaultPorts.ingestionHttp,
@@ -160,6 +163,39 @@ describe('compose/prometheus/prometheus.yml', () => {
       readFileSync(join(__dirname, '..', 'grafana', 'provisioning', 'dashboards', 'fleetpulse.yml'), 'utf8'),
     ) as { providers: { options: { path: string } }[] };
     expect(mount?.split(':')[1]).toBe(`${provider.providers[0]!.options.path}/fleetpulse-dashboard.json`);
+  });
+});
+
+describe('traces in compose and Kubernetes', () => {
+  const compose = load(readFileSync(join(__dirname, '..', 'docker-compose.yml'), 'utf8')) as {
+    services: Record<string, { command?: string[]; profiles?: string[]; environment?: Record<string, unknown> }>;
+  };
+  const traced = ['ingestion', 'stream-processor', 'scoring', 'alerting', 'dashboard-api'];
+
+  it('passes the OTLP endpoint to every traced service of both stacks, and runs Jaeger in the observability profile', () => {
+    const seen = new Set<string>();
+    for (const [name, s] of Object.entries(compose.services)) {
+      const workspace = s.command?.[1]?.split('/')[0] ?? '';
+      if (!traced.includes(workspace)) continue;
+      seen.add(workspace);
+      expect(`${name}: ${String(s.environment?.OTEL_EXPORTER_OTLP_ENDPOINT)}`).toBe(
+        `${name}: \${OTEL_EXPORTER_OTLP_ENDPOINT:-}`,
+      );
+    }
+    expect([...seen].sort()).toEqual([...traced].sort());
+    const jaeger = compose.services.jaeger!;
+    expect(jaeger.profiles).toEqual(['observability']);
+    // The endpoint the compose file names (http://jaeger:4318) is its OTLP/HTTP receiver, open beyond its loopback.
+    expect(jaeger.command).toContain('receivers.otlp.protocols.http.endpoint=0.0.0.0:4318');
+  });
+
+  it('gives the Kubernetes services the variables, empty (no traces) until set', () => {
+    const k = load(readFileSync(join(repo, 'deploy', 'k8s', 'base', 'kustomization.yaml'), 'utf8')) as {
+      configMapGenerator: { name: string; literals: string[] }[];
+    };
+    const literals = k.configMapGenerator.find((g) => g.name === 'fleetpulse-config')!.literals;
+    expect(literals).toContain('OTEL_EXPORTER_OTLP_ENDPOINT=');
+    expect(literals.find((l) => l.startsWith('FLEETPULSE_TRACE_SAMPLE_RATIO='))).toMatch(/=0(\.\d+)?$|=1$/);
   });
 });
 
