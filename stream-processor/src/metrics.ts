@@ -59,6 +59,10 @@ export class ProcessorMetrics extends ServiceRegistry {
     ['resolution'],
   );
   readonly openWindows = this.gauge('fleetpulse_processor_open_windows', 'Windows open in memory');
+  readonly pendingOutputs = this.gauge(
+    'fleetpulse_processor_pending_outputs',
+    'Closed windows, late events and rejections waiting for a flush (reading waits at FLEETPULSE_PROCESSOR_MAX_PENDING_OUTPUTS)',
+  );
   readonly lag = this.gauge(
     'fleetpulse_processor_consumer_lag',
     'Records between the last one read and the partition end',

@@ -144,4 +144,78 @@ describe('stream-processor pipelining', () => {
     // Once released, the held windows were written (and the flushes after them).
     expect(store.written).toBeGreaterThan(0);
   }, 180_000);
+
+  it('stops reading while FLEETPULSE_PROCESSOR_MAX_PENDING_OUTPUTS closed windows wait for a held write, and goes on after it', async () => {
+    const topic = await newTopic(kafka, 1);
+    const group = `bound-${randomUUID()}`;
+    const maxPending = 4;
+    const config = loadConfig({
+      ...process.env,
+      FLEETPULSE_PROCESSOR_TOPIC: topic,
+      FLEETPULSE_PROCESSOR_GROUP: group,
+      FLEETPULSE_COMMIT_INTERVAL_MS: '0',
+      FLEETPULSE_PROCESSOR_LIVE_MIN_GAP_MS: '0',
+      FLEETPULSE_PROCESSOR_MAX_PENDING_OUTPUTS: String(maxPending),
+    });
+    const store = new HeldStore();
+    const metrics = new ProcessorMetrics();
+    const processor = new StreamProcessor(
+      kafka,
+      config,
+      store as unknown as AggregateStore,
+      new CheckpointStore(cassandra, config.keyspace, group, topic),
+      metrics,
+      () => undefined,
+    );
+    const pending = async () => (await metrics.pendingOutputs.get()).values[0]?.value ?? 0;
+    const stamp = randomUUID().slice(0, 8);
+    const late = `bound-late-${stamp}`;
+    const live = new Set<string>();
+    const watcher = kafka.consumer({ groupId: `bound-watch-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    await watcher.connect();
+    await watcher.subscribe({ topic: Topics.live, fromBeginning: false });
+    await watcher.run({
+      eachMessage: async ({ message }) => {
+        const key = message.key?.toString();
+        if (key?.includes(stamp)) live.add(key);
+        await Promise.resolve();
+      },
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    await processor.start();
+    // 4 s of readings a device: each closes its first two 1 s windows (lateness 2 s).
+    const t0 = Date.UTC(2031, 0, 2);
+    const readings = (deviceId: string) =>
+      Array.from({ length: 9 }, (_, i) => ({ key: deviceId, value: JSON.stringify(event(deviceId, t0 + i * 500, i)) }));
+    try {
+      await producer.send({ topic, acks: -1, messages: readings(`bound-a-${stamp}`) });
+      await waitFor('the first flush to be held in its write', async () => store.writes > 0, 60_000, 100);
+      // Three more devices, one batch: six closed windows wait, over the bound of four; reading stops.
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: [1, 2, 3].flatMap((n) => readings(`bound-b${n}-${stamp}`)),
+      });
+      await waitFor('the closed windows over the bound', async () => (await pending()) >= maxPending, 60_000, 100);
+      const atBound = await pending();
+      // A device sent now is not read while the write is held: no snapshot of it, and nothing more pending.
+      await producer.send({ topic, acks: -1, messages: readings(late) });
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(live.has(late)).toBe(false);
+      expect(await pending()).toBe(atBound);
+      expect(store.written).toBe(0);
+      store.release();
+      await waitFor(
+        'the device sent at the bound, read once the write is done',
+        async () => live.has(late),
+        60_000,
+        100,
+      );
+      await waitFor('every closed window written', async () => store.written >= 2 * 5, 60_000, 100);
+    } finally {
+      store.release();
+      await processor.stop();
+      await watcher.disconnect();
+    }
+  }, 180_000);
 });

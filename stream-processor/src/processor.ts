@@ -253,6 +253,7 @@ export class StreamProcessor {
       // Folded at once, whatever is being written (live snapshots see it within one round); the windows it closed go
       // with the next flush. A failure rewinds every partition (see flush): nothing of this batch is committed then.
       void this.requestFlush().catch(() => undefined);
+      this.metrics.pendingOutputs.set(this.aggregator.pendingOutputs());
       // Bounded: while too many outputs wait, the batch waits for the flush that drains them (after the running one).
       while (this.aggregator.pendingOutputs() >= this.config.maxPendingOutputs && generation === this.generation)
         await this.requestFlush().catch(() => undefined);
@@ -394,6 +395,7 @@ export class StreamProcessor {
   private async flushOnce(force: boolean): Promise<void> {
     const generation = this.generation;
     const out = this.aggregator.drain();
+    this.metrics.pendingOutputs.set(this.aggregator.pendingOutputs());
     const dlq = this.pendingDlq;
     this.pendingDlq = [];
     const commitDue = force || Date.now() - this.lastCommitAt >= this.config.commitIntervalMs;
