@@ -4,7 +4,7 @@
  * issue names, in one run. Prints a table per suite and writes every figure as JSON (default bench/results/latest.json).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchAlerts, type Spread } from './alerts';
@@ -14,7 +14,7 @@ import { benchE2e } from './e2e';
 import { benchCluster } from './cluster';
 import { benchFleet, type FleetPhase } from './fleet';
 import { benchFleetUi } from './fleet-ui';
-import { benchIngest } from './ingest';
+import { benchIngest, type IngestionTarget } from './ingest';
 import { benchMillion } from './million';
 import { benchMqtt } from './mqtt';
 import { benchParse, type Result as ParseResult } from './parse';
@@ -75,7 +75,13 @@ Options:
   --quick    shorter runs (for a smoke test; figures are noisier): processor 200,000 events; fleet 10 s phases
              and steps; million 100,000 devices
   --out      where to write the JSON results (default bench/results/latest.json)
-  --cpu-prof <dir>  alerts: a V8 CPU profile of the alerting process written there (node --cpu-prof)
+  --cpu-prof <dir>  alerts: a V8 CPU profile of the alerting process written there (node --cpu-prof); ingest, mqtt:
+             of the ingestion process
+  --ingestion <main.js>  ingest, mqtt: run this ingestion build (default ingestion/dist/main.js), e.g. another
+             commit's built in a copy of its own, to compare builds side by side with the same bench
+  --batch-size <n>  ingest, mqtt: events per request / PUBLISH (default 500; mqtt skips its 50-device batches under 50)
+  --connections <n>  ingest, mqtt: concurrent connections (default 32 / 16)
+  --seconds <n>  ingest, mqtt: measured seconds (default 20 / 10 a shape)
   --help     this text
 The machine is shared and has 2 cores: run on a quiet machine and compare figures of one run side by side.`;
 
@@ -104,6 +110,10 @@ async function main(): Promise<void> {
       quick: { type: 'boolean' },
       out: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      ingestion: { type: 'string' },
+      'batch-size': { type: 'string' },
+      connections: { type: 'string' },
+      seconds: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -122,7 +132,7 @@ async function main(): Promise<void> {
   for (const suite of suites) {
     console.error(`\n== ${suite} ==`);
     const started = Date.now();
-    results[suite] = await run(suite, quick, values['cpu-prof']);
+    results[suite] = await run(suite, quick, values['cpu-prof'], doorOptions(values));
     console.error(`(${suite}: ${((Date.now() - started) / 1000).toFixed(0)} s)`);
   }
   const out = values.out ?? join(__dirname, '..', 'results', 'latest.json');
@@ -134,7 +144,51 @@ async function main(): Promise<void> {
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-async function run(suite: Suite, quick: boolean, cpuProfDir: string | undefined): Promise<unknown> {
+/** What --ingestion, --batch-size, --connections, --seconds and --cpu-prof say for the door suites (ingest, mqtt). */
+interface DoorOptions {
+  target: IngestionTarget;
+  batchSize?: number;
+  connections?: number;
+  seconds?: number;
+}
+
+function doorOptions(values: {
+  ingestion?: string;
+  'batch-size'?: string;
+  connections?: string;
+  seconds?: string;
+  'cpu-prof'?: string;
+}): DoorOptions {
+  const count = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: a whole number >= 1, not "${v}"`);
+    return n;
+  };
+  const prof = values['cpu-prof'];
+  return {
+    target: {
+      ...(values.ingestion === undefined ? {} : { script: resolve(values.ingestion) }),
+      ...(prof === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(prof)}`] }),
+    },
+    batchSize: count('batch-size', values['batch-size']),
+    connections: count('connections', values.connections),
+    seconds: count('seconds', values.seconds),
+  };
+}
+
+/** The door options that were given (so that each suite keeps its own defaults for the rest). */
+function given(d: DoorOptions, quickSeconds: number | undefined): Record<string, unknown> {
+  const seconds = d.seconds ?? quickSeconds;
+  return {
+    target: d.target,
+    ...(d.batchSize === undefined ? {} : { batchSize: d.batchSize }),
+    ...(d.connections === undefined ? {} : { connections: d.connections }),
+    ...(seconds === undefined ? {} : { seconds }),
+  };
+}
+
+async function run(suite: Suite, quick: boolean, cpuProfDir: string | undefined, door: DoorOptions): Promise<unknown> {
   switch (suite) {
     case 'alerts': {
       const r = await benchAlerts({
@@ -227,7 +281,7 @@ async function run(suite: Suite, quick: boolean, cpuProfDir: string | undefined)
       return r;
     }
     case 'ingest': {
-      const r = await benchIngest(quick ? { seconds: 5 } : {});
+      const r = await benchIngest(given(door, quick ? 5 : undefined));
       console.table({
         'ingestion service (HTTP -> Kafka, acks=all)': {
           'events/s': fmt(r.service.eventsPerSec),
@@ -388,7 +442,7 @@ async function run(suite: Suite, quick: boolean, cpuProfDir: string | undefined)
       return r;
     }
     case 'mqtt': {
-      const r = await benchMqtt(quick ? { seconds: 3 } : {});
+      const r = await benchMqtt(given(door, quick ? 3 : undefined));
       console.table(
         r.rows.map((d) => ({
           door: d.door,

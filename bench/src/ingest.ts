@@ -6,7 +6,49 @@ import { kafkaBrokers, loadStackConfig, stackUp, stderrLogger } from '@fleetpuls
 import { kafkaDeps, resolveClasspath } from '@fleetpulse/compose/java';
 import { parseTelemetry } from '@fleetpulse/native';
 import { benchPayloads } from './parse';
-import { memoryMb, runScript, startIngestionProcess, waitReady, withBenchTopic } from './services';
+import {
+  freePort,
+  memoryMb,
+  runScript,
+  startService,
+  waitReady,
+  withBenchTopic,
+  type ServiceProcess,
+} from './services';
+
+/**
+ * Which ingestion build the door suites run, so that two builds can be measured side by side by the same bench
+ * (e.g. git HEAD's, built in a copy of its own, against the working tree's).
+ */
+export interface IngestionTarget {
+  /** [ingestion/dist/main.js of this repo] - the ingestion entry point to run. */
+  script?: string;
+  /** Node options for its process (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+}
+
+/** The ingestion service as users run it (development tokens), from `target`'s build, its MQTT door off unless given. */
+export async function startIngestionTarget(
+  name: string,
+  target: IngestionTarget,
+  options: { topic: string; port?: number; mqttPort?: number },
+): Promise<ServiceProcess> {
+  const port = options.port ?? (await freePort());
+  return startService(
+    name,
+    target.script ?? join(__dirname, '..', '..', 'ingestion', 'dist', 'main.js'),
+    {
+      FLEETPULSE_ENV: 'development',
+      FLEETPULSE_INGESTION_HOST: '127.0.0.1',
+      FLEETPULSE_INGESTION_PORT: String(port),
+      FLEETPULSE_INGESTION_TOPIC: options.topic,
+      FLEETPULSE_MQTT_PORT: options.mqttPort === undefined ? 'off' : String(options.mqttPort),
+      FLEETPULSE_KAFKA_BROKERS: kafkaBrokers().join(','),
+    },
+    port,
+    target.nodeArgs ?? [],
+  );
+}
 
 export interface BenchIngestOptions {
   /** [seconds=20] - measured load duration. */
@@ -17,6 +59,8 @@ export interface BenchIngestOptions {
   batchSize?: number;
   /** [port=18080] */
   port?: number;
+  /** [this repo's build] */
+  target?: IngestionTarget;
 }
 
 export interface BenchIngestResult {
@@ -67,7 +111,7 @@ async function measureIngest(topic: string, opts: BenchIngestOptions): Promise<B
     }),
   );
 
-  const ingestion = await startIngestionProcess('ingestion', { port, topic });
+  const ingestion = await startIngestionTarget('ingestion', opts.target ?? {}, { port, topic });
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, memoryMb(ingestion.pid).rss)), 100);
   try {

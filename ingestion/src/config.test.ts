@@ -124,6 +124,23 @@ describe('loadConfig', () => {
     );
   });
 
+  it('takes the number of Kafka producers from 1 to 64, 1 by default, and names a bad one with the others', () => {
+    expect(loadConfig({ FLEETPULSE_ENV: 'development' }).producers).toBe(1);
+    expect(loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_INGESTION_PRODUCERS: '3' }).producers).toBe(3);
+    expect(loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_INGESTION_PRODUCERS: '64' }).producers).toBe(64);
+    for (const bad of ['0', '65', '2.5', 'two', '-1', ''])
+      expect(() => loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_INGESTION_PRODUCERS: bad })).toThrow(
+        /FLEETPULSE_INGESTION_PRODUCERS/,
+      );
+    expect(() =>
+      loadConfig({
+        FLEETPULSE_ENV: 'development',
+        FLEETPULSE_INGESTION_PRODUCERS: '0',
+        FLEETPULSE_MAX_BODY_BYTES: 'x',
+      }),
+    ).toThrow(/FLEETPULSE_MAX_BODY_BYTES[\s\S]*FLEETPULSE_INGESTION_PRODUCERS/);
+  });
+
   it('rejects malformed brokers and tokens with the entry that is wrong', () => {
     expect(() => loadConfig({ FLEETPULSE_ENV: 'development', FLEETPULSE_KAFKA_BROKERS: 'localhost' })).toThrow(
       /"localhost" is not host:port/,

@@ -54,6 +54,11 @@ export interface IngestionConfig {
   mqttMaxKeepaliveSeconds: number;
   /** Bytes of one Kafka produce request at most; null: the topics' max.message.bytes, asked at start-up. */
   produceMaxRequestBytes: number | null;
+  /**
+   * Idempotent Kafka producers, each owning a share of the partitions and with one produce request in flight: how
+   * many requests to Kafka may be in flight at once (a device's records keep their order: its key maps to one).
+   */
+  producers: number;
   limits: RateLimitConfig;
   /** OpenTelemetry traces (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, FLEETPULSE_TRACE_SAMPLE_RATIO); off by default. */
   tracing: TracingConfig;
@@ -92,6 +97,9 @@ const envSchema = z.object({
   FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES: z
     .union([z.literal('auto'), envInt(65_536, 1 << 30)], { error: 'bytes 65536-1073741824, or "auto"' })
     .default('auto'),
+  // More than one keeps more requests in flight, which pays where Kafka's round trip bounds ingestion (brokers on
+  // other hosts, replication); where CPU does (bench/README, issue 16), their extra, smaller requests cost more.
+  FLEETPULSE_INGESTION_PRODUCERS: envInt(1, 64).default(1),
   FLEETPULSE_TOKEN_EVENTS_PER_SECOND: envInt(0, 1e9).default(1_000_000),
   FLEETPULSE_TOKEN_EVENTS_BURST: envInt(1, 1e9).default(1_000_000),
   FLEETPULSE_DEVICE_EVENTS_PER_SECOND: envInt(0, 1e9).default(50_000),
@@ -195,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestionConfi
     mqttMaxKeepaliveSeconds: e.FLEETPULSE_MQTT_MAX_KEEPALIVE_SECONDS,
     produceMaxRequestBytes:
       e.FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES === 'auto' ? null : e.FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES,
+    producers: e.FLEETPULSE_INGESTION_PRODUCERS,
     limits: {
       tokenEventsPerSecond: e.FLEETPULSE_TOKEN_EVENTS_PER_SECOND,
       tokenEventsBurst: e.FLEETPULSE_TOKEN_EVENTS_BURST,

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { IngestionConfig } from './config';
+import type { Socket } from 'node:net';
+import type { IngestionConfig, TokenGrant } from './config';
 import type { TokenTable } from './auth';
 import { IngestionError, RecordTooLargeError } from './errors';
 import { addressKey } from '@fleetpulse/runtime';
@@ -23,6 +24,33 @@ export interface HttpDeps {
 
 class BodyTooLarge extends Error {}
 class ClientAborted extends Error {}
+
+/**
+ * What a keep-alive connection already established, so that its next requests do not pay for it again: its
+ * address's rate-limit key, and the Authorization header it last sent that named a valid token, with that grant.
+ * Comparing a request's header with the one its own connection sent before tells the sender nothing it did not know,
+ * and tokens are fixed at start-up, so the cached grant cannot go stale.
+ */
+interface Connection {
+  address: string;
+  authorization?: string;
+  grant?: TokenGrant;
+}
+
+const connections = new WeakMap<Socket, Connection>();
+
+function connectionOf(socket: Socket): Connection {
+  let c = connections.get(socket);
+  if (c === undefined) connections.set(socket, (c = { address: addressKey(socket.remoteAddress) }));
+  return c;
+}
+
+/** A 202 without per-event errors, the common answer, written without JSON.stringify or a header object. */
+function sendAccepted(res: ServerResponse, accepted: number, rejected: number): void {
+  const payload = `{"accepted":${accepted},"rejected":${rejected},"errors":[]}`;
+  res.writeHead(202, ['content-type', 'application/json', 'content-length', String(payload.length)]);
+  res.end(payload);
+}
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const payload = JSON.stringify(body);
@@ -87,13 +115,23 @@ export function createIngestionServer(deps: HttpDeps): Server {
       return 405;
     }
     // An address that failed too many logins is not heard (its token is not even looked up) until it cools down.
-    const address = addressKey(req.socket.remoteAddress);
+    const connection = connectionOf(req.socket);
+    const address = connection.address;
     const blocked = limits.admitLogin(address);
     if (blocked) {
       req.resume();
       return sendThrottled(res, blocked);
     }
-    const grant = tokens.fromAuthorizationHeader(req.headers.authorization);
+    const authorization = req.headers.authorization;
+    let grant: TokenGrant | undefined;
+    if (authorization !== undefined && authorization === connection.authorization) grant = connection.grant;
+    else {
+      grant = tokens.fromAuthorizationHeader(authorization);
+      if (grant) {
+        connection.authorization = authorization;
+        connection.grant = grant;
+      }
+    }
     if (!grant) {
       limits.loginFailed(address);
       send(
@@ -132,7 +170,8 @@ export function createIngestionServer(deps: HttpDeps): Server {
       const outcome = await pipeline.ingest({ body, format, grant, source: 'http', receivedAt, trace });
       switch (outcome.kind) {
         case 'accepted':
-          send(res, 202, { accepted: outcome.accepted, rejected: outcome.rejected, errors: outcome.errors });
+          if (outcome.errors.length === 0) sendAccepted(res, outcome.accepted, outcome.rejected);
+          else send(res, 202, { accepted: outcome.accepted, rejected: outcome.rejected, errors: outcome.errors });
           return 202;
         case 'unparseable':
           send(res, 400, { error: outcome.error, offset: outcome.offset });
@@ -181,9 +220,11 @@ export function createIngestionServer(deps: HttpDeps): Server {
         : undefined;
     const done = (status: number) => {
       if (span) endRequestSpan(span, status);
-      metrics.requests.inc({ source: 'http', status: String(status) });
-      if (path === '/v1/telemetry')
-        metrics.requestSeconds.observe({ source: 'http' }, Number(process.hrtime.bigint() - started) / 1e9);
+      metrics.request(
+        'http',
+        String(status),
+        path === '/v1/telemetry' ? Number(process.hrtime.bigint() - started) / 1e9 : undefined,
+      );
     };
     const fail = (e: unknown) => {
       if (e instanceof ClientAborted) return done(499); // nothing to answer; the client is gone

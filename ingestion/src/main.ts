@@ -28,6 +28,10 @@ Configuration is by environment variable (validated at start-up):
   FLEETPULSE_PRODUCE_MAX_REQUEST_BYTES  bytes of one Kafka produce request at most; requests that wait together
                                      go in several of these (default auto: the topics' max.message.bytes,
                                      asked at start-up; 1 MiB when Kafka cannot be asked)
+  FLEETPULSE_INGESTION_PRODUCERS     idempotent Kafka producers, 1-64 (default 1): each owns a share of the
+                                     partitions and has one produce request in flight, so this many may be in
+                                     flight at once; a device's records keep their order and partition. Raise
+                                     it where Kafka's round trip, not CPU, bounds ingestion (remote brokers)
   FLEETPULSE_RETRY_AFTER_SECONDS     Retry-After of a 503 (default 2)
   FLEETPULSE_SHUTDOWN_GRACE_MS       drain time on SIGTERM (default 15000)
 Rate limits (token buckets; HTTP answers 429 with Retry-After, MQTT closes the connection without PUBACK):

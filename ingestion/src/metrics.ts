@@ -1,3 +1,4 @@
+import type { Counter, Histogram } from 'prom-client';
 import { ServiceRegistry } from '@fleetpulse/runtime/metrics';
 import type { IngestCounters, IngestOutcome, IngestSource } from './pipeline';
 import type { ProducerObserver } from './producer';
@@ -72,18 +73,43 @@ export class IngestionMetrics extends ServiceRegistry implements IngestCounters,
     super('fleetpulse_ingestion_');
   }
 
+  /**
+   * prom-client hashes a label object on every call; a request costs a few of them, which shows at one event a
+   * request. The label sets are few, so their children are kept.
+   */
+  private readonly counters = new Map<string, { inc(n?: number): void }>();
+  private readonly histograms = new Map<string, { observe(v: number): void }>();
+
+  private counted<L extends string>(metric: Counter<L>, key: string, labels: Partial<Record<L, string>>) {
+    let c = this.counters.get(key);
+    if (c === undefined) this.counters.set(key, (c = metric.labels(labels)));
+    return c;
+  }
+
+  private observed<L extends string>(metric: Histogram<L>, key: string, labels: Partial<Record<L, string>>) {
+    let h = this.histograms.get(key);
+    if (h === undefined) this.histograms.set(key, (h = metric.labels(labels)));
+    return h;
+  }
+
+  /** A request (HTTP) or PUBLISH (MQTT) answered with `status`, `seconds` after its first byte (when timed). */
+  request(source: IngestSource, status: string, seconds?: number): void {
+    this.counted(this.requests, `requests ${source} ${status}`, { source, status }).inc();
+    if (seconds !== undefined) this.observed(this.requestSeconds, `seconds ${source}`, { source }).observe(seconds);
+  }
+
   onOutcome(outcome: IngestOutcome, source: IngestSource): void {
     if (outcome.kind !== 'accepted') return;
-    if (outcome.accepted > 0) this.accepted.inc({ source }, outcome.accepted);
-    if (outcome.rejected > 0) this.rejected.inc({ source }, outcome.rejected);
+    if (outcome.accepted > 0) this.counted(this.accepted, `accepted ${source}`, { source }).inc(outcome.accepted);
+    if (outcome.rejected > 0) this.counted(this.rejected, `rejected ${source}`, { source }).inc(outcome.rejected);
   }
 
   onAcked(source: IngestSource, ms: number): void {
-    this.stageDelay.observe({ source }, ms / 1000);
+    this.observed(this.stageDelay, `stage ${source}`, { source }).observe(ms / 1000);
   }
 
   onBatch(_records: number, events: number, seconds: number, ok: boolean): void {
-    this.produceSeconds.observe({ ok: String(ok) }, seconds);
+    this.observed(this.produceSeconds, `produce ${ok}`, { ok: String(ok) }).observe(seconds);
     if (ok) this.batchEvents.observe(events);
   }
 

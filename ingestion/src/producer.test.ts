@@ -1,4 +1,4 @@
-import type { Kafka, ProducerBatch } from 'kafkajs';
+import { Partitioners, type Kafka, type PartitionMetadata, type ProducerBatch } from 'kafkajs';
 import { KafkaUnavailableError, RecordTooLargeError } from './errors';
 import { GroupCommitProducer, type OutgoingRecord } from './producer';
 
@@ -117,5 +117,159 @@ describe('GroupCommitProducer: requests bounded in bytes', () => {
     expect((await connected(fakeKafka(undefined, ['50000', '40000']).kafka)).maxRequestBytes).toBe(40_000 - 1024);
     expect((await connected(fakeKafka(undefined, []).kafka)).maxRequestBytes).toBe(1_048_588 - 1024);
     expect((await connected(fakeKafka().kafka, 70_000)).maxRequestBytes).toBe(70_000);
+  });
+});
+
+/**
+ * A kafkajs stand-in with several producers: each sendBatch takes 0-3 ms (so requests of different producers
+ * overtake each other), then appends its messages to their partitions' logs (the key's hash, as kafkajs' default
+ * partitioner), as a broker does on receipt.
+ */
+function fakeCluster(partitions: number, fail: (producer: number, batch: ProducerBatch) => unknown = () => undefined) {
+  const logs = Array.from({ length: partitions }, () => [] as { key: string; value: Buffer; producer: number }[]);
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 0 }));
+  let producers = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const kafka = {
+    producer: () => {
+      const id = producers++;
+      let busy = false;
+      return {
+        connect: async () => undefined,
+        disconnect: async () => undefined,
+        sendBatch: async (batch: ProducerBatch) => {
+          // kafkajs' idempotent producer allows one request in flight: a second would be a bug of ours.
+          if (busy) throw new Error(`producer ${id}: two requests in flight`);
+          busy = true;
+          maxInFlight = Math.max(maxInFlight, ++inFlight);
+          await new Promise((r) => setTimeout(r, Math.random() * 3));
+          inFlight--;
+          busy = false;
+          const error = fail(id, batch);
+          if (error !== undefined) throw error;
+          for (const t of batch.topicMessages!)
+            for (const message of t.messages) {
+              // The partition our routing set (kafkajs' partitioner returns a message's own), else the key's hash.
+              const p = partitioner({
+                topic: t.topic,
+                partitionMetadata: partitionMetadata as PartitionMetadata[],
+                message,
+              });
+              logs[p]!.push({ key: String(message.key), value: message.value as Buffer, producer: id });
+            }
+        },
+      };
+    },
+    admin: () => ({
+      connect: async () => undefined,
+      disconnect: async () => undefined,
+      describeConfigs: async () => ({ resources: [] }),
+      fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({
+        topics: topics.map((name) => ({ name, partitions: partitionMetadata })),
+      }),
+    }),
+  } as unknown as Kafka;
+  return { kafka, logs, maxInFlight: () => maxInFlight };
+}
+
+describe('GroupCommitProducer: several producers', () => {
+  /** A record of `device` whose value starts with `seq` (4 bytes), `bytes` long. */
+  const rec = (device: string, seq: number, bytes = 8): OutgoingRecord => {
+    const value = Buffer.alloc(bytes, 0x61);
+    value.writeUInt32BE(seq);
+    return { topic: 'telemetry.raw', key: device, value };
+  };
+  const producerOf = (kafka: Kafka) =>
+    new GroupCommitProducer(kafka, {
+      maxInFlightEvents: 1_000_000,
+      produceTimeoutMs: 10_000,
+      producers: 3,
+      maxRequestBytes: 1_000_000,
+      topics: ['telemetry.raw', 'telemetry.dlq'],
+    });
+
+  it("keeps each device's records in order on its partition, with several requests in flight", async () => {
+    const { kafka, logs, maxInFlight } = fakeCluster(6);
+    const producer = producerOf(kafka);
+    await producer.connect();
+    const devices = Array.from({ length: 24 }, (_, d) => `dev-${d}`);
+    const sends: Promise<void>[] = [];
+    let sent = 0;
+    // Rounds of concurrent requests, each of a few devices' records (seq = when it was sent); some rounds a tick
+    // apart and some a few ms, so that requests join queues while other producers' requests are in flight.
+    for (let round = 0; round < 60; round++) {
+      for (let r = 0; r < 4; r++) {
+        const of = devices.filter((_, d) => (d + round + r) % 4 === 0 && (d * 7 + round) % 3 !== 0);
+        sends.push(
+          producer.send(
+            of.map((d, i) => rec(d, round * 4 + r, 20_000 * (1 + ((i + round) % 3)))),
+            of.length,
+          ),
+        );
+        sent += of.length;
+      }
+      await new Promise((resolve) => (round % 3 === 0 ? setTimeout(resolve, 1) : setImmediate(resolve)));
+    }
+    await Promise.all(sends);
+    expect(maxInFlight()).toBeGreaterThan(1);
+    expect(logs.flat()).toHaveLength(sent);
+    expect(new Set(logs.flat().map((m) => m.producer)).size).toBe(3);
+    const metadata = Array.from({ length: 6 }, (_, partitionId) => ({ partitionId, leader: 0 })) as PartitionMetadata[];
+    const partitioner = Partitioners.DefaultPartitioner();
+    for (const device of devices) {
+      const where = logs.flatMap((log, partition) =>
+        log.filter((m) => m.key === device).map((m) => ({ ...m, partition })),
+      );
+      // Sent order is seq order: so must the log be, all on the partition kafkajs hashes the key to, one producer.
+      const seqs = where.map((m) => m.value.readUInt32BE(0));
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      const hashed = partitioner({
+        topic: 'telemetry.raw',
+        partitionMetadata: metadata,
+        message: { key: device, value: null },
+      });
+      expect(new Set(where.map((m) => m.partition))).toEqual(new Set([hashed]));
+      expect(new Set(where.map((m) => m.producer)).size).toBe(1);
+    }
+    expect(producer.eventsInFlight).toBe(0);
+    await producer.close();
+  });
+
+  it('acknowledges a request only once every producer took its part, and fails it when one did not', async () => {
+    let failing = -1;
+    const { kafka, logs } = fakeCluster(6, (id) => (id === failing ? new Error('Connection error') : undefined));
+    const producer = producerOf(kafka);
+    await producer.connect();
+    const devices = Array.from({ length: 12 }, (_, d) => `dev-${d}`);
+    await producer.send(
+      devices.map((d) => rec(d, 1)),
+      12,
+    );
+    expect(new Set(logs.flat().map((m) => m.producer)).size).toBe(3); // twelve devices: every producer has a part
+    failing = 1;
+    await expect(
+      producer.send(
+        devices.map((d) => rec(d, 2)),
+        12,
+      ),
+    ).rejects.toBeInstanceOf(KafkaUnavailableError);
+    expect(producer.healthy).toBe(false);
+    await new Promise((r) => setTimeout(r, 20)); // the other producers' requests end
+    // The other producers' parts landed (the device resends; seq deduplicates downstream); none was acknowledged.
+    const landed = logs.flat().filter((m) => m.value.readUInt32BE(0) === 2);
+    expect(landed.length).toBeGreaterThan(0);
+    expect(landed.length).toBeLessThan(12);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(producer.eventsInFlight).toBe(0);
+    await producer.close();
+  });
+
+  it('refuses a producer count that is not a whole number >= 1', () => {
+    const { kafka } = fakeCluster(1);
+    expect(() => new GroupCommitProducer(kafka, { maxInFlightEvents: 1, produceTimeoutMs: 100, producers: 0 })).toThrow(
+      RangeError,
+    );
   });
 });

@@ -3,6 +3,7 @@ import {
   Partitioners,
   type Kafka,
   type Message,
+  type PartitionMetadata,
   type Producer,
   type TopicMessages,
 } from 'kafkajs';
@@ -13,6 +14,8 @@ export interface OutgoingRecord {
   key: string | null;
   value: Buffer;
   headers?: Record<string, string>;
+  /** Set by the producer's routing (several producers): the partition the key's hash gives, as kafkajs' would. */
+  partition?: number;
 }
 
 export interface ProducerObserver {
@@ -20,26 +23,45 @@ export interface ProducerObserver {
   onInFlight?(events: number): void;
 }
 
+/** One caller's `send`: acknowledged once every one of its parts is. */
 interface Pending {
-  records: OutgoingRecord[];
   events: number;
+  /** Parts not finished yet (acknowledged or failed). */
+  open: number;
   resolve: () => void;
   reject: (e: Error) => void;
   settled: boolean;
+  timer: NodeJS.Timeout;
+}
+
+/** A pending's records that go through one lane (one producer), in the caller's order. */
+interface Part {
+  pending: Pending;
+  records: OutgoingRecord[];
+  /** Events credited to this part in the batch metrics: the pending's on its first part, 0 on the others. */
+  events: number;
   /** Its records did not all get through: the rest is not sent. */
   failed: boolean;
-  timer: NodeJS.Timeout;
 }
 
 export interface GroupCommitOptions {
   maxInFlightEvents: number;
   produceTimeoutMs: number;
   /**
+   * [1] Idempotent producers, each owning the partitions p with p % producers == its index (keyless records go to
+   * any). A key always hashes to the same partition, hence the same producer, so each device's records keep their
+   * order while up to this many produce requests are in flight.
+   */
+  producers?: number;
+  /**
    * Bytes of one produce request at most; undefined: the smallest `max.message.bytes` of `topics` as Kafka reports
    * it at connect (less room for the batch header), or Kafka's default when it cannot be asked.
    */
   maxRequestBytes?: number;
-  /** The topics written to, whose limit `connect` asks for when `maxRequestBytes` is not given. */
+  /**
+   * The topics written to: `connect` asks for their limit when `maxRequestBytes` is not given, and for their
+   * partition counts when there are several producers (a topic it could not ask is routed by key hash alone).
+   */
   topics?: string[];
   observer?: ProducerObserver;
 }
@@ -56,53 +78,262 @@ function recordBytes(r: OutgoingRecord): number {
   return n;
 }
 
+/** Partition metadata of `n` partitions, enough for kafkajs' default partitioner to hash a key as it does. */
+function fakePartitions(n: number): PartitionMetadata[] {
+  return Array.from({ length: n }, (_, partitionId) => ({
+    partitionErrorCode: 0,
+    partitionId,
+    leader: 0,
+    replicas: [0],
+    isr: [0],
+  }));
+}
+
+/** Partition metadata to hash keys against, and the keys hashed so far. */
+interface Hashed {
+  metadata: PartitionMetadata[];
+  byKey: Map<string, number>;
+}
+
+/** Keys whose partition is remembered per topic, at most (~100 bytes each); past it the memory starts afresh. */
+const maxRememberedKeys = 100_000;
+
+/** What a lane needs of the producer that owns it. */
+interface LaneOwner {
+  readonly requestBytes: number;
+  /** A produce request of a lane starts (+1) or ends (-1). */
+  requesting(delta: 1 | -1): void;
+  readonly observer: ProducerObserver | undefined;
+  failed(error: unknown): void;
+  finished(part: Part, error: unknown): void;
+}
+
 /**
- * Group commit over one idempotent kafkajs producer (acks from all in-sync replicas).
- *
- * kafkajs' idempotent producer is only safe with one request in flight, so one `sendBatch` runs at a time and
- * everything that arrives meanwhile rides in the next ones: under load batches grow, which is what gives
- * throughput. kafkajs does not split a batch at the broker's `max.message.bytes`, and the broker refuses a whole
- * partition's records (kafkajs then fails the whole request) when they pass it, so the queue goes out in requests
- * of at most `maxRequestBytes`, in order; a request's records may span several of them, and it is acknowledged
- * once its last one is. A caller's promise resolves only once Kafka acknowledged its records; it rejects with a
- * retriable error after `produceTimeoutMs` (the records may still land: the device's retry is then deduplicated by
- * `seq` downstream). Events count against `maxInFlightEvents` until their send has settled, timed out or not, so
- * memory stays bounded while Kafka is away.
+ * One idempotent kafkajs producer and what waits for it. kafkajs' idempotent producer is only safe with one
+ * request in flight, so one `sendBatch` runs at a time and everything that arrives meanwhile rides in the next
+ * ones: under load batches grow, which is what gives throughput.
  */
-export class GroupCommitProducer {
-  private readonly producer: Producer;
-  private queue: Pending[] = [];
-  private sending = false;
+class Lane {
+  private queue: Part[] = [];
+  private scheduled = false;
+  sending = false;
+
+  constructor(
+    readonly producer: Producer,
+    private readonly owner: LaneOwner,
+  ) {}
+
+  get busy(): boolean {
+    return this.sending || this.scheduled || this.queue.length > 0;
+  }
+
+  push(part: Part): void {
+    this.queue.push(part);
+    // After this turn's I/O callbacks, so that what arrived together goes together; once per turn, not per part.
+    if (!this.sending && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.startPump);
+    }
+  }
+
+  /** Made once: a closure per scheduling is what `push` avoids. */
+  private readonly startPump = (): void => void this.pump();
+
+  private async pump(): Promise<void> {
+    this.scheduled = false;
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        await this.sendInRequests(batch);
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  /** `batch` in order, in requests of at most `requestBytes` (a single larger record goes alone). */
+  private async sendInRequests(batch: Part[]): Promise<void> {
+    const requestBytes = this.owner.requestBytes;
+    let p = 0; // the part whose records come next
+    let r = 0; // its next record
+    while (p < batch.length) {
+      const byTopic = new Map<string, Message[]>();
+      const whole: Part[] = []; // parts whose last record is in this request
+      let bytes = 0;
+      let records = 0;
+      fill: for (; p < batch.length; p++, r = 0) {
+        const part = batch[p]!;
+        if (part.failed) continue;
+        for (; r < part.records.length; r++) {
+          const record = part.records[r]!;
+          const size = recordBytes(record);
+          if (bytes > 0 && bytes + size > requestBytes) break fill;
+          bytes += size;
+          records++;
+          let list = byTopic.get(record.topic);
+          if (!list) byTopic.set(record.topic, (list = []));
+          list.push(toMessage(record));
+        }
+        whole.push(part);
+      }
+      const partial = p < batch.length && r > 0 ? batch[p] : undefined;
+      const error = await this.sendRequest(byTopic, records, whole);
+      for (const part of whole) this.finish(part, error);
+      if (partial !== undefined && error !== undefined) {
+        this.finish(partial, error);
+        p++;
+        r = 0;
+      }
+      // Kafka unavailable (not a request it refused for its size): what is left of the batch fails now, rather than
+      // waiting for a retry budget per request.
+      if (error !== undefined && !isTooLarge(error)) {
+        for (; p < batch.length; p++) if (!batch[p]!.failed) this.finish(batch[p]!, error);
+      }
+    }
+  }
+
+  /** One produce request; resolves with its error, if any. */
+  private async sendRequest(byTopic: Map<string, Message[]>, records: number, whole: Part[]): Promise<unknown> {
+    const topicMessages: TopicMessages[] = [];
+    for (const [topic, messages] of byTopic) topicMessages.push({ topic, messages });
+    const started = process.hrtime.bigint();
+    let error: unknown;
+    try {
+      // acks -1: every in-sync replica; required by (and implied for) the idempotent producer.
+      if (topicMessages.length > 0) {
+        this.owner.requesting(1);
+        try {
+          await this.producer.sendBatch({ topicMessages, acks: -1 });
+        } finally {
+          this.owner.requesting(-1);
+        }
+      }
+    } catch (e) {
+      error = e;
+      this.owner.failed(e);
+    }
+    const observer = this.owner.observer;
+    if (observer?.onBatch) {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      let events = 0;
+      for (const part of whole) events += part.events;
+      observer.onBatch(records, events, seconds, error === undefined);
+    }
+    return error;
+  }
+
+  private finish(part: Part, error: unknown): void {
+    part.failed = error !== undefined;
+    this.owner.finished(part, error);
+  }
+}
+
+function toMessage(r: OutgoingRecord): Message {
+  if (r.partition === undefined)
+    return r.headers ? { key: r.key, value: r.value, headers: r.headers } : { key: r.key, value: r.value };
+  return r.headers
+    ? { key: r.key, value: r.value, headers: r.headers, partition: r.partition }
+    : { key: r.key, value: r.value, partition: r.partition };
+}
+
+/**
+ * Group commit over `producers` idempotent kafkajs producers (acks from all in-sync replicas), each with one
+ * request in flight (see Lane). A record goes to the producer that owns its partition: its key hashed as kafkajs'
+ * default partitioner does (so a device stays on the partition it had with one producer), against the partition
+ * count read at connect; a topic that grows keeps that mapping until the next start, so a device never moves
+ * partition while ingestion runs. Keyless records (unparseable bodies in telemetry.dlq) go to any producer.
+ *
+ * kafkajs does not split a batch at the broker's `max.message.bytes`, and the broker refuses a whole partition's
+ * records (kafkajs then fails the whole request) when they pass it, so each queue goes out in requests of at most
+ * `maxRequestBytes`, in order; a caller's records may span several requests (and producers), and it is
+ * acknowledged once the last of them is. A caller's promise resolves only once Kafka acknowledged all its records;
+ * it rejects as soon as one part failed, or with a retriable error after `produceTimeoutMs` (the records may still
+ * land: the device's retry is then deduplicated by `seq` downstream). Events count against `maxInFlightEvents`
+ * until every part of their send has settled, timed out or not, so memory stays bounded while Kafka is away.
+ */
+export class GroupCommitProducer implements LaneOwner {
+  private readonly lanes: Lane[];
   private inFlightEvents = 0;
   private lastFailureAt = 0;
   private lastError: unknown;
   private connected = false;
   private closed = false;
-  private requestBytes: number;
+  requestBytes: number;
+  readonly observer: ProducerObserver | undefined;
+  private requests = 0;
+  private peakRequests = 0;
+  /** Per topic, the partitions a key hashes over; absent: route by key hash over the lanes. */
+  private readonly partitionsOf = new Map<string, Hashed>();
+  private readonly lanesAsPartitions: Hashed;
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+  private keyless = 0;
 
   constructor(
     private readonly kafka: Kafka,
     private readonly opts: GroupCommitOptions,
   ) {
-    this.producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
+    const producers = opts.producers ?? 1;
+    if (!Number.isInteger(producers) || producers < 1)
+      throw new RangeError(`producers must be a whole number >= 1, not ${producers}`);
+    this.lanes = Array.from(
+      { length: producers },
+      () =>
+        new Lane(
+          kafka.producer({
+            idempotent: true,
+            maxInFlightRequests: 1,
+            allowAutoTopicCreation: false,
+            createPartitioner: Partitioners.DefaultPartitioner,
+          }),
+          this,
+        ),
+    );
+    this.lanesAsPartitions = { metadata: fakePartitions(producers), byKey: new Map() };
+    this.observer = opts.observer;
     this.requestBytes = opts.maxRequestBytes ?? kafkaDefaultMaxMessageBytes - batchHeaderRoom;
   }
 
   async connect(): Promise<void> {
-    await this.producer.connect();
-    if (this.opts.maxRequestBytes === undefined && this.opts.topics !== undefined)
-      this.requestBytes = (await this.topicsMaxMessageBytes(this.opts.topics)) - batchHeaderRoom;
+    try {
+      await Promise.all(this.lanes.map((l) => l.producer.connect()));
+    } catch (e) {
+      await Promise.all(this.lanes.map((l) => l.producer.disconnect().catch(() => undefined)));
+      throw e;
+    }
+    const topics = this.opts.topics === undefined ? [] : [...new Set(this.opts.topics)];
+    if (this.opts.maxRequestBytes === undefined && topics.length > 0)
+      this.requestBytes = (await this.topicsMaxMessageBytes(topics)) - batchHeaderRoom;
+    if (this.lanes.length > 1 && topics.length > 0) await this.readPartitionCounts(topics);
     this.connected = true;
   }
 
   /** Bytes of one produce request at most (known once connected). */
   get maxRequestBytes(): number {
     return this.requestBytes;
+  }
+
+  /** Idempotent producers, each with one produce request in flight at most. */
+  get producers(): number {
+    return this.lanes.length;
+  }
+
+  /** The partition count of each of `topics` Kafka reports; those it does not are routed by key hash alone. */
+  private async readPartitionCounts(topics: string[]): Promise<void> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const { topics: found } = await admin.fetchTopicMetadata({ topics });
+      for (const t of found)
+        if (t.partitions.length > 0)
+          this.partitionsOf.set(t.name, { metadata: fakePartitions(t.partitions.length), byKey: new Map() });
+    } catch {
+      // Per-device order holds either way: a key always hashes to the same producer.
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   /** The smallest `max.message.bytes` of `topics` (the broker's `message.max.bytes` unless a topic overrides it). */
@@ -112,7 +343,7 @@ export class GroupCommitProducer {
       await admin.connect();
       const { resources } = await admin.describeConfigs({
         includeSynonyms: false,
-        resources: [...new Set(topics)].map((name) => ({
+        resources: topics.map((name) => ({
           type: ConfigResourceTypes.TOPIC,
           name,
           configNames: ['max.message.bytes'],
@@ -131,6 +362,16 @@ export class GroupCommitProducer {
 
   get eventsInFlight(): number {
     return this.inFlightEvents;
+  }
+
+  /** The most produce requests that were in flight at once (at most `producers`). */
+  get peakRequestsInFlight(): number {
+    return this.peakRequests;
+  }
+
+  requesting(delta: 1 | -1): void {
+    this.requests += delta;
+    if (this.requests > this.peakRequests) this.peakRequests = this.requests;
   }
 
   /** True while the last send succeeded (or none failed in the last 5 s). */
@@ -153,7 +394,7 @@ export class GroupCommitProducer {
       );
     }
     // While Kafka is failing and a send is still retrying, answer at once instead of queueing behind it.
-    if (this.sending && !this.healthy) {
+    if (!this.healthy && this.lanes.some((l) => l.sending)) {
       return Promise.reject(
         new KafkaUnavailableError(`Kafka is unavailable: ${describe(this.lastError)}`, this.lastError),
       );
@@ -162,125 +403,113 @@ export class GroupCommitProducer {
     this.opts.observer?.onInFlight?.(this.inFlightEvents);
     return new Promise<void>((resolve, reject) => {
       const pending: Pending = {
-        records,
         events,
+        open: 0,
         resolve,
         reject,
         settled: false,
-        failed: false,
         timer: setTimeout(() => {
           if (pending.settled) return;
           pending.settled = true;
           reject(new KafkaUnavailableError(`Kafka did not acknowledge within ${this.opts.produceTimeoutMs} ms`));
         }, this.opts.produceTimeoutMs),
       };
-      this.queue.push(pending);
-      if (!this.sending) setImmediate(() => void this.pump());
+      this.route(pending, records);
     });
   }
 
-  private async pump(): Promise<void> {
-    if (this.sending) return;
-    this.sending = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue;
-        this.queue = [];
-        await this.sendInRequests(batch);
-      }
-    } finally {
-      this.sending = false;
-    }
+  /** The lane (producer) of `record`; sets its partition when the topic's partition count is known. */
+  private laneOf(record: OutgoingRecord): number {
+    const n = this.lanes.length;
+    if (record.key === null) return (this.keyless = (this.keyless + 1) % n);
+    const partitions = this.partitionsOf.get(record.topic);
+    if (partitions === undefined) return this.hash(this.lanesAsPartitions, record.key);
+    const partition = this.hash(partitions, record.key);
+    record.partition = partition;
+    return partition % n;
   }
 
-  /** `batch` in order, in requests of at most `requestBytes` (a single larger record goes alone). */
-  private async sendInRequests(batch: Pending[]): Promise<void> {
-    let p = 0; // the pending whose records come next
-    let r = 0; // its next record
-    while (p < batch.length) {
-      const byTopic = new Map<string, Message[]>();
-      const whole: Pending[] = []; // pendings whose last record is in this request
-      let bytes = 0;
-      let records = 0;
-      fill: for (; p < batch.length; p++, r = 0) {
-        const pending = batch[p]!;
-        if (pending.failed) continue;
-        for (; r < pending.records.length; r++) {
-          const record = pending.records[r]!;
-          const size = recordBytes(record);
-          if (bytes > 0 && bytes + size > this.requestBytes) break fill;
-          bytes += size;
-          records++;
-          let list = byTopic.get(record.topic);
-          if (!list) byTopic.set(record.topic, (list = []));
-          list.push(
-            record.headers
-              ? { key: record.key, value: record.value, headers: record.headers }
-              : { key: record.key, value: record.value },
-          );
-        }
-        whole.push(pending);
-      }
-      const partial = p < batch.length && r > 0 ? batch[p] : undefined;
-      const error = await this.sendRequest(byTopic, records, whole);
-      for (const pending of whole) this.finish(pending, error);
-      if (partial !== undefined && error !== undefined) {
-        this.finish(partial, error);
-        p++;
-        r = 0;
-      }
-      // Kafka unavailable (not a request it refused for its size): what is left of the batch fails now, rather than
-      // waiting for a retry budget per request.
-      if (error !== undefined && !isTooLarge(error)) {
-        for (; p < batch.length; p++) if (!batch[p]!.failed) this.finish(batch[p]!, error);
-      }
+  /** `key`'s partition among `hashed` as kafkajs' default partitioner computes it (murmur2), remembered. */
+  private hash(hashed: Hashed, key: string): number {
+    let partition = hashed.byKey.get(key);
+    if (partition === undefined) {
+      // The hash allocates (the key as a Buffer) and shows in a profile; devices send again and again.
+      if (hashed.byKey.size >= maxRememberedKeys) hashed.byKey.clear();
+      partition = this.partitioner({ topic: '', partitionMetadata: hashed.metadata, message: { key, value: null } });
+      hashed.byKey.set(key, partition);
     }
+    return partition;
   }
 
-  /** One produce request; resolves with its error, if any. */
-  private async sendRequest(byTopic: Map<string, Message[]>, records: number, whole: Pending[]): Promise<unknown> {
-    const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-    const started = process.hrtime.bigint();
-    let error: unknown;
-    try {
-      // acks -1: every in-sync replica; required by (and implied for) the idempotent producer.
-      if (topicMessages.length > 0) await this.producer.sendBatch({ topicMessages, acks: -1 });
-    } catch (e) {
-      error = e;
-      this.lastError = e;
-      // A request refused for its size says nothing of Kafka's health.
-      if (!isTooLarge(e)) this.lastFailureAt = Date.now();
+  /** Hands `records` to their lanes, in order; the common case (one lane) without copying the array. */
+  private route(pending: Pending, records: OutgoingRecord[]): void {
+    if (this.lanes.length === 1 || records.length === 0) {
+      pending.open = 1;
+      this.lanes[0]!.push({ pending, records, events: pending.events, failed: false });
+      return;
     }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const events = whole.reduce((n, pending) => n + pending.events, 0);
-    this.opts.observer?.onBatch?.(records, events, seconds, error === undefined);
-    return error;
+    const first = this.laneOf(records[0]!);
+    let split: OutgoingRecord[][] | undefined;
+    for (let i = 1; i < records.length; i++) {
+      const lane = this.laneOf(records[i]!);
+      if (split === undefined) {
+        if (lane === first) continue;
+        split = this.lanes.map(() => []);
+        for (let j = 0; j < i; j++) split[first]!.push(records[j]!);
+      }
+      split[lane]!.push(records[i]!);
+    }
+    if (split === undefined) {
+      pending.open = 1;
+      this.lanes[first]!.push({ pending, records, events: pending.events, failed: false });
+      return;
+    }
+    let events = pending.events;
+    pending.open = split.filter((part) => part.length > 0).length;
+    split.forEach((part, lane) => {
+      if (part.length === 0) return;
+      this.lanes[lane]!.push({ pending, records: part, events, failed: false });
+      events = 0; // credited to the first part only
+    });
   }
 
-  /** A pending is done: acknowledged (no error) or failed; its events no longer count as in flight. */
-  private finish(pending: Pending, error: unknown): void {
-    pending.failed = error !== undefined;
-    this.inFlightEvents -= pending.events;
-    this.opts.observer?.onInFlight?.(this.inFlightEvents);
-    clearTimeout(pending.timer);
+  /** A lane's request failed: Kafka's health as the readiness probe and new requests see it. */
+  failed(error: unknown): void {
+    this.lastError = error;
+    // A request refused for its size says nothing of Kafka's health.
+    if (!isTooLarge(error)) this.lastFailureAt = Date.now();
+  }
+
+  /** A part is done: acknowledged (no error) or failed; its pending's events stop counting once all its parts are. */
+  finished(part: Part, error: unknown): void {
+    const pending = part.pending;
+    if (--pending.open === 0) {
+      this.inFlightEvents -= pending.events;
+      this.opts.observer?.onInFlight?.(this.inFlightEvents);
+      clearTimeout(pending.timer);
+    }
     if (pending.settled) return;
-    pending.settled = true;
-    if (error === undefined) pending.resolve();
-    else if (isTooLarge(error) && pending.records.some((r) => recordBytes(r) > this.requestBytes))
-      pending.reject(
-        new RecordTooLargeError(
-          `one device's events make a Kafka record over the limit of ${this.requestBytes} bytes; send fewer at once`,
-          error,
-        ),
-      );
-    else pending.reject(new KafkaUnavailableError(`Kafka did not take the events: ${describe(error)}`, error));
+    if (error !== undefined) {
+      pending.settled = true;
+      if (isTooLarge(error) && part.records.some((r) => recordBytes(r) > this.requestBytes))
+        pending.reject(
+          new RecordTooLargeError(
+            `one device's events make a Kafka record over the limit of ${this.requestBytes} bytes; send fewer at once`,
+            error,
+          ),
+        );
+      else pending.reject(new KafkaUnavailableError(`Kafka did not take the events: ${describe(error)}`, error));
+    } else if (pending.open === 0) {
+      pending.settled = true;
+      pending.resolve();
+    }
   }
 
   /** Waits for queued sends to settle, then disconnects. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.sending || this.queue.length > 0) await new Promise((r) => setTimeout(r, 20));
-    if (this.connected) await this.producer.disconnect();
+    while (this.lanes.some((l) => l.busy)) await new Promise((r) => setTimeout(r, 20));
+    if (this.connected) await Promise.all(this.lanes.map((l) => l.producer.disconnect()));
     this.connected = false;
   }
 }

@@ -51,9 +51,9 @@ export async function startIngestion(
   const producer = new GroupCommitProducer(kafka, {
     maxInFlightEvents: config.maxInFlightEvents,
     produceTimeoutMs: config.produceTimeoutMs,
-    ...(config.produceMaxRequestBytes === null
-      ? { topics: [config.rawTopic, Topics.dlq] }
-      : { maxRequestBytes: config.produceMaxRequestBytes }),
+    producers: config.producers,
+    topics: [config.rawTopic, Topics.dlq],
+    ...(config.produceMaxRequestBytes === null ? {} : { maxRequestBytes: config.produceMaxRequestBytes }),
     observer: metrics,
   });
   await producer.connect();
@@ -81,7 +81,7 @@ export async function startIngestion(
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   log(
-    `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')} (requests of at most ${producer.maxRequestBytes} bytes)`,
+    `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')} (${producer.producers} producers, requests of at most ${producer.maxRequestBytes} bytes)`,
   );
   let mqttPort: number | null = null;
   if (config.mqttPort !== null) {

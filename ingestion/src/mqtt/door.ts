@@ -291,8 +291,7 @@ export class MqttDoor {
       : undefined;
     const count = (status: string) => {
       if (span) endRequestSpan(span, status);
-      metrics.requests.inc({ source: 'mqtt', status });
-      metrics.requestSeconds.observe({ source: 'mqtt' }, Number(process.hrtime.bigint() - started) / 1e9);
+      metrics.request('mqtt', status, Number(process.hrtime.bigint() - started) / 1e9);
     };
     if (this.closing) {
       count('unavailable');
