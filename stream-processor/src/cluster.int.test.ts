@@ -327,10 +327,11 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
       else if (seen !== text) differing.push(`${seen} / ${text}`);
     }
     expect(differing).toEqual([]);
-    // Repeats are rare (scoring passes over records it scored lately, its steps are transactions) but not yet none:
-    // one CI pass on Node 24 saw 7 identical repeats around the rolling restart. Exactly once in effect is asserted
-    // (every repeat identical, above); the count is reported.
+    // Strictly once (read committed): a step's scores and offsets are one transaction, fenced by the group generation
+    // (KIP-447) and read back with require_stable when a partition moves, and scoring passes over windows the
+    // processor publishes again. Before the fencing, one CI pass on Node 24 saw 7 identical repeats here.
     const repeats = scores.length - first.size;
+    expect(repeats).toBe(0);
 
     // 4. The dashboards' live streams resumed: after each failure ended and each restart, each client received the
     // watched device's provisional records and final records of windows that began after it.
