@@ -11,6 +11,7 @@ import { AppModule } from './app.module';
 import type { DashboardConfig } from './config';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { KafkaHealth } from './kafka-health.service';
+import { TopicRoutedKafkaServer } from './kafka-server';
 import { LiveIoAdapter } from './live.adapter';
 import { LiveGateway } from './live.gateway';
 import { DashboardMetrics } from './metrics.service';
@@ -98,7 +99,7 @@ export async function startDashboard(config: DashboardConfig, opts: StartOptions
 
   const health = app.get(KafkaHealth);
   if (opts.kafka !== false) {
-    const ms = app.connectMicroservice<KafkaOptions>(kafkaTransport(config));
+    const ms = app.connectMicroservice({ strategy: new TopicRoutedKafkaServer(kafkaTransport(config).options ?? {}) });
     await app.startAllMicroservices();
     // run() resolved after the first join; from here on the consumer's own events tell its state.
     const [, consumer] = ms.unwrap<[unknown, Consumer, unknown]>();
