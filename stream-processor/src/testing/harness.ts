@@ -137,13 +137,16 @@ export async function waitFor(
   check: () => Promise<boolean>,
   timeoutMs: number,
   everyMs = 500,
+  /** What the failure message adds: the state the check saw last. */
+  describe?: () => Promise<string>,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  const seen = describe ? ` (${await describe()})` : '';
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen}`);
 }
 
 export interface ProcessorProcess {
