@@ -64,6 +64,11 @@ export interface GroupCommitOptions {
    */
   topics?: string[];
   observer?: ProducerObserver;
+  /**
+   * [100,000] Keys whose partition is remembered per topic (~100 bytes each), at most; at the limit the memory starts
+   * afresh (keys are hashed again: a cost, never a different partition).
+   */
+  maxRememberedKeys?: number;
 }
 
 /** Kafka's default `max.message.bytes` (1 MiB + 12): what a broker that cannot be asked is taken to accept. */
@@ -95,8 +100,7 @@ interface Hashed {
   byKey: Map<string, number>;
 }
 
-/** Keys whose partition is remembered per topic, at most (~100 bytes each); past it the memory starts afresh. */
-const maxRememberedKeys = 100_000;
+const defaultMaxRememberedKeys = 100_000;
 
 /** What a lane needs of the producer that owns it. */
 interface LaneOwner {
@@ -269,6 +273,7 @@ export class GroupCommitProducer implements LaneOwner {
   private readonly partitionsOf = new Map<string, Hashed>();
   private readonly lanesAsPartitions: Hashed;
   private readonly partitioner = Partitioners.DefaultPartitioner();
+  private readonly maxRememberedKeys: number;
   private keyless = 0;
 
   constructor(
@@ -292,6 +297,9 @@ export class GroupCommitProducer implements LaneOwner {
         ),
     );
     this.lanesAsPartitions = { metadata: fakePartitions(producers), byKey: new Map() };
+    this.maxRememberedKeys = opts.maxRememberedKeys ?? defaultMaxRememberedKeys;
+    if (!Number.isInteger(this.maxRememberedKeys) || this.maxRememberedKeys < 1)
+      throw new RangeError(`maxRememberedKeys must be a whole number >= 1, not ${this.maxRememberedKeys}`);
     this.observer = opts.observer;
     this.requestBytes = opts.maxRequestBytes ?? kafkaDefaultMaxMessageBytes - batchHeaderRoom;
   }
@@ -313,6 +321,13 @@ export class GroupCommitProducer implements LaneOwner {
   /** Bytes of one produce request at most (known once connected). */
   get maxRequestBytes(): number {
     return this.requestBytes;
+  }
+
+  /** Keys whose partition is remembered now, over every topic (each topic holds `maxRememberedKeys` at most). */
+  get rememberedKeys(): number {
+    let n = this.lanesAsPartitions.byKey.size;
+    for (const h of this.partitionsOf.values()) n += h.byKey.size;
+    return n;
   }
 
   /** Idempotent producers, each with one produce request in flight at most. */
@@ -434,7 +449,7 @@ export class GroupCommitProducer implements LaneOwner {
     let partition = hashed.byKey.get(key);
     if (partition === undefined) {
       // The hash allocates (the key as a Buffer) and shows in a profile; devices send again and again.
-      if (hashed.byKey.size >= maxRememberedKeys) hashed.byKey.clear();
+      if (hashed.byKey.size >= this.maxRememberedKeys) hashed.byKey.clear();
       partition = this.partitioner({ topic: '', partitionMetadata: hashed.metadata, message: { key, value: null } });
       hashed.byKey.set(key, partition);
     }
