@@ -3,35 +3,69 @@
  * else the TypeScript fallback with the same results. Which one runs is logged once, at load.
  */
 import { fallbackParseTelemetry } from './fallback';
-import type { ParseResult, ParseTelemetry, ParserKind, RejectedEvent } from './types';
+import type { ParseOptions, ParseResult, ParseTelemetry, ParserKind, RejectedEvent } from './types';
 
 export type { ParseOptions, ParseResult, ParseTelemetry, ParserKind, RejectedEvent } from './types';
 export { fallbackParseTelemetry } from './fallback';
 export { recordsOf, type TelemetryRecord } from './records';
 
-/** The addon (native/src/lib.rs): packs the result into `out` and returns the bytes it needs. */
+/** The addon (native/src/lib.rs): packs the result into `out` and says whether it fitted. */
 interface Binding {
-  parseTelemetryPacked(
-    body: Buffer,
-    out: Buffer,
-    contentType: number,
-    receivedAt: number,
-    nowMs: number,
-    maxFutureMs: number,
-    maxPastMs: number,
-    maxEvents: number,
-    groupByDevice: boolean,
-    allowedDevices: string | undefined,
-  ): number;
+  /** The other options are written into `out` first (`writeOptions`). */
+  parseTelemetryPacked(body: Buffer, out: Buffer, allowedDevices: string | undefined): boolean;
 }
 
-// The packed layout (native/src/parser/packed.rs): a header of 10 u32 words, per-record and per-key words, then
-// bytes. One Buffer kept across calls receives it, so a call creates no ArrayBuffer unless its values need one.
+// The packed layout (native/src/parser/packed.rs): below `head`, a header of 10 u32 words, per-record and per-key
+// words, then text; from `head` on, a slab of values where each call's values follow the previous call's and are
+// handed out as views (as `Buffer.allocUnsafe` hands out slices of a pool): no Buffer allocated, one copy.
 const HEADER_WORDS = 10;
-/** Larger buffers (a huge body's result) are used for their call only, not kept. */
+const HEAD_BYTES = 64 << 10;
+const SLAB_BYTES = 1 << 20;
+/** Buffers larger than this (a huge body's result) are used for their call only, not kept. */
 const KEEP_BYTES = 4 << 20;
 
-function unpack(buf: Buffer, w32: Uint32Array): ParseResult {
+interface Scratch {
+  buf: Buffer;
+  w32: Uint32Array;
+  f64: Float64Array;
+  /** End of the region rewritten by each call; values start here. */
+  head: number;
+  /** End of the values handed out so far: never written again. */
+  used: number;
+}
+
+function scratchOf(head: number, size: number): Scratch {
+  const buf = Buffer.allocUnsafeSlow(size);
+  const w32 = new Uint32Array(buf.buffer, 0, size >> 2);
+  return { buf, w32, f64: new Float64Array(buf.buffer, 0, 4), head, used: head };
+}
+
+/**
+ * The result's `valueEnds` and `eventCounts` are views into a shared slab, as `Buffer.allocUnsafe` hands out
+ * small Buffers: a typed array of its own allocates a backing store each, which cost more than a one-event parse.
+ */
+const SLAB_WORDS = 16 << 10;
+let slab = new Uint32Array(SLAB_WORDS);
+let slabUsed = 0;
+
+function u32Copy(w32: Uint32Array, from: number, n: number): Uint32Array {
+  if (n > SLAB_WORDS >> 3) return w32.slice(from, from + n);
+  if (slabUsed + n > SLAB_WORDS) {
+    slab = new Uint32Array(SLAB_WORDS);
+    slabUsed = 0;
+  }
+  const at = slabUsed;
+  slabUsed += n;
+  if (n <= 8) {
+    for (let i = 0; i < n; i++) slab[at + i] = w32[from + i]!;
+  } else {
+    slab.set(w32.subarray(from, from + n), at);
+  }
+  return new Uint32Array(slab.buffer, at * 4, n);
+}
+
+function unpack(s: Scratch): ParseResult {
+  const { buf, w32 } = s;
   const flags = w32[0]!;
   const n = w32[3]!;
   const nKeys = w32[4]!;
@@ -39,14 +73,13 @@ function unpack(buf: Buffer, w32: Uint32Array): ParseResult {
   const valuesLen = w32[6]!;
   const errorLen = w32[8]!;
   let w = HEADER_WORDS;
-  const valueEnds = w32.slice(w, w + n);
-  const eventCounts = w32.slice(w + n, w + 2 * n);
+  const valueEnds = u32Copy(w32, w, n);
+  const eventCounts = u32Copy(w32, w + n, n);
   const ids = w + 2 * n;
   w += 3 * n;
-  const valuesAt = (w + nKeys + 4 * nRejected) * 4;
-  const textAt = valuesAt + valuesLen;
-  const values = Buffer.allocUnsafe(valuesLen);
-  buf.copy(values, 0, valuesAt, textAt);
+  const textAt = (w + nKeys + 4 * nRejected) * 4;
+  const values = buf.subarray(s.used, s.used + valuesLen);
+  s.used += valuesLen;
   let t = textAt + errorLen;
   // Device ids are validated ASCII: latin1 decodes them fastest.
   const unique = new Array<string>(nKeys);
@@ -81,35 +114,39 @@ function unpack(buf: Buffer, w32: Uint32Array): ParseResult {
   return result;
 }
 
+/** The options go where the result's header will be (native/src/parser/packed.rs, `read_options`). */
+function writeOptions(s: Scratch, opts: ParseOptions, ct: number): void {
+  s.f64[0] = opts.receivedAt;
+  s.f64[1] = opts.nowMs;
+  s.f64[2] = opts.maxFutureMs;
+  s.f64[3] = opts.maxPastMs;
+  s.w32[8] = opts.maxEvents;
+  s.w32[9] = ct | (opts.groupByDevice ? 4 : 0);
+  s.w32[10] = s.head;
+  s.w32[11] = s.used;
+}
+
+const align8 = (n: number): number => (n + 7) & ~7;
+
 function wrap(binding: Binding): ParseTelemetry {
-  let scratch = Buffer.allocUnsafeSlow(64 << 10);
-  let words = new Uint32Array(scratch.buffer, 0, scratch.length >> 2);
+  let kept = scratchOf(HEAD_BYTES, SLAB_BYTES);
   return (body, opts) => {
     const ct = opts.contentType === 'json' ? 0 : opts.contentType === 'ndjson' ? 1 : 2;
-    let out = scratch;
-    let w32 = words;
+    let s = kept;
+    // Room for the values, guessed before the call (canonical events are about their input's size) so that a
+    // new slab is rarely found necessary after a parse, which would then be parsed again.
+    let need = s.head;
+    let values = body.length * 2 + 4096;
     for (;;) {
-      const need = binding.parseTelemetryPacked(
-        body,
-        out,
-        ct,
-        opts.receivedAt,
-        opts.nowMs,
-        opts.maxFutureMs,
-        opts.maxPastMs,
-        opts.maxEvents,
-        opts.groupByDevice,
-        opts.allowedDevices,
-      );
-      if (need <= out.length) return unpack(out, w32);
-      // Too small: grow and parse again (rare: the buffer keeps the largest size seen up to KEEP_BYTES).
-      const size = (Math.max(need, out.length * 2) + 3) & ~3;
-      out = Buffer.allocUnsafeSlow(size);
-      w32 = new Uint32Array(out.buffer, 0, size >> 2);
-      if (size <= KEEP_BYTES) {
-        scratch = out;
-        words = w32;
+      if (need > s.head || s.used + values > s.buf.length) {
+        const head = need > s.head ? align8(need * 2) : s.head;
+        s = scratchOf(head, align8(Math.max(SLAB_BYTES, head + values)));
+        if (s.buf.length <= KEEP_BYTES) kept = s;
       }
+      writeOptions(s, opts, ct);
+      if (binding.parseTelemetryPacked(body, s.buf, opts.allowedDevices)) return unpack(s);
+      need = s.w32[7]!;
+      values = s.w32[6]!;
     }
   };
 }

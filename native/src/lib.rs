@@ -7,7 +7,7 @@ pub mod parser;
 
 #[cfg(feature = "node")]
 pub mod binding {
-    use crate::parser::{self, packed, Output, ParseOptions, Workspace};
+    use crate::parser::{self, packed, Output, Workspace};
     use napi::bindgen_prelude::*;
     use napi_derive::napi;
     use std::cell::RefCell;
@@ -17,57 +17,36 @@ pub mod binding {
         static WORKSPACE: RefCell<Workspace> = RefCell::default();
     }
 
-    /// Parses, validates and normalises a telemetry body and packs the result into `out` (layout in
-    /// `parser/packed.rs`). Returns the bytes the result needs: more than `out.length` means nothing but the
-    /// header was written, and the caller calls again with a larger buffer. Options come as arguments, not an
-    /// object: reading eleven named properties through N-API cost more than a small body's parse.
-    /// `content_type`: 0 json, 1 ndjson, anything else refused. Throws only for invalid options.
+    /// Parses, validates and normalises a telemetry body and packs the result into `out` (layout and regions
+    /// in `parser/packed.rs`). Returns whether it did: if not, only the header's sizes were written, and the
+    /// caller makes room and calls again. The options other than the device glob are written by the caller into
+    /// `out`'s first 48 bytes (`packed::read_options`): as N-API arguments they were a third of a one-event call's
+    /// overhead. Throws only for invalid options.
     #[napi]
-    #[allow(clippy::too_many_arguments)]
     pub fn parse_telemetry_packed(
         body: BufferSlice,
         mut out: BufferSlice,
-        content_type: u32,
-        received_at: f64,
-        now_ms: f64,
-        max_future_ms: f64,
-        max_past_ms: f64,
-        max_events: u32,
-        group_by_device: bool,
         allowed_devices: Option<String>,
-    ) -> Result<u32> {
-        let ndjson = match content_type {
-            0 => false,
-            1 => true,
-            _ => {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    "contentType must be 'json' or 'ndjson'".to_owned(),
-                ))
-            }
-        };
-        let opts = ParseOptions {
-            content_type: String::new(),
-            received_at,
-            now_ms,
-            max_future_ms,
-            max_past_ms,
-            max_events,
-            group_by_device,
-            allowed_devices,
-        };
+    ) -> Result<bool> {
+        let (opts, ndjson, regions) = packed::read_options(&out, allowed_devices)
+            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
         let bytes: &[u8] = &body;
         let out: &mut [u8] = &mut out;
         // The parser is written not to panic; this only keeps a bug from taking the process down.
-        let total = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            WORKSPACE
-                .with_borrow_mut(|ws| packed::pack(parser::parse_in(ws, bytes, &opts, ndjson), out))
+        let packed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            WORKSPACE.with_borrow_mut(|ws| {
+                packed::pack(parser::parse_in(ws, bytes, &opts, ndjson), out, regions)
+            })
         }))
         .unwrap_or_else(|_| {
             // A workspace left half-way by a panic is not reused.
             WORKSPACE.with_borrow_mut(|ws| *ws = Workspace::default());
-            packed::pack(&Output::failed("internal parser error".into(), 0), out)
+            packed::pack(
+                &Output::failed("internal parser error".into(), 0),
+                out,
+                regions,
+            )
         });
-        Ok(u32::try_from(total).unwrap_or(u32::MAX))
+        Ok(packed)
     }
 }

@@ -11,6 +11,7 @@
 //! - `numbers`, `rfc3339`: JavaScript's number semantics and timestamps, used by validation and encoding;
 //! - `encoding`: canonical events, the Kafka records and rejected events, the result.
 
+mod bytes;
 mod encoding;
 mod events;
 mod intern;
@@ -174,7 +175,7 @@ impl Parser<'_, '_> {
     /// One event per line; a line's syntax error rejects that line only.
     fn ndjson(&mut self, sink: &mut Sink) -> Result<(), Stop> {
         let r = &mut self.r;
-        let b = r.sc.b;
+        let b = r.sc.body();
         let len = b.len();
         let mut line_start = 0;
         let mut line: u32 = 0;

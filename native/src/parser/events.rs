@@ -4,10 +4,14 @@
 //! Separate because this is the contract (docs/contract.md, "Telemetry in") as code: the scanner below it
 //! knows only JSON, the encoder after it only the output format.
 
-use super::encoding::{Encoder, Sink};
+use super::bytes::{all_in, DEVICE};
+use super::encoding::{Encoder, Sink, Ts};
 use super::numbers::{is_integer, parse_f64, JsNum};
 use super::rfc3339::rfc3339_ms;
-use super::scanner::{decode_string, members, small_decoded, Cursor, Res, Scanner, Str, Val};
+use super::scanner::{
+    decode_string, members, small_decoded, Cursor, Res, Scanner, Str, Val, MAX_DEPTH,
+};
+use super::simd::string_stop;
 use super::ParseOptions;
 
 /// Most metrics one event may carry.
@@ -108,14 +112,22 @@ enum Key {
     Other,
 }
 
-fn key_kind(b: &[u8], k: Str) -> Key {
-    let classify = |n: &[u8]| match n {
-        b"deviceId" | b"device_id" => Key::Device,
-        b"ts" => Key::Ts,
-        b"seq" => Key::Seq,
-        b"metrics" => Key::Metrics,
+/// By length first, then a compare of that many bytes the compiler inlines (the slice patterns of a `match`
+/// called `memcmp` for every key).
+#[inline(always)]
+fn classify(n: &[u8]) -> Key {
+    match n.len() {
+        2 if n == b"ts" => Key::Ts,
+        3 if n == b"seq" => Key::Seq,
+        7 if n == b"metrics" => Key::Metrics,
+        8 if n == b"deviceId" => Key::Device,
+        9 if n == b"device_id" => Key::Device,
         _ => Key::Other,
-    };
+    }
+}
+
+#[inline(always)]
+fn key_kind(b: &[u8], k: Str) -> Key {
     if !k.escaped {
         return classify(&b[k.range()]);
     }
@@ -135,11 +147,6 @@ fn set_once(slot: &mut Option<Val>, v: Val, dup: &mut Option<&'static str>, msg:
     } else {
         *slot = Some(v);
     }
-}
-
-#[inline]
-fn is_device_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-')
 }
 
 /// `*` any run of characters, `?` exactly one, anything else itself. Iterative, linear in practice.
@@ -169,6 +176,12 @@ pub fn glob_match(p: &[u8], s: &[u8]) -> bool {
 
 /// The `metrics` object's entries (any value; validation comes later), up to MAX_METRICS.
 fn metrics_object(r: &mut EventReader, depth: u32, overflow: &mut bool) -> Res<()> {
+    let (start, had) = (r.sc.pos, r.s.entries.len());
+    if depth <= MAX_DEPTH && metrics_compact(r).is_some() {
+        return Ok(());
+    }
+    r.sc.pos = start;
+    r.s.entries.truncate(had);
     members(r, depth, b'}', |r| {
         let name = r.sc.key()?;
         let value = r.sc.field_value(depth)?;
@@ -179,6 +192,47 @@ fn metrics_object(r: &mut EventReader, depth: u32, overflow: &mut bool) -> Res<(
         }
         Ok(())
     })
+}
+
+/// At the `{` of a `metrics` object in the form nearly every body has (compact JSON, 1 to MAX_METRICS entries,
+/// names without escapes, numbers): the entries `metrics_object` would find, from a loop with no whitespace
+/// skips and no error values. `None` at anything else, leaving cursor and entries to be reset by the caller,
+/// whose general loop then reads the object again (and finds its error, if it has one).
+#[inline(always)]
+fn metrics_compact(r: &mut EventReader) -> Option<()> {
+    let sc = &mut r.sc;
+    sc.pos += 1;
+    loop {
+        if sc.at()? != b'"' {
+            return None;
+        }
+        let name = sc.pos + 1;
+        let q = string_stop(sc.b, name, sc.end);
+        if sc.b.get(q) != Some(&b'"') || sc.b.get(q + 1) != Some(&b':') {
+            return None;
+        }
+        sc.pos = q + 2;
+        if !matches!(sc.at()?, b'-' | b'0'..=b'9') || r.s.entries.len() >= MAX_METRICS {
+            return None;
+        }
+        let n = sc.number().ok()?;
+        r.s.entries.push(Entry {
+            name: Str {
+                start: name as u32,
+                end: q as u32,
+                escaped: false,
+            },
+            value: Val::Num(n),
+        });
+        match sc.at()? {
+            b',' => sc.pos += 1,
+            b'}' => {
+                sc.pos += 1;
+                return Some(());
+            }
+            _ => return None,
+        }
+    }
 }
 
 impl<'a, 'o> EventReader<'a, 'o> {
@@ -241,6 +295,14 @@ impl<'a, 'o> EventReader<'a, 'o> {
         self.s.entries.clear();
         self.s.candidates.clear();
         let mut f = Fields::default();
+        let start = self.sc.pos;
+        if depth < MAX_DEPTH && self.event_compact(depth, &mut f).is_some() {
+            return Ok(self.checked(&f));
+        }
+        self.sc.pos = start;
+        self.s.entries.clear();
+        self.s.candidates.clear();
+        f = Fields::default();
         members(self, depth, b'}', |r| {
             let key = r.sc.key()?;
             match key_kind(r.sc.b, key) {
@@ -297,10 +359,102 @@ impl<'a, 'o> EventReader<'a, 'o> {
             }
             Ok(())
         })?;
-        Ok(match self.validate(&f) {
+        Ok(self.checked(&f))
+    }
+
+    fn checked(&mut self, f: &Fields) -> Event {
+        match self.validate(f) {
             Ok(device) => Event::Valid { device },
             Err(msg) => Event::Invalid(msg),
-        })
+        }
+    }
+
+    /// At an event's `{`, the fields of the form nearly every event has: compact JSON, the keys `deviceId`
+    /// (or `device_id`), `ts`, `seq` with a string or number each, a `metrics` object that `metrics_compact`
+    /// reads, each once, and any other keys (flat-form candidates, or skipped). Fills `f`, the entries and the
+    /// candidates as the general loop in `event` would, without its whitespace skips and error values (the
+    /// per-token `Result`s were most of a parse). `None` at anything else (an escaped key, a duplicate,
+    /// whitespace, a syntax error): the caller resets and reads the event with the general loop, which decides
+    /// every other case.
+    #[inline(always)]
+    fn event_compact(&mut self, depth: u32, f: &mut Fields) -> Option<()> {
+        self.sc.pos += 1;
+        loop {
+            let sc = &mut self.sc;
+            if sc.at()? != b'"' {
+                return None;
+            }
+            let key = sc.pos + 1;
+            let q = string_stop(sc.b, key, sc.end);
+            if sc.b.get(q) != Some(&b'"') || sc.b.get(q + 1) != Some(&b':') {
+                return None;
+            }
+            sc.pos = q + 2;
+            let slot = match classify(&sc.b[key..q]) {
+                Key::Device => &mut f.device,
+                Key::Ts => &mut f.ts,
+                Key::Seq => &mut f.seq,
+                Key::Metrics => {
+                    if f.has_metrics || sc.at()? != b'{' {
+                        return None;
+                    }
+                    f.has_metrics = true;
+                    f.metrics_is_object = true;
+                    metrics_compact(self)?;
+                    if !self.compact_next()? {
+                        return Some(());
+                    }
+                    continue;
+                }
+                Key::Other => {
+                    // As the general loop: a number is a flat-form candidate, anything else is skipped.
+                    if matches!(sc.at()?, b'-' | b'0'..=b'9') {
+                        let n = sc.number().ok()?;
+                        if self.s.candidates.len() < MAX_METRICS {
+                            self.s.candidates.push(Entry {
+                                name: Str {
+                                    start: key as u32,
+                                    end: q as u32,
+                                    escaped: false,
+                                },
+                                value: Val::Num(n),
+                            });
+                        } else {
+                            f.candidates_overflow = true;
+                        }
+                    } else {
+                        sc.skip_value(depth + 1).ok()?;
+                    }
+                    if !self.compact_next()? {
+                        return Some(());
+                    }
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return None;
+            }
+            *slot = Some(match sc.at()? {
+                b'"' => Val::Str(sc.string().ok()?),
+                b'-' | b'0'..=b'9' => Val::Num(sc.number().ok()?),
+                _ => return None,
+            });
+            if !self.compact_next()? {
+                return Some(());
+            }
+        }
+    }
+
+    /// After a member of a compact object: `Some(true)` past a comma, `Some(false)` past the closing brace.
+    #[inline(always)]
+    fn compact_next(&mut self) -> Option<bool> {
+        let more = match self.sc.at()? {
+            b',' => true,
+            b'}' => false,
+            _ => return None,
+        };
+        self.sc.pos += 1;
+        Some(more)
     }
 
     /// Checks the fields in a fixed order (duplicates, deviceId, ts, seq, metrics) and encodes the canonical
@@ -323,7 +477,7 @@ impl<'a, 'o> EventReader<'a, 'o> {
             DeviceRef::Body(device.start as usize, device.end as usize)
         };
         let dev = dev_ref.bytes(b, &self.s.decoded);
-        if dev.is_empty() || dev.len() > MAX_DEVICE_ID || !dev.iter().all(|&c| is_device_char(c)) {
+        if dev.is_empty() || dev.len() > MAX_DEVICE_ID || !all_in(dev, DEVICE) {
             return Err(DEVICE_ID_PATTERN.into());
         }
         if let Some(glob) = &self.opts.allowed_devices {
@@ -332,6 +486,7 @@ impl<'a, 'o> EventReader<'a, 'o> {
             }
         }
         // ts
+        let mut ts_text = None;
         let ts = match f.ts {
             None => return Err("ts: required".into()),
             Some(Val::Num(n)) => {
@@ -344,6 +499,8 @@ impl<'a, 'o> EventReader<'a, 'o> {
                 } else if !is_integer(v) {
                     return Err("ts: expected an integer number of milliseconds".into());
                 } else {
+                    // An integer in its canonical text is plain digits: copied, not reformatted.
+                    ts_text = n.canonical.then_some(n);
                     v
                 }
             }
@@ -393,7 +550,7 @@ impl<'a, 'o> EventReader<'a, 'o> {
         self.enc.event(
             b,
             dev_ref.bytes(b, &self.s.decoded),
-            ts,
+            ts_text.map_or(Ts::Ms(ts), Ts::Text),
             seq,
             entries,
             overflow,

@@ -97,9 +97,12 @@ pub(super) fn is_ws(c: u8) -> bool {
 
 /// The cursor over the body. It is the one place that moves `pos`.
 pub(super) struct Scanner<'a> {
+    /// The body up to the end of the current scan window (offsets are the body's): one bounds check on it is
+    /// both the window's and the slice's, where a separate `pos < end` made every look at a byte two compares.
     pub(super) b: &'a [u8],
+    body: &'a [u8],
     pub(super) pos: usize,
-    /// End of the current scan window: the body for JSON, the line for NDJSON.
+    /// End of the current scan window (`b.len()`): the body for JSON, the line for NDJSON.
     pub(super) end: usize,
 }
 
@@ -107,6 +110,7 @@ impl<'a> Scanner<'a> {
     pub(super) fn new(b: &'a [u8]) -> Self {
         Scanner {
             b,
+            body: b,
             pos: 0,
             end: b.len(),
         }
@@ -114,8 +118,14 @@ impl<'a> Scanner<'a> {
 
     /// Scans `[start, end)` from here on: one NDJSON line.
     pub(super) fn set_window(&mut self, start: usize, end: usize) {
+        self.b = &self.body[..end.min(self.body.len())];
         self.pos = start;
-        self.end = end;
+        self.end = self.b.len();
+    }
+
+    /// The whole body, whatever the window.
+    pub(super) fn body(&self) -> &'a [u8] {
+        self.body
     }
 
     #[inline(always)]
@@ -135,19 +145,33 @@ impl<'a> Scanner<'a> {
 
     #[inline(always)]
     pub(super) fn peek(&self) -> Res<u8> {
-        if self.pos < self.end {
-            Ok(self.b[self.pos])
-        } else {
-            Err(SyntaxError {
+        match self.b.get(self.pos) {
+            Some(&c) => Ok(c),
+            None => Err(SyntaxError {
                 code: Code::Eof,
                 at: self.end as u32,
-            })
+            }),
         }
+    }
+
+    /// The byte at the cursor, if the window has one.
+    #[inline(always)]
+    pub(super) fn at(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
     }
 
     #[inline(always)]
     pub(super) fn skip_ws(&mut self) {
-        while self.pos < self.end && is_ws(self.b[self.pos]) {
+        // Compact bodies have no whitespace between tokens: one compare decides, the loop stays out of line.
+        if matches!(self.at(), Some(c) if c > b' ') {
+            return;
+        }
+        self.skip_ws_loop();
+    }
+
+    #[inline(never)]
+    fn skip_ws_loop(&mut self) {
+        while matches!(self.at(), Some(c) if is_ws(c)) {
             self.pos += 1;
         }
     }
@@ -265,7 +289,7 @@ impl<'a> Scanner<'a> {
         let mut sig = if int_zero { 0 } else { int_len };
         let mut has_frac = false;
         let mut frac_ok = true;
-        if self.pos < self.end && self.b[self.pos] == b'.' {
+        if self.at() == Some(b'.') {
             self.pos += 1;
             if !self.peek()?.is_ascii_digit() {
                 return Err(self.err(Code::Number));
@@ -286,7 +310,7 @@ impl<'a> Scanner<'a> {
         // "-0" prints as "0".
         let mut canonical =
             int_len <= 15 && sig <= 15 && frac_ok && !(neg && int_zero && !has_frac);
-        if self.pos < self.end && matches!(self.b[self.pos], b'e' | b'E') {
+        if matches!(self.at(), Some(b'e' | b'E')) {
             canonical = false;
             self.pos += 1;
             if matches!(self.peek()?, b'+' | b'-') {
