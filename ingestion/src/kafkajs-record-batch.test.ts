@@ -5,7 +5,9 @@
  * encoders (Record, RecordBatch), which the patch leaves as they were.
  */
 import { createRequire } from 'node:module';
+import { nativeCrc32c } from '@fleetpulse/native';
 import { mulberry32, type Rng } from '@fleetpulse/runtime';
+import { kafkajsCrc32C, useNativeChecksum } from './kafka-checksum';
 
 interface EncoderLike {
   buffer: Buffer;
@@ -200,5 +202,27 @@ describe('kafkajs produce record batches written in one pass', () => {
     } finally {
       Date.now = realNow;
     }
+  });
+});
+
+describe("kafkajs' checksum through the addon (useNativeChecksum)", () => {
+  afterEach(() => kafkajsCrc32C.use());
+
+  it('is what kafkajs calls for each record batch, and writes the same bytes as its JavaScript tables', () => {
+    const rng = mulberry32(99);
+    const args = Array.from({ length: 50 }, () => randomArgs(rng));
+    const javascript = args.map((a) => encodePartition(a)!.buffer.toString('hex'));
+    expect(useNativeChecksum()).toBe('native');
+    let calls = 0;
+    kafkajsCrc32C.use((b: Buffer) => (calls++, nativeCrc32c!(b)));
+    expect(args.map((a) => encodePartition(a)!.buffer.toString('hex'))).toEqual(javascript);
+    expect(calls).toBe(args.length);
+    // And on its own, at every length and alignment.
+    const source = Buffer.from(Array.from({ length: 1200 }, () => rng() * 256));
+    for (let length = 0; length < 300; length++)
+      for (const start of [0, 1, 5]) {
+        const b = source.subarray(start, start + length);
+        expect(nativeCrc32c!(b)).toBe(crc32C.bytewise(b));
+      }
   });
 });

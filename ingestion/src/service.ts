@@ -11,6 +11,7 @@ import { RateLimits } from './limits';
 import { IngestionMetrics } from './metrics';
 import { MqttDoor } from './mqtt/door';
 import { IngestPipeline } from './pipeline';
+import { useNativeChecksum } from './kafka-checksum';
 import { GroupCommitProducer } from './producer';
 
 export interface RunningIngestion {
@@ -38,6 +39,7 @@ export async function startIngestion(
   const tracing = tracingOverride ?? (await Tracing.start('fleetpulse-ingestion', config.tracing));
   if (tracing && !tracingOverride)
     log(`ingestion: traces to ${config.tracing.endpoint} (new traces sampled at ${config.tracing.sampleRatio})`);
+  const checksum = useNativeChecksum();
   const kafka = new Kafka({
     clientId: config.kafkaClientId,
     brokers: config.kafkaBrokers,
@@ -81,7 +83,7 @@ export async function startIngestion(
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   log(
-    `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, Kafka ${config.kafkaBrokers.join(',')} (${producer.producers} producers, requests of at most ${producer.maxRequestBytes} bytes)`,
+    `ingestion: listening on http://${config.host}:${port}/v1/telemetry, parser ${parserKind}, checksum ${checksum}, Kafka ${config.kafkaBrokers.join(',')} (${producer.producers} producers, requests of at most ${producer.maxRequestBytes} bytes)`,
   );
   let mqttPort: number | null = null;
   if (config.mqttPort !== null) {

@@ -13,6 +13,8 @@ export { recordsOf, type TelemetryRecord } from './records';
 interface Binding {
   /** The other options are written into `out` first (`writeOptions`). */
   parseTelemetryPacked(body: Buffer, out: Buffer, allowedDevices: string | undefined): boolean;
+  /** CRC32C (native/src/crc32c.rs). */
+  crc32c(data: Buffer): number;
 }
 
 // The packed layout (native/src/parser/packed.rs): below `head`, a header of 10 u32 words, per-record and per-key
@@ -169,6 +171,11 @@ const loaded = loadBinding();
 export const nativeParseTelemetry: ParseTelemetry | undefined = loaded.binding && wrap(loaded.binding);
 /** Why the addon did not load, when it did not. */
 export const nativeLoadError: Error | undefined = loaded.error;
+/**
+ * CRC32C of `data` (Castagnoli, Kafka's record batch checksum) with the CPU's crc32 instruction where it has one;
+ * undefined when the addon did not load. For kafkajs' producers (ingestion installs it).
+ */
+export const nativeCrc32c: ((data: Buffer) => number) | undefined = loaded.binding?.crc32c;
 export const parserKind: ParserKind = nativeParseTelemetry ? 'native' : 'fallback';
 /** Parses, validates and normalises a telemetry body into Kafka records. Never throws for any body. */
 export const parseTelemetry: ParseTelemetry = nativeParseTelemetry ?? fallbackParseTelemetry;

@@ -1,8 +1,9 @@
 #![deny(clippy::all)]
 //! fleetpulse native addon: `parseTelemetryPacked(body, out, ...options)` for the ingestion service's JS wrapper
 //! (`src/index.ts`). The parser core lives in `parser` and has no Node dependency; `binding` is the one place
-//! that touches N-API.
+//! that touches N-API. `crc32c(data)`: Kafka's record batch checksum, for the kafkajs producers (`crc32c.rs`).
 
+pub mod crc32c;
 pub mod parser;
 
 #[cfg(feature = "node")]
@@ -48,5 +49,11 @@ pub mod binding {
             )
         });
         Ok(packed)
+    }
+
+    /// CRC32C of `data` (Kafka's record batch checksum), for kafkajs' producers: see `src/index.ts`.
+    #[napi(js_name = "crc32c")]
+    pub fn crc32c(data: BufferSlice) -> u32 {
+        crate::crc32c::crc32c(&data)
     }
 }
