@@ -69,3 +69,18 @@ describe('kafkajs AddOffsetsToTxn, retried', () => {
     expect(calls.txnOffsetCommit).toBe(0);
   });
 });
+
+describe('kafkajs AddOffsetsToTxn answers, not logged by the connection', () => {
+  it('asks the connection not to log its error answers (the EosManager retries or rethrows them)', () => {
+    const addOffsetsToTxn = kafkajs('./src/protocol/requests/addOffsetsToTxn') as {
+      versions: string[];
+      protocol: (o: { version: number }) => (args: object) => { logResponseError?: boolean };
+    };
+    expect(addOffsetsToTxn.versions).toEqual(['0', '1']);
+    for (const version of [0, 1])
+      expect(
+        addOffsetsToTxn.protocol({ version })({ transactionalId: 't', producerId: 1, producerEpoch: 0, groupId: 'g' })
+          .logResponseError,
+      ).toBe(false);
+  });
+});
