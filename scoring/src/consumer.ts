@@ -179,12 +179,25 @@ export class WindowConsumer {
             this.forget(p, group, e);
             return false;
           }
+          // A commit without an answer may have gone through: the group's offset says so.
+          const held = await this.o.output.committedOffset(this.o.topic, p);
+          if (held !== undefined && held !== null) {
+            this.committed.set(p, held);
+            if (held >= BigInt(last.offset) + 1n) {
+              this.o.log(
+                `${this.o.topic}[${p}]: the step's commit went through though it got no answer ` +
+                  `(${firstLine(e)}); reading on from offset ${held}`,
+              );
+              this.scorer.resetTo(p, held);
+              this.delivered(p, records, repeated);
+              return true;
+            }
+          }
           this.scorer.resetTo(p, this.committed.get(p) ?? this.started.get(p) ?? null);
           this.rewind(p, e);
           return false;
         }
-        if (repeated > 0) this.o.metrics.repeats.inc(repeated);
-        for (const r of records) if (r.fingerprint !== undefined) this.o.repeats.remember(p, r.key!, r.fingerprint);
+        this.delivered(p, records, repeated);
         return true;
       });
       if (delivered) {
@@ -199,6 +212,12 @@ export class WindowConsumer {
     // rebalance), instead of fetching on with a generation that is over.
     if (fenced) throw fenced.cause;
     await heartbeat();
+  }
+
+  /** The step's scores and offsets are committed: its final window records are remembered as scored. */
+  private delivered(p: number, records: ScoredRecord[], repeated: number): void {
+    if (repeated > 0) this.o.metrics.repeats.inc(repeated);
+    for (const r of records) if (r.fingerprint !== undefined) this.o.repeats.remember(p, r.key!, r.fingerprint);
   }
 
   /**
@@ -270,8 +289,8 @@ export class WindowConsumer {
   }
 
   /**
-   * The step's window records, less the final ones the partition scored lately (same bytes, same models: published
-   * again); the others counted and logged (the first few one by one).
+   * The step's window records, less the final ones the partition scored lately or the step holds already (same
+   * bytes, same models: published again); the others counted and logged (the first few one by one).
    */
   private read(
     topic: string,
@@ -282,6 +301,9 @@ export class WindowConsumer {
     const records: ScoredRecord[] = [];
     const invalid: string[] = [];
     const checking = this.o.repeats.perPartition > 0;
+    // This step's own final windows: a record and its repeat can come in one batch (a consumer behind, catching up
+    // after an outage), before either is remembered.
+    const inStep = new Map<string, number>();
     let repeated = 0;
     for (const m of messages) {
       try {
@@ -290,10 +312,11 @@ export class WindowConsumer {
         if (checking && record.final !== false) {
           r.key = windowKey(record.deviceId, record.resolution, record.windowStart);
           r.fingerprint = fingerprint(m.value!, models);
-          if (this.o.repeats.has(partition, r.key, r.fingerprint)) {
+          if (this.o.repeats.has(partition, r.key, r.fingerprint) || inStep.get(r.key) === r.fingerprint) {
             repeated++;
             continue;
           }
+          inStep.set(r.key, r.fingerprint);
         }
         records.push(r);
       } catch (e) {

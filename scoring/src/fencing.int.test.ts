@@ -10,6 +10,9 @@
  *   commit with require_stable, waits for that transaction instead of reading the commit before it. Unpatched, it
  *   scores the held step's records again.
  *
+ * - A step whose transaction end got no answer: it committed or not, and the group's offset read after it
+ *   (require_stable) says which; it is scored again only if it did not.
+ *
  * The repeat window is 0: RecentWindows would not see these repeats anyway (two processes), but it is off so that
  * only the fencing is under test.
  */
@@ -85,6 +88,7 @@ class HeldBeforeOffsets implements StepOutput {
   connect = () => this.inner.connect();
   disconnect = () => this.inner.disconnect();
   begin = () => this.inner.begin();
+  committedOffset = (topic: string, partition: number) => this.inner.committedOffset(topic, partition);
 
   async commit(offsets: StepOffsets | null): Promise<void> {
     const held = offsets !== null && this.holding;
@@ -123,6 +127,30 @@ class HeldBeforeEnd extends TransactionalOutput {
       await this.release.promise;
     }
     await super.end(txn);
+  }
+}
+
+/**
+ * A transactional output whose first step's end gets no answer: its EndTxn went through (`applied`), or was never
+ * sent and the transaction is left open; either way the step sees a connection error, as when a broker stops with
+ * the request in flight.
+ */
+class AnswerLost extends TransactionalOutput {
+  lost = false;
+  constructor(
+    kafka: ConstructorParameters<typeof TransactionalOutput>[0],
+    groupId: string,
+    log: (line: string) => void,
+    private readonly applied: boolean,
+  ) {
+    super(kafka, groupId, log);
+  }
+
+  protected override async end(txn: Transaction): Promise<void> {
+    if (this.lost) return super.end(txn);
+    this.lost = true;
+    if (this.applied) await super.end(txn);
+    throw new Error('Connection closed (simulated: the answer to EndTxn was lost)');
   }
 }
 
@@ -319,3 +347,40 @@ test('a partition taken over while its last owner commits is read from that comm
     await p.close();
   }
 });
+
+test.each([
+  ['went through', true],
+  ['was never applied', false],
+])(
+  "a step whose commit got no answer and %s is scored once: the group's offset, read with require_stable, says which",
+  async (_, applied) => {
+    const sim = simulateAggregates({
+      devices: 8,
+      durationMs: 10 * 60_000,
+      seed: applied ? 449 : 450,
+      devicePrefix: `${uniqueName('fl')}-`,
+    });
+    const expected = completeWindows(sim.records);
+    const p = await pair();
+    let output: AnswerLost | undefined;
+    try {
+      await publish(p.config.sourceTopic, sim.records);
+      await p.start('a', {
+        wrapOutput: () => (output = new AnswerLost(kafka, p.config.groupId, (l) => p.logs.a.push(l), applied)),
+      });
+      await until(() => p.committed.length >= expected.size, 60_000, `${expected.size} scores`);
+      await p.committedToEnd();
+      await sleep(1500);
+      expect(output!.lost).toBe(true);
+      // Before: the step was scored again from the commit before it, and a commit that had gone through repeated
+      // every score of the step.
+      expect(repeatsOf(p.committed)).toEqual([]);
+      expect(countBy(p.committed).size).toBe(expected.size);
+      const said = p.logs.a.join('\n');
+      if (applied) expect(said).toMatch(/the step's commit went through though it got no answer/);
+      else expect(said).toMatch(/delivering the scores of .* failed .*; re-reading it from offset/);
+    } finally {
+      await p.close();
+    }
+  },
+);

@@ -369,3 +369,30 @@ test('window records published again unchanged are scored once, across a restart
     await h.close();
   }
 });
+
+test('a window record and its repeat read in one batch are scored once', async () => {
+  // A consumer behind (an outage, a rewind) catching up reads the first publication and the processor's second one
+  // together, before either is remembered as scored. Each record here is followed by its copy: a batch boundary
+  // between the two is the exception.
+  const prefix = `${uniqueName('rb')}-`;
+  const sim = simulateAggregates({ devices: 6, durationMs: 5 * 60_000, seed: 11, devicePrefix: prefix });
+  const expected = completeWindows(sim.records);
+  const h = await harness((dir) => {
+    copyFileSync(join(models, 'iforest.onnx'), join(dir, 'iforest.onnx'));
+    copyFileSync(join(models, 'iforest.json'), join(dir, 'iforest.json'));
+  });
+  try {
+    await publish(
+      h.source,
+      sim.records.flatMap((r) => [r, r]),
+    );
+    await until(() => h.scores.length >= expected.size, 60_000, `${expected.size} scores`);
+    await committedToEnd(h);
+    await sleep(1500);
+    const counts = countBy(h.scores);
+    expect(counts.size).toBe(expected.size);
+    expect([...counts].filter(([, n]) => n > 1)).toEqual([]);
+  } finally {
+    await h.close();
+  }
+});

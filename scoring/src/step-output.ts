@@ -5,8 +5,8 @@
  * At least once (FLEETPULSE_SCORING_TRANSACTIONS=off, for brokers without transactions): scores, then the commit.
  */
 import { randomUUID } from 'node:crypto';
-import { firstLine } from '@fleetpulse/runtime';
-import type { Consumer, ConsumerGroupMetadata, Kafka, Producer, Transaction } from 'kafkajs';
+import { firstLine, sleep } from '@fleetpulse/runtime';
+import type { Admin, Consumer, ConsumerGroupMetadata, Kafka, Producer, Transaction } from 'kafkajs';
 import { Partitioners } from 'kafkajs';
 
 export interface StepOffsets {
@@ -69,6 +69,13 @@ export interface StepOutput {
   commit(offsets: StepOffsets | null): Promise<void>;
   /** The step failed: none of its scores may count (a transaction is aborted; sent scores stay at least once). */
   abort(): Promise<void>;
+  /**
+   * After {@link abort}: the partition's offset as the group holds it, the failed step's transaction ended either
+   * way (null: nothing committed). A commit whose answer was lost may have gone through: this says whether it did,
+   * so the step's records are neither lost nor scored twice. Undefined when it cannot be known (at least once: the
+   * consumer's own record of its commits is used).
+   */
+  committedOffset(topic: string, partition: number): Promise<bigint | null | undefined>;
   readonly transactional: boolean;
 }
 
@@ -93,6 +100,7 @@ export function atLeastOnceOutput(producer: Producer, consumer: Consumer): StepO
       }
     },
     abort: () => Promise.resolve(),
+    committedOffset: () => Promise.resolve(undefined),
   };
 }
 
@@ -103,15 +111,23 @@ export function atLeastOnceOutput(producer: Producer, consumer: Consumer): StepO
  * the rebalance timeout is removed from the group while its step runs); the step is then aborted. The consumer reads
  * a newly assigned partition's commit with require_stable, so it waits for a transaction still committing its
  * offsets rather than reading the commit before it. So the transactional id need not be stable across restarts: it
- * is this process's own (`<group>-<uuid>`). A transaction whose end got no answer leaves the producer's state
- * unknown: it is replaced by a new producer (another id); the coordinator aborts the old transaction when it times
- * out.
+ * is this process's own (`<group>-<uuid>`).
+ *
+ * A transaction whose end got no answer (a broker stopping with the EndTxn in flight) may have committed or not. Its
+ * producer is replaced by a new one with the same transactional id, whose InitProducerId fences the old one: the
+ * coordinator finishes the old transaction's commit if it had begun, and aborts it otherwise. Then the group's
+ * offset, read with require_stable, says which ({@link committedOffset}). Before, the step was scored again from
+ * the consumer's own record of its last commit, and a commit that had gone through repeated its scores.
  */
 export class TransactionalOutput implements StepOutput {
   readonly transactional = true;
   private current: Producer;
   private txn: Transaction | null = null;
   private connected = false;
+  /** This process's transactional id: kept by a replacement producer, so that it fences the one it replaces. */
+  private readonly transactionalId: string;
+  /** Reads the group's offsets (require_stable) after a failed step; connected on first use. */
+  private admin: Admin | null = null;
 
   constructor(
     private readonly kafka: Kafka,
@@ -119,6 +135,7 @@ export class TransactionalOutput implements StepOutput {
     private readonly log: (line: string) => void,
     private readonly transactionTimeoutMs = 60_000,
   ) {
+    this.transactionalId = `${groupId}-${randomUUID()}`;
     this.current = this.newProducer();
   }
 
@@ -131,7 +148,7 @@ export class TransactionalOutput implements StepOutput {
 
   private newProducer(): Producer {
     return this.kafka.producer({
-      transactionalId: `${this.groupId}-${randomUUID()}`,
+      transactionalId: this.transactionalId,
       idempotent: true,
       maxInFlightRequests: 1,
       transactionTimeout: this.transactionTimeoutMs,
@@ -148,6 +165,8 @@ export class TransactionalOutput implements StepOutput {
     if (this.txn?.isActive()) await this.abort();
     this.connected = false;
     await this.current.disconnect();
+    await this.admin?.disconnect();
+    this.admin = null;
   }
 
   async begin(): Promise<void> {
@@ -196,6 +215,46 @@ export class TransactionalOutput implements StepOutput {
     this.current = this.newProducer();
     this.connected = false;
     await old.disconnect().catch(() => undefined);
+    try {
+      // Its InitProducerId (same transactional id, next epoch) ends the old transaction: committed if its commit had
+      // begun, aborted otherwise. An empty transaction sends nothing else.
+      await this.connect();
+      await (await this.current.transaction()).abort();
+    } catch (e) {
+      // The coordinator ends it when it times out; committedOffset waits for that.
+      this.log(`fencing the unanswered transaction failed (${firstLine(e)}); it ends when it times out`);
+    }
+  }
+
+  async committedOffset(topic: string, partition: number): Promise<bigint | null | undefined> {
+    const deadline = Date.now() + this.transactionTimeoutMs + 10_000;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (!this.admin) {
+          const admin = this.kafka.admin();
+          await admin.connect();
+          this.admin = admin;
+        }
+        const [offsets] = await this.admin.fetchOffsets({
+          groupId: this.groupId,
+          topics: [topic],
+          requireStable: true,
+        });
+        const found = offsets?.partitions.find((p) => p.partition === partition);
+        if (!found) throw new Error(`no offset for ${topic}[${partition}] in the answer`);
+        return Number(found.offset) < 0 ? null : BigInt(found.offset);
+      } catch (e) {
+        // UNSTABLE_OFFSET_COMMIT: a transaction is still committing the group's offsets (its markers being written).
+        if (Date.now() >= deadline) {
+          this.log(
+            `reading the committed offset of ${topic}[${partition}] failed (${firstLine(e)}); ` +
+              'scoring again from the last commit this process made (a score may repeat)',
+          );
+          return undefined;
+        }
+        await sleep(Math.min(100 * 2 ** attempt, 2000));
+      }
+    }
   }
 }
 

@@ -168,6 +168,7 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
     let ingestion = await startIngest();
     const processors = [startProcessor(processorEnv), startProcessor(processorEnv)];
     let scoring = spawnService('scoring/dist/main.js', scoringEnv);
+    const scorings = [scoring];
     // Two dashboard instances (each reads every partition in a group of its own), a live client on each.
     const dashboardPorts = [await freePort(), await freePort()];
     const startDashboard = (i: number) =>
@@ -245,6 +246,7 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
       processors[1] = await restart(processors[1]!, () => startProcessor(processorEnv));
       await sleep(8_000);
       scoring = await restart(scoring, () => spawnService('scoring/dist/main.js', scoringEnv));
+      scorings.push(scoring);
       await sleep(5_000);
       for (const i of [0, 1]) {
         dashboards[i] = await restart(dashboards[i]!, () => startDashboard(i));
@@ -331,6 +333,23 @@ describe('the pipeline on a local cluster of three Kafka brokers and three Cassa
     // (KIP-447) and read back with require_stable when a partition moves, and scoring passes over windows the
     // processor publishes again. Before the fencing, one CI pass on Node 24 saw 7 identical repeats here.
     const repeats = scores.length - first.size;
+    if (repeats > 0) {
+      const counts = new Map<string, number>();
+      for (const s of scores) counts.set(key(s), (counts.get(key(s)) ?? 0) + 1);
+      const repeated = [...counts].filter(([, n]) => n > 1).map(([k, n]) => `${k} x${n}`);
+      const said = scorings.map(
+        (s, i) =>
+          `--- scoring ${i}:\n${s.output
+            .join('')
+            .split('\n')
+            .filter((l) => !/^\s*$/.test(l))
+            .slice(-60)
+            .join('\n')}`,
+      );
+      process.stderr.write(
+        `[cluster] ${repeats} repeated scores: ${repeated.slice(0, 20).join(' ')}\n${said.join('\n')}\n`,
+      );
+    }
     expect(repeats).toBe(0);
 
     // 4. The dashboards' live streams resumed: after each failure ended and each restart, each client received the
