@@ -266,40 +266,46 @@ describe('GroupCommitProducer: several producers', () => {
     await producer.close();
   });
 
-  it('remembers at most maxRememberedKeys partitions per topic, and routes every key as before once past it', async () => {
-    const { kafka, logs } = fakeCluster(6);
-    const producer = new GroupCommitProducer(kafka, {
-      maxInFlightEvents: 1_000_000,
-      produceTimeoutMs: 10_000,
-      producers: 3,
-      maxRequestBytes: 1_000_000,
-      topics: ['telemetry.raw'],
-      maxRememberedKeys: 16,
-    });
-    await producer.connect();
-    // 100 devices, three rounds: each round passes the limit several times over.
-    const devices = Array.from({ length: 100 }, (_, d) => `many-${d}`);
-    for (let round = 0; round < 3; round++) {
-      await Promise.all(devices.map((d) => producer.send([rec(d, round)], 1)));
-      expect(producer.rememberedKeys).toBeGreaterThan(0);
-      expect(producer.rememberedKeys).toBeLessThanOrEqual(16);
-    }
-    // Forgetting costs a hash, never a partition: every device's records sit, in order, where kafkajs hashes its key.
-    const metadata = Array.from({ length: 6 }, (_, partitionId) => ({ partitionId, leader: 0 })) as PartitionMetadata[];
-    const partitioner = Partitioners.DefaultPartitioner();
-    for (const device of devices) {
-      const where = logs.flatMap((log, partition) =>
-        log.filter((m) => m.key === device).map((m) => ({ seq: m.value.readUInt32BE(0), partition })),
-      );
-      const hashed = partitioner({
-        topic: 'telemetry.raw',
-        partitionMetadata: metadata,
-        message: { key: device, value: null },
+  it.each([1, 3])(
+    'with %i producer(s), remembers at most maxRememberedKeys partitions per topic, and routes every key as before once past it',
+    async (producers) => {
+      const { kafka, logs } = fakeCluster(6);
+      const producer = new GroupCommitProducer(kafka, {
+        maxInFlightEvents: 1_000_000,
+        produceTimeoutMs: 10_000,
+        producers,
+        maxRequestBytes: 1_000_000,
+        topics: ['telemetry.raw'],
+        maxRememberedKeys: 16,
       });
-      expect(where).toEqual([0, 1, 2].map((seq) => ({ seq, partition: hashed })));
-    }
-    await producer.close();
-  });
+      await producer.connect();
+      // 100 devices, three rounds: each round passes the limit several times over.
+      const devices = Array.from({ length: 100 }, (_, d) => `many-${d}`);
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(devices.map((d) => producer.send([rec(d, round)], 1)));
+        expect(producer.rememberedKeys).toBeGreaterThan(0);
+        expect(producer.rememberedKeys).toBeLessThanOrEqual(16);
+      }
+      // Forgetting costs a hash, never a partition: every device's records sit, in order, where kafkajs hashes its key.
+      const metadata = Array.from({ length: 6 }, (_, partitionId) => ({
+        partitionId,
+        leader: 0,
+      })) as PartitionMetadata[];
+      const partitioner = Partitioners.DefaultPartitioner();
+      for (const device of devices) {
+        const where = logs.flatMap((log, partition) =>
+          log.filter((m) => m.key === device).map((m) => ({ seq: m.value.readUInt32BE(0), partition })),
+        );
+        const hashed = partitioner({
+          topic: 'telemetry.raw',
+          partitionMetadata: metadata,
+          message: { key: device, value: null },
+        });
+        expect(where).toEqual([0, 1, 2].map((seq) => ({ seq, partition: hashed })));
+      }
+      await producer.close();
+    },
+  );
 
   it('refuses a producer count that is not a whole number >= 1', () => {
     const { kafka } = fakeCluster(1);

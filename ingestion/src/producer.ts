@@ -14,7 +14,7 @@ export interface OutgoingRecord {
   key: string | null;
   value: Buffer;
   headers?: Record<string, string>;
-  /** Set by the producer's routing (several producers): the partition the key's hash gives, as kafkajs' would. */
+  /** Set by the producer's routing: the partition the key's hash gives, as kafkajs' would, remembered per key. */
   partition?: number;
 }
 
@@ -314,7 +314,8 @@ export class GroupCommitProducer implements LaneOwner {
     const topics = this.opts.topics === undefined ? [] : [...new Set(this.opts.topics)];
     if (this.opts.maxRequestBytes === undefined && topics.length > 0)
       this.requestBytes = (await this.topicsMaxMessageBytes(topics)) - batchHeaderRoom;
-    if (this.lanes.length > 1 && topics.length > 0) await this.readPartitionCounts(topics);
+    // Also with one producer: kafkajs would hash every record's key again (murmur2 over a Buffer made of the key).
+    if (topics.length > 0) await this.readPartitionCounts(topics);
     this.connected = true;
   }
 
@@ -459,6 +460,11 @@ export class GroupCommitProducer implements LaneOwner {
   /** Hands `records` to their lanes, in order; the common case (one lane) without copying the array. */
   private route(pending: Pending, records: OutgoingRecord[]): void {
     if (this.lanes.length === 1 || records.length === 0) {
+      for (const r of records) {
+        if (r.key === null || r.partition !== undefined) continue;
+        const partitions = this.partitionsOf.get(r.topic);
+        if (partitions !== undefined) r.partition = this.hash(partitions, r.key);
+      }
       pending.open = 1;
       this.lanes[0]!.push({ pending, records, events: pending.events, failed: false });
       return;
