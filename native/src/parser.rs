@@ -89,9 +89,12 @@ pub fn parse_in<'w>(
         sink.out.fail("body too large".into(), 0);
         return &sink.out;
     }
-    if let Err(e) = std::str::from_utf8(body) {
-        sink.out.fail("invalid UTF-8".into(), e.valid_up_to());
-        return &sink.out;
+    // ASCII (nearly every body) is checked several times faster than UTF-8 in general.
+    if !simd::is_ascii(body) {
+        if let Err(e) = std::str::from_utf8(body) {
+            sink.out.fail("invalid UTF-8".into(), e.valid_up_to());
+            return &sink.out;
+        }
     }
     if body.iter().all(|&c| is_ws(c)) {
         sink.out.fail("empty body".into(), 0);

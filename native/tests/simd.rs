@@ -34,8 +34,30 @@ fn bodies() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
 }
 
+/// `is_ascii` with one high byte (or a NUL, or none) at every position of every length around its 32-byte steps.
+fn ascii_edges() {
+    for len in 0..130 {
+        let plain = vec![b'a'; len];
+        assert!(simd::is_ascii(&plain));
+        for at in 0..len {
+            for (c, ascii) in [
+                (0x80u8, false),
+                (0xffu8, false),
+                (0x00u8, true),
+                (0x7fu8, true),
+            ] {
+                let mut b = plain.clone();
+                b[at] = c;
+                assert_eq!(simd::is_ascii(&b), ascii, "len {len} at {at} byte {c:#x}");
+            }
+        }
+    }
+}
+
 #[test]
 fn vector_scans_equal_scalar() {
+    simd::set_enabled(true);
+    ascii_edges();
     let mut runner = TestRunner::new(Config {
         cases: 3000,
         ..Config::default()
@@ -59,6 +81,10 @@ fn vector_scans_equal_scalar() {
                         prop_assert_eq!(
                             simd::digits_end(&body, from, end),
                             simd::digits_end_scalar(&body, from, end)
+                        );
+                        prop_assert_eq!(
+                            simd::is_ascii(&body[from..end]),
+                            body[from..end].is_ascii()
                         );
                     }
                 }

@@ -79,6 +79,26 @@ pub fn digits_end_scalar(b: &[u8], from: usize, end: usize) -> usize {
     i
 }
 
+/// Whether every byte is ASCII: the UTF-8 check's fast path. 32 bytes a step, OR-ed as words (the compiler
+/// makes it vector code on any target); std's `is_ascii` took more instructions than `from_utf8` on a
+/// one-event body.
+#[inline]
+pub fn is_ascii(b: &[u8]) -> bool {
+    if !enabled() {
+        return b.is_ascii();
+    }
+    let mut chunks = b.chunks_exact(32);
+    let mut acc = 0u64;
+    for c in &mut chunks {
+        for w in c.chunks_exact(8) {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(w);
+            acc |= u64::from_le_bytes(x);
+        }
+    }
+    acc & 0x8080_8080_8080_8080 == 0 && chunks.remainder().is_ascii()
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::string_stop_scalar;
