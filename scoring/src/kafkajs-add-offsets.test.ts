@@ -2,6 +2,8 @@
  * patches/kafkajs+2.2.4.patch retries AddOffsetsToTxn as the Java client does. Right after a commit the transaction
  * coordinator answers CONCURRENT_TRANSACTIONS until the previous transaction's markers are written; kafkajs gave up
  * at once, so scoring aborted that step and read and scored it again (hundreds of times a minute under `npm start`).
+ * It also gives kafkajs' TxnOffsetCommit retries the error names kafkajs uses (they named the Java client's, which
+ * never matched): a group coordinator moving no longer fails the step.
  */
 import { createRequire } from 'node:module';
 
@@ -17,8 +19,11 @@ const { createErrorFromCode } = kafkajs('./src/protocol/error') as { createError
 const ignore = (): undefined => undefined;
 const silent = { debug: ignore, info: ignore, warn: ignore, error: ignore };
 
-/** A transactional EosManager over a fake coordinator whose AddOffsetsToTxn answers `answers` in turn, then OK. */
-async function transactionSendingOffsets(answers: number[]) {
+/**
+ * A transactional EosManager over a fake coordinator whose AddOffsetsToTxn answers `answers` in turn, then OK, and
+ * whose TxnOffsetCommit answers `commitAnswers` so.
+ */
+async function transactionSendingOffsets(answers: number[], commitAnswers: number[] = []) {
   const calls = { addOffsets: 0, txnOffsetCommit: 0, coordinatorLookups: 0 };
   const broker = {
     initProducerId: async () => ({ producerId: 7, producerEpoch: 0 }),
@@ -26,7 +31,10 @@ async function transactionSendingOffsets(answers: number[]) {
       const code = answers[calls.addOffsets++];
       if (code !== undefined) throw new KafkaJSProtocolError(createErrorFromCode(code));
     },
-    txnOffsetCommit: async () => void calls.txnOffsetCommit++,
+    txnOffsetCommit: async () => {
+      const code = commitAnswers[calls.txnOffsetCommit++];
+      if (code !== undefined) throw new KafkaJSProtocolError(createErrorFromCode(code));
+    },
   };
   const cluster = {
     retry: { retries: 5, initialRetryTime: 300 },
@@ -67,6 +75,22 @@ describe('kafkajs AddOffsetsToTxn, retried', () => {
     await expect(sent).rejects.toMatchObject({ type: 'INVALID_PRODUCER_EPOCH' });
     expect(calls.addOffsets).toBe(1);
     expect(calls.txnOffsetCommit).toBe(0);
+  });
+});
+
+describe('kafkajs TxnOffsetCommit, retried under the names kafkajs gives the errors', () => {
+  it('retries GROUP_LOAD_IN_PROGRESS (14)', async () => {
+    const { sent, calls } = await transactionSendingOffsets([], [14, 14]);
+    await sent;
+    expect(calls.txnOffsetCommit).toBe(3);
+  });
+
+  it('looks the group coordinator up again after NOT_COORDINATOR (16) and COORDINATOR_NOT_AVAILABLE (15)', async () => {
+    const { sent, calls } = await transactionSendingOffsets([], [16, 15]);
+    await sent;
+    expect(calls.txnOffsetCommit).toBe(3);
+    // initProducerId, sendOffsets' transaction coordinator and group coordinator, then one lookup a retry
+    expect(calls.coordinatorLookups).toBe(5);
   });
 });
 
