@@ -179,16 +179,23 @@ export class WindowConsumer {
             this.forget(p, group, e);
             return false;
           }
-          // A commit without an answer may have gone through: the group's offset says so.
-          const held = await this.o.output.committedOffset(this.o.topic, p);
+          // A commit without an answer may have gone through: the group's offset says so. Not while stopping: the
+          // next start reads that offset anyway.
+          const held = this.running && isRunning() ? await this.o.output.committedOffset(this.o.topic, p) : undefined;
+          const end = BigInt(last.offset) + 1n;
           if (held !== undefined && held !== null) {
             this.committed.set(p, held);
-            if (held >= BigInt(last.offset) + 1n) {
+            if (held >= end) {
               this.o.log(
-                `${this.o.topic}[${p}]: the step's commit went through though it got no answer ` +
-                  `(${firstLine(e)}); reading on from offset ${held}`,
+                held === end
+                  ? `${this.o.topic}[${p}]: the step's commit went through though it got no answer ` +
+                      `(${firstLine(e)}); reading on from offset ${held}`
+                  : `${this.o.topic}[${p}]: the group's offset is ${held}, past this step's end (${end}), after ` +
+                      `${firstLine(e)}; reading on from there`,
               );
               this.scorer.resetTo(p, held);
+              // Past what kafkajs fetches next: an earlier transaction whose end was unknown committed later.
+              if (held > end) this.consumer.seek({ topic: this.o.topic, partition: p, offset: held.toString() });
               this.delivered(p, records, repeated);
               return true;
             }

@@ -131,17 +131,21 @@ class HeldBeforeEnd extends TransactionalOutput {
 }
 
 /**
- * A transactional output whose first step's end gets no answer: its EndTxn went through (`applied`), or was never
- * sent and the transaction is left open; either way the step sees a connection error, as when a broker stops with
- * the request in flight.
+ * A transactional output whose first step's end gets no answer, as when a broker stops with the request in flight:
+ * - `went through`: its EndTxn (commit) was applied, the answer lost;
+ * - `never sent`: the EndTxn never left; the transaction, still open, is aborted as usual;
+ * - `abort lost too`: neither the commit nor the abort left: the broker's transaction stays open with the step's
+ *   scores and offsets, until the replacement producer's InitProducerId (same transactional id) aborts it.
  */
+type LostAnswer = 'went through' | 'never sent' | 'abort lost too';
 class AnswerLost extends TransactionalOutput {
   lost = false;
+  private abortLost = false;
   constructor(
     kafka: ConstructorParameters<typeof TransactionalOutput>[0],
     groupId: string,
     log: (line: string) => void,
-    private readonly applied: boolean,
+    private readonly mode: LostAnswer,
   ) {
     super(kafka, groupId, log);
   }
@@ -149,8 +153,16 @@ class AnswerLost extends TransactionalOutput {
   protected override async end(txn: Transaction): Promise<void> {
     if (this.lost) return super.end(txn);
     this.lost = true;
-    if (this.applied) await super.end(txn);
+    if (this.mode === 'went through') await super.end(txn);
     throw new Error('Connection closed (simulated: the answer to EndTxn was lost)');
+  }
+
+  protected override async endAborted(txn: Transaction): Promise<void> {
+    if (this.mode === 'abort lost too' && !this.abortLost) {
+      this.abortLost = true;
+      throw new Error('Connection closed (simulated: the abort never left)');
+    }
+    return super.endAborted(txn);
   }
 }
 
@@ -348,25 +360,21 @@ test('a partition taken over while its last owner commits is read from that comm
   }
 });
 
-test.each([
-  ['went through', true],
-  ['was never applied', false],
+test.each<[LostAnswer, number]>([
+  ['went through', 449],
+  ['never sent', 450],
+  ['abort lost too', 451],
 ])(
-  "a step whose commit got no answer and %s is scored once: the group's offset, read with require_stable, says which",
-  async (_, applied) => {
-    const sim = simulateAggregates({
-      devices: 8,
-      durationMs: 10 * 60_000,
-      seed: applied ? 449 : 450,
-      devicePrefix: `${uniqueName('fl')}-`,
-    });
+  "a step whose commit got no answer (%s) is scored once: the group's offset, read with require_stable, says where to go on",
+  async (mode, seed) => {
+    const sim = simulateAggregates({ devices: 8, durationMs: 10 * 60_000, seed, devicePrefix: `${uniqueName('fl')}-` });
     const expected = completeWindows(sim.records);
     const p = await pair();
     let output: AnswerLost | undefined;
     try {
       await publish(p.config.sourceTopic, sim.records);
       await p.start('a', {
-        wrapOutput: () => (output = new AnswerLost(kafka, p.config.groupId, (l) => p.logs.a.push(l), applied)),
+        wrapOutput: () => (output = new AnswerLost(kafka, p.config.groupId, (l) => p.logs.a.push(l), mode)),
       });
       await until(() => p.committed.length >= expected.size, 60_000, `${expected.size} scores`);
       await p.committedToEnd();
@@ -377,8 +385,13 @@ test.each([
       expect(repeatsOf(p.committed)).toEqual([]);
       expect(countBy(p.committed).size).toBe(expected.size);
       const said = p.logs.a.join('\n');
-      if (applied) expect(said).toMatch(/the step's commit went through though it got no answer/);
+      if (mode === 'went through') expect(said).toMatch(/the step's commit went through though it got no answer/);
       else expect(said).toMatch(/delivering the scores of .* failed .*; re-reading it from offset/);
+      if (mode === 'abort lost too') {
+        expect(said).toMatch(/aborting a step's transaction failed .*; starting a new producer/);
+        // The open transaction held scores (read_uncommitted sees them); read_committed saw none of them (above).
+        expect(p.uncommitted.length).toBeGreaterThan(expected.size);
+      }
     } finally {
       await p.close();
     }

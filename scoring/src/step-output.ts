@@ -20,6 +20,9 @@ export interface StepOffsets {
   group?: ConsumerGroupMetadata;
 }
 
+/** How long a failed step waits to learn whether its unanswered transaction end committed. */
+const UnknownEndWaitMs = 30_000;
+
 /** Errors of a commit refused because this consumer is no longer the partition's owner in its group. */
 const FencingErrors = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
 
@@ -70,10 +73,10 @@ export interface StepOutput {
   /** The step failed: none of its scores may count (a transaction is aborted; sent scores stay at least once). */
   abort(): Promise<void>;
   /**
-   * After {@link abort}: the partition's offset as the group holds it, the failed step's transaction ended either
-   * way (null: nothing committed). A commit whose answer was lost may have gone through: this says whether it did,
-   * so the step's records are neither lost nor scored twice. Undefined when it cannot be known (at least once: the
-   * consumer's own record of its commits is used).
+   * After {@link abort}: when the failed step's transaction ended without an answer (it may have committed), the
+   * partition's offset as the group holds it once that transaction ended either way (null: nothing committed), so
+   * the step's records are neither lost nor scored twice. Undefined when the consumer's own record of its commits
+   * holds (the step was aborted with an answer; at least once) or when the offset could not be read in time.
    */
   committedOffset(topic: string, partition: number): Promise<bigint | null | undefined>;
   readonly transactional: boolean;
@@ -128,6 +131,8 @@ export class TransactionalOutput implements StepOutput {
   private readonly transactionalId: string;
   /** Reads the group's offsets (require_stable) after a failed step; connected on first use. */
   private admin: Admin | null = null;
+  /** A transaction ended without an answer since the group's offset was last read: committedOffset reads it. */
+  private endUnknown = false;
 
   constructor(
     private readonly kafka: Kafka,
@@ -164,9 +169,10 @@ export class TransactionalOutput implements StepOutput {
   async disconnect(): Promise<void> {
     if (this.txn?.isActive()) await this.abort();
     this.connected = false;
-    await this.current.disconnect();
-    await this.admin?.disconnect();
+    const admin = this.admin;
     this.admin = null;
+    const [producer] = await Promise.allSettled([this.current.disconnect(), admin?.disconnect()]);
+    if (producer.status === 'rejected') throw producer.reason;
   }
 
   async begin(): Promise<void> {
@@ -199,18 +205,24 @@ export class TransactionalOutput implements StepOutput {
     return txn.commit();
   }
 
+  /** Ends the step's transaction, aborted. Tests lose its answer here. */
+  protected endAborted(txn: Transaction): Promise<void> {
+    return txn.abort();
+  }
+
   async abort(): Promise<void> {
     const txn = this.txn;
     this.txn = null;
     if (!txn) return;
     if (txn.isActive())
       try {
-        await txn.abort();
+        await this.endAborted(txn);
         return;
       } catch (e) {
         this.log(`aborting a step's transaction failed (${firstLine(e)}); starting a new producer`);
       }
     // Ended neither way for sure (a commit or an abort without an answer): a new producer, a new transaction state.
+    this.endUnknown = true;
     const old = this.current;
     this.current = this.newProducer();
     this.connected = false;
@@ -227,7 +239,9 @@ export class TransactionalOutput implements StepOutput {
   }
 
   async committedOffset(topic: string, partition: number): Promise<bigint | null | undefined> {
-    const deadline = Date.now() + this.transactionTimeoutMs + 10_000;
+    if (!this.endUnknown) return undefined;
+    // Well under kafkajs' 60 s rebalance timeout: the step holds its partition while it waits.
+    const deadline = Date.now() + UnknownEndWaitMs;
     for (let attempt = 0; ; attempt++) {
       try {
         if (!this.admin) {
@@ -242,6 +256,7 @@ export class TransactionalOutput implements StepOutput {
         });
         const found = offsets?.partitions.find((p) => p.partition === partition);
         if (!found) throw new Error(`no offset for ${topic}[${partition}] in the answer`);
+        this.endUnknown = false;
         return Number(found.offset) < 0 ? null : BigInt(found.offset);
       } catch (e) {
         // UNSTABLE_OFFSET_COMMIT: a transaction is still committing the group's offsets (its markers being written).
