@@ -5,7 +5,7 @@
  * At least once (FLEETPULSE_SCORING_TRANSACTIONS=off, for brokers without transactions): scores, then the commit.
  */
 import { randomUUID } from 'node:crypto';
-import { firstLine, sleep } from '@fleetpulse/runtime';
+import { firstLine, retry } from '@fleetpulse/runtime';
 import type { Admin, Consumer, ConsumerGroupMetadata, Kafka, Producer, Transaction } from 'kafkajs';
 import { Partitioners } from 'kafkajs';
 
@@ -242,34 +242,34 @@ export class TransactionalOutput implements StepOutput {
     if (!this.endUnknown) return undefined;
     // Well under kafkajs' 60 s rebalance timeout: the step holds its partition while it waits.
     const deadline = Date.now() + UnknownEndWaitMs;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if (!this.admin) {
-          const admin = this.kafka.admin();
-          await admin.connect();
-          this.admin = admin;
-        }
-        const [offsets] = await this.admin.fetchOffsets({
-          groupId: this.groupId,
-          topics: [topic],
-          requireStable: true,
-        });
-        const found = offsets?.partitions.find((p) => p.partition === partition);
-        if (!found) throw new Error(`no offset for ${topic}[${partition}] in the answer`);
-        this.endUnknown = false;
-        return Number(found.offset) < 0 ? null : BigInt(found.offset);
-      } catch (e) {
-        // UNSTABLE_OFFSET_COMMIT: a transaction is still committing the group's offsets (its markers being written).
-        if (Date.now() >= deadline) {
-          this.log(
-            `reading the committed offset of ${topic}[${partition}] failed (${firstLine(e)}); ` +
-              'scoring again from the last commit this process made (a score may repeat)',
-          );
-          return undefined;
-        }
-        await sleep(Math.min(100 * 2 ** attempt, 2000));
-      }
+    try {
+      const offset = await retry(() => this.readCommittedOffset(topic, partition), {
+        initialMs: 100,
+        maxMs: 2000,
+        // UNSTABLE_OFFSET_COMMIT (a transaction still writing its markers) and a coordinator away are retried.
+        bail: () => Date.now() >= deadline,
+      });
+      this.endUnknown = false;
+      return offset;
+    } catch (e) {
+      this.log(
+        `reading the committed offset of ${topic}[${partition}] failed (${firstLine(e)}); ` +
+          'scoring again from the last commit this process made (a score may repeat)',
+      );
+      return undefined;
     }
+  }
+
+  private async readCommittedOffset(topic: string, partition: number): Promise<bigint | null> {
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    const [offsets] = await this.admin.fetchOffsets({ groupId: this.groupId, topics: [topic], requireStable: true });
+    const found = offsets?.partitions.find((p) => p.partition === partition);
+    if (!found) throw new Error(`no offset for ${topic}[${partition}] in the answer`);
+    return Number(found.offset) < 0 ? null : BigInt(found.offset);
   }
 }
 
