@@ -4,6 +4,7 @@
  * issue names, in one run. Prints a table per suite and writes every figure as JSON (default bench/results/latest.json).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -18,6 +19,7 @@ import { benchIngest, type IngestionTarget } from './ingest';
 import { benchMillion } from './million';
 import { benchMqtt } from './mqtt';
 import { benchParse, type Result as ParseResult } from './parse';
+import type { ParseTelemetry } from '@fleetpulse/native';
 import { benchProcessor } from './processor';
 import { benchScoring } from './scoring';
 import { benchScoringDrain } from './scoring-drain';
@@ -79,6 +81,8 @@ Options:
              of the ingestion process
   --ingestion <main.js>  ingest, mqtt: run this ingestion build (default ingestion/dist/main.js), e.g. another
              commit's built in a copy of its own, to compare builds side by side with the same bench
+  --baseline-native <dir>  parse: also run this build of the native package (its dist/index.js; e.g. another
+             commit's, built in a copy of its own), interleaved with this one's in the same runs
   --batch-size <n>  ingest, mqtt: events per request / PUBLISH (default 500; mqtt skips its 50-device batches under 50)
   --connections <n>  ingest, mqtt: concurrent connections (default 32 / 16)
   --seconds <n>  ingest, mqtt: measured seconds (default 20 / 10 a shape)
@@ -111,6 +115,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       'cpu-prof': { type: 'string' },
       ingestion: { type: 'string' },
+      'baseline-native': { type: 'string' },
       'batch-size': { type: 'string' },
       connections: { type: 'string' },
       seconds: { type: 'string' },
@@ -122,6 +127,7 @@ async function main(): Promise<void> {
   if (unknown.length > 0)
     throw new Error(`unknown suite(s) ${unknown.join(', ')}; choose from ${[...allSuites, ...extraSuites].join(', ')}`);
   const suites = positionals.length > 0 ? (positionals as Suite[]) : allSuites;
+  const baselineNative = values['baseline-native'] === undefined ? undefined : loadNative(values['baseline-native']);
   const quick = values.quick === true;
   const results: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
@@ -132,7 +138,7 @@ async function main(): Promise<void> {
   for (const suite of suites) {
     console.error(`\n== ${suite} ==`);
     const started = Date.now();
-    results[suite] = await run(suite, quick, values['cpu-prof'], doorOptions(values));
+    results[suite] = await run(suite, quick, values['cpu-prof'], doorOptions(values), baselineNative);
     console.error(`(${suite}: ${((Date.now() - started) / 1000).toFixed(0)} s)`);
   }
   const out = values.out ?? join(__dirname, '..', 'results', 'latest.json');
@@ -188,7 +194,25 @@ function given(d: DoorOptions, quickSeconds: number | undefined): Record<string,
   };
 }
 
-async function run(suite: Suite, quick: boolean, cpuProfDir: string | undefined, door: DoorOptions): Promise<unknown> {
+/** Another build's native parse, from its package directory (or its dist/index.js). */
+function loadNative(path: string): ParseTelemetry {
+  const full = resolve(path);
+  const entry = full.endsWith('.js') ? full : join(full, 'dist', 'index.js');
+  const built = createRequire(__filename)(entry) as { nativeParseTelemetry?: ParseTelemetry; nativeLoadError?: Error };
+  if (built.nativeParseTelemetry === undefined)
+    throw new Error(
+      `--baseline-native ${path}: its addon did not load (${built.nativeLoadError?.message ?? 'no nativeParseTelemetry'}); build it there first (npm run build:native -w native)`,
+    );
+  return built.nativeParseTelemetry;
+}
+
+async function run(
+  suite: Suite,
+  quick: boolean,
+  cpuProfDir: string | undefined,
+  door: DoorOptions,
+  baselineNative?: ParseTelemetry,
+): Promise<unknown> {
   switch (suite) {
     case 'alerts': {
       const r = await benchAlerts({
@@ -233,6 +257,7 @@ async function run(suite: Suite, quick: boolean, cpuProfDir: string | undefined,
                 batchSize,
                 contentType,
                 groupByDevice,
+                baselineNative,
                 ...(quick ? { runs: 3, runMs: 300 } : {}),
               })),
             );

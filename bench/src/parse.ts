@@ -5,7 +5,7 @@
  * alone, as a device sends a single reading.
  */
 import { fallbackParseTelemetry, nativeParseTelemetry } from '@fleetpulse/native';
-import type { ParseOptions } from '@fleetpulse/native';
+import type { ParseOptions, ParseTelemetry } from '@fleetpulse/native';
 import { mulberry32 } from '@fleetpulse/runtime';
 
 export interface BenchParseOptions {
@@ -23,10 +23,12 @@ export interface BenchParseOptions {
   runMs?: number;
   /** Untimed warm-up per parser in ms (default 500). */
   warmupMs?: number;
+  /** Another build's native parse (e.g. an earlier commit's addon), run interleaved with this one's. */
+  baselineNative?: ParseTelemetry;
 }
 
 export interface Result {
-  parser: 'native' | 'fallback' | 'JSON.parse';
+  parser: 'native' | 'native (baseline)' | 'fallback' | 'JSON.parse';
   contentType: 'json' | 'ndjson';
   groupByDevice: boolean;
   /** Median over runs, MB = 1e6 bytes of request body. */
@@ -129,12 +131,14 @@ export async function benchParse(opts: BenchParseOptions = {}): Promise<Result[]
     const native = nativeParseTelemetry;
     parsers.push(['native', (b) => native(b, parseOpts)]);
   }
+  const baseline = opts.baselineNative;
+  if (baseline !== undefined) parsers.push(['native (baseline)', (b) => baseline(b, parseOpts)]);
   parsers.push(['fallback', (b) => fallbackParseTelemetry(b, parseOpts)]);
   parsers.push(['JSON.parse', jsonParse]);
 
   // Every parser must accept every event, or the comparison would be meaningless.
   for (const b of bodies) {
-    for (const parse of [nativeParseTelemetry, fallbackParseTelemetry]) {
+    for (const parse of [nativeParseTelemetry, baseline, fallbackParseTelemetry]) {
       const r = parse?.(b, parseOpts);
       if (r !== undefined && r.accepted !== batchSize)
         throw new Error(`benchmark payload rejected: ${JSON.stringify(r.rejected[0])}`);
