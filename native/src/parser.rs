@@ -184,10 +184,7 @@ impl Parser<'_, '_> {
         let mut line: u32 = 0;
         let mut events: u32 = 0;
         while line_start < len {
-            let nl = b[line_start..]
-                .iter()
-                .position(|&c| c == b'\n')
-                .map_or(len, |i| line_start + i);
+            let nl = simd::newline(b, line_start, len);
             // The event's bytes are the line without surrounding whitespace (and without its `\r\n`).
             let mut s = line_start;
             let mut e = nl;

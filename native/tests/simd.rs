@@ -54,6 +54,39 @@ fn ascii_edges() {
     }
 }
 
+/// `newline` with one line feed (or none) at every position of every length around its 16-byte steps.
+#[test]
+fn newline_edges() {
+    simd::set_enabled(true);
+    for len in 0..70 {
+        let plain = vec![b'{'; len];
+        for from in 0..=len {
+            assert_eq!(
+                simd::newline(&plain, from, len),
+                len,
+                "len {len} from {from}: none"
+            );
+        }
+        for at in 0..len {
+            let mut b = plain.clone();
+            b[at] = b'\n';
+            for from in 0..=len {
+                let want = if at >= from { at } else { len };
+                assert_eq!(
+                    simd::newline(&b, from, len),
+                    want,
+                    "len {len} at {at} from {from}"
+                );
+                assert_eq!(
+                    simd::newline_scalar(&b, from, len),
+                    want,
+                    "scalar: len {len} at {at} from {from}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn vector_scans_equal_scalar() {
     simd::set_enabled(true);
@@ -81,6 +114,10 @@ fn vector_scans_equal_scalar() {
                         prop_assert_eq!(
                             simd::digits_end(&body, from, end),
                             simd::digits_end_scalar(&body, from, end)
+                        );
+                        prop_assert_eq!(
+                            simd::newline(&body, from, end),
+                            simd::newline_scalar(&body, from, end)
                         );
                         prop_assert_eq!(
                             simd::is_ascii(&body[from..end]),

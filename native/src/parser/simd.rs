@@ -1,5 +1,5 @@
 //! The scanner's byte searches, vectorised: the end of a string's plain run (the next quote, backslash or control
-//! character) and the end of a digit run. SSE2 (part of x86-64) handles the first 16 bytes inline, where nearly
+//! character), the end of a digit run, and NDJSON's line ends. SSE2 (part of x86-64) handles the first 16 bytes inline, where nearly
 //! every key and id ends; longer runs go 32 bytes a step with AVX2 when the CPU has it (detected at run time).
 //! Other targets, and `set_enabled(false)` (tests), take the scalar loops, which define the results.
 
@@ -79,6 +79,36 @@ pub fn digits_end_scalar(b: &[u8], from: usize, end: usize) -> usize {
     i
 }
 
+/// First `i` in `[from, end)` with `b[i]` a line feed; `end` if none: NDJSON's line ends.
+#[inline]
+pub fn newline(b: &[u8], from: usize, end: usize) -> usize {
+    let end = end.min(b.len());
+    #[cfg(target_arch = "x86_64")]
+    if enabled() {
+        let mut i = from.min(end);
+        while i + 16 <= end {
+            // SAFETY: `i + 16 <= end <= b.len()`: the 16 bytes read are in the slice.
+            let m = unsafe { x86::newlines16(b.as_ptr().add(i)) };
+            if m != 0 {
+                return i + m.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        return newline_scalar(b, i, end);
+    }
+    newline_scalar(b, from, end)
+}
+
+/// The definition of `newline`.
+pub fn newline_scalar(b: &[u8], from: usize, end: usize) -> usize {
+    let end = end.min(b.len());
+    let from = from.min(end);
+    b[from..end]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(end, |i| from + i)
+}
+
 /// Whether every byte is ASCII: the UTF-8 check's fast path. 32 bytes a step, OR-ed as words (the compiler
 /// makes it vector code on any target); std's `is_ascii` took more instructions than `from_utf8` on a
 /// one-event body.
@@ -117,6 +147,16 @@ mod x86 {
         // c < 0x20 unsigned: min(c, 0x1f) == c.
         let ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
         _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, bs), ctl)) as u32
+    }
+
+    /// Bit i set when byte i of the 16 at `p` is a line feed.
+    ///
+    /// # Safety
+    /// `p` must point at 16 readable bytes.
+    #[inline(always)]
+    pub(super) unsafe fn newlines16(p: *const u8) -> u32 {
+        let v = _mm_loadu_si128(p.cast());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
     }
 
     /// `string_stop` past the first 16 bytes.
