@@ -322,6 +322,10 @@ async function run(
         },
       });
       console.error(`service / ceiling = ${(r.ratio * 100).toFixed(0)}%; statuses ${JSON.stringify(r.service.status)}`);
+      console.error(
+        `CPU per accepted event: ingestion ${fmt(r.service.ingestionCpuUsPerEvent, 1)} µs, ` +
+          `load process ${fmt(r.service.loadCpuUsPerEvent, 1)} µs`,
+      );
       return r;
     }
     case 'processor': {
@@ -476,6 +480,8 @@ async function run(
           'p50 ms': fmt(d.p50Ms, 1),
           'p99 ms': fmt(d.p99Ms, 1),
           failures: d.failures,
+          'ingestion CPU µs/event': fmt(d.ingestionCpuUsPerEvent, 1),
+          'load CPU µs/event': fmt(d.loadCpuUsPerEvent, 1),
         })),
       );
       console.error(`ingestion peak RSS ${fmt(r.peakRssMb)} MB`);

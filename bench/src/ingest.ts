@@ -8,6 +8,7 @@ import { parseTelemetry } from '@fleetpulse/native';
 import { benchPayloads } from './parse';
 import {
   freePort,
+  cpuSeconds,
   memoryMb,
   runScript,
   startService,
@@ -75,6 +76,12 @@ export interface BenchIngestResult {
     status: Record<string, number>;
     peakRssMb: number;
     seconds: number;
+    /**
+     * CPU (user + system) per accepted event, µs, of the ingestion process and of the load process during the
+     * timed run: on a shared 2-core machine, what each costs per event whatever the load from elsewhere.
+     */
+    ingestionCpuUsPerEvent: number;
+    loadCpuUsPerEvent: number;
   };
   /** Kafka's own ProducerPerformance with the same record values, acks=all, idempotent. */
   ceiling: {
@@ -122,6 +129,7 @@ async function measureIngest(topic: string, opts: BenchIngestOptions): Promise<B
     const worker = join(__dirname, 'load-worker.js');
     const url = `http://127.0.0.1:${port}/v1/telemetry`;
     await runScript(worker, [url, 'dev-token', bodiesFile, String(connections), '3'], {}, true); // warm-up
+    const cpuBefore = cpuSeconds(ingestion.pid);
     const report = JSON.parse(
       await runScript(worker, [url, 'dev-token', bodiesFile, String(connections), String(seconds)], {}, true),
     ) as {
@@ -129,8 +137,10 @@ async function measureIngest(topic: string, opts: BenchIngestOptions): Promise<B
       status: Record<string, number>;
       eventsAccepted: number;
       seconds: number;
+      cpuSeconds: number;
       latencyMs: { p50: number; p99: number };
     };
+    const ingestionCpu = cpuSeconds(ingestion.pid) - cpuBefore;
     peakRss = Math.max(peakRss, memoryMb(ingestion.pid).hwm);
     const service = {
       eventsPerSec: report.eventsAccepted / report.seconds,
@@ -140,6 +150,8 @@ async function measureIngest(topic: string, opts: BenchIngestOptions): Promise<B
       status: report.status,
       peakRssMb: peakRss,
       seconds: report.seconds,
+      ingestionCpuUsPerEvent: (ingestionCpu / report.eventsAccepted) * 1e6,
+      loadCpuUsPerEvent: (report.cpuSeconds / report.eventsAccepted) * 1e6,
     };
     const ceiling = await kafkaCeiling(
       bodies,

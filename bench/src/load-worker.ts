@@ -17,6 +17,8 @@ interface LoadReport {
   status: Record<string, number>;
   eventsAccepted: number;
   seconds: number;
+  /** CPU seconds (user + system) this load process used while it ran: what the load itself costs the machine. */
+  cpuSeconds: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
 }
 
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
   let ok = 0;
   let eventsAccepted = 0;
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const deadline = started + seconds * 1000;
 
   let next = 0;
@@ -63,6 +66,7 @@ async function main(): Promise<void> {
   };
   await Promise.all(Array.from({ length: connections }, loop));
   const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
   const sorted = Float64Array.from(latencies).sort();
   const report: LoadReport = {
     requests,
@@ -70,6 +74,7 @@ async function main(): Promise<void> {
     status,
     eventsAccepted,
     seconds: elapsed,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     latencyMs: {
       p50: quantile(sorted, 0.5),
       p90: quantile(sorted, 0.9),

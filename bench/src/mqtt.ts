@@ -6,7 +6,7 @@ import { postTelemetry } from './ingest-post';
 import { benchPayloads } from './parse';
 import { quantile } from './quantile';
 import { startIngestionTarget, type IngestionTarget } from './ingest';
-import { freePort, memoryMb, waitReady, withBenchTopic } from './services';
+import { cpuSeconds, freePort, memoryMb, waitReady, withBenchTopic } from './services';
 
 export interface BenchMqttOptions {
   /** [seconds=10] - measured time of each door and batch shape. */
@@ -28,6 +28,12 @@ export interface DoorResult {
   p50Ms: number;
   p99Ms: number;
   failures: number;
+  /**
+   * CPU (user + system) per event, µs, of the ingestion process and of this bench process (the load: MQTT and HTTP
+   * clients) while the shape ran: what each costs per event whatever the load from elsewhere.
+   */
+  ingestionCpuUsPerEvent: number;
+  loadCpuUsPerEvent: number;
 }
 
 export interface BenchMqttResult {
@@ -166,7 +172,9 @@ async function measureMqtt(topic: string, opts: BenchMqttOptions): Promise<Bench
     for (const shape of shapes) {
       if (shape.batches === 'mixed' && batchSize < 50) continue; // 50 devices cannot share fewer events
       await drive(connections, 2, shape.send); // warm-up
+      const [ingestionCpu, loadCpu] = [cpuSeconds(ingestion.pid), process.cpuUsage()];
       const r = await drive(connections, seconds, shape.send);
+      const load = process.cpuUsage(loadCpu);
       rows.push({
         door: shape.door,
         batches: shape.batches,
@@ -175,6 +183,8 @@ async function measureMqtt(topic: string, opts: BenchMqttOptions): Promise<Bench
         p50Ms: Math.round(quantile(r.latencies, 0.5, 0) * 10) / 10,
         p99Ms: Math.round(quantile(r.latencies, 0.99, 0) * 10) / 10,
         failures: r.failures,
+        ingestionCpuUsPerEvent: ((cpuSeconds(ingestion.pid) - ingestionCpu) / r.events) * 1e6,
+        loadCpuUsPerEvent: (load.user + load.system) / r.events,
       });
     }
     return { rows, peakRssMb: Math.round(peakRss), connections, batchSize };
