@@ -137,13 +137,22 @@ export function countBy(scores: readonly AnomalyScore[]): Map<string, number> {
   return m;
 }
 
-/** Committed offset of the group per partition (-1 when none) next to the partition's end. */
+/**
+ * Committed offset of the group per partition (-1 when none, but 0 for a partition that never had a record) next
+ * to the partition's end.
+ */
 export async function positions(topic: string, groupId: string): Promise<{ committed: string[]; ends: string[] }> {
   const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
   const ends = await admin.fetchTopicOffsets(topic);
   const byPartition = (l: { partition: number; offset: string }[]) =>
     [...l].sort((a, b) => a.partition - b.partition).map((o) => o.offset);
-  return { committed: byPartition(committed!.partitions), ends: byPartition(ends) };
+  const endOffsets = byPartition(ends);
+  // A partition no record went to (a few devices' keys may all miss one) has nothing to commit: no commit (-1) is
+  // its end.
+  const committedOffsets = byPartition(committed!.partitions).map((c, i) =>
+    c === '-1' && endOffsets[i] === '0' ? '0' : c,
+  );
+  return { committed: committedOffsets, ends: endOffsets };
 }
 
 export async function metricsText(port: number): Promise<string> {
