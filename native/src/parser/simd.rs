@@ -37,14 +37,21 @@ pub fn string_stop(b: &[u8], from: usize, end: usize) -> usize {
     string_stop_scalar(b, from, end)
 }
 
-/// The definition of `string_stop`.
-pub fn string_stop_scalar(b: &[u8], from: usize, end: usize) -> usize {
+/// First `i` in `[from, end)` (both clamped to the slice) with `is(b[i])`; `end` if none: what each search below
+/// is defined as.
+#[inline(always)]
+fn first_scalar(b: &[u8], from: usize, end: usize, is: impl Fn(u8) -> bool) -> usize {
     let end = end.min(b.len());
     let from = from.min(end);
     b[from..end]
         .iter()
-        .position(|&c| is_string_stop(c))
+        .position(|&c| is(c))
         .map_or(end, |i| from + i)
+}
+
+/// The definition of `string_stop`.
+pub fn string_stop_scalar(b: &[u8], from: usize, end: usize) -> usize {
+    first_scalar(b, from, end, is_string_stop)
 }
 
 /// First `i` in `[from, end)` with `b[i]` not an ASCII digit; `end` if none. Eight bytes a step (SWAR, any
@@ -71,12 +78,7 @@ pub fn digits_end(b: &[u8], mut from: usize, end: usize) -> usize {
 
 /// The definition of `digits_end`.
 pub fn digits_end_scalar(b: &[u8], from: usize, end: usize) -> usize {
-    let end = end.min(b.len());
-    let mut i = from.min(end);
-    while i < end && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    i
+    first_scalar(b, from, end, |c| !c.is_ascii_digit())
 }
 
 /// First `i` in `[from, end)` with `b[i]` a line feed; `end` if none: NDJSON's line ends.
@@ -85,28 +87,17 @@ pub fn newline(b: &[u8], from: usize, end: usize) -> usize {
     let end = end.min(b.len());
     #[cfg(target_arch = "x86_64")]
     if enabled() {
-        let mut i = from.min(end);
-        while i + 16 <= end {
-            // SAFETY: `i + 16 <= end <= b.len()`: the 16 bytes read are in the slice.
-            let m = unsafe { x86::newlines16(b.as_ptr().add(i)) };
-            if m != 0 {
-                return i + m.trailing_zeros() as usize;
-            }
-            i += 16;
-        }
-        return newline_scalar(b, i, end);
+        return match x86::scan16(b, from.min(end), end, x86::newlines16) {
+            Ok(i) => i,
+            Err(rest) => newline_scalar(b, rest, end),
+        };
     }
     newline_scalar(b, from, end)
 }
 
 /// The definition of `newline`.
 pub fn newline_scalar(b: &[u8], from: usize, end: usize) -> usize {
-    let end = end.min(b.len());
-    let from = from.min(end);
-    b[from..end]
-        .iter()
-        .position(|&c| c == b'\n')
-        .map_or(end, |i| from + i)
+    first_scalar(b, from, end, |c| c == b'\n')
 }
 
 /// Whether every byte is ASCII: the UTF-8 check's fast path. 32 bytes a step, OR-ed as words (the compiler
@@ -161,20 +152,36 @@ mod x86 {
 
     /// `string_stop` past the first 16 bytes.
     #[inline(never)]
-    pub(super) fn string_stop_long(b: &[u8], mut from: usize, end: usize) -> usize {
+    pub(super) fn string_stop_long(b: &[u8], from: usize, end: usize) -> usize {
         if is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is present; the function reads only below `end <= b.len()`.
             return unsafe { avx2(b, from, end) };
         }
+        match scan16(b, from, end, stops16) {
+            Ok(i) => i,
+            Err(rest) => string_stop_scalar(b, rest, end),
+        }
+    }
+
+    /// From `from`, 16 bytes a step while 16 fit below `end` (which the callers keep `<= b.len()`): `Ok` with the
+    /// first `i` whose bit `mask` sets, or `Err` with where the whole steps ended, for the scalar definition.
+    #[inline(always)]
+    pub(super) fn scan16(
+        b: &[u8],
+        mut from: usize,
+        end: usize,
+        mask: unsafe fn(*const u8) -> u32,
+    ) -> Result<usize, usize> {
+        let end = end.min(b.len());
         while from + 16 <= end {
-            // SAFETY: `from + 16 <= end <= b.len()` (the caller checked `end`).
-            let m = unsafe { stops16(b.as_ptr().add(from)) };
+            // SAFETY: `from + 16 <= end <= b.len()`: the 16 bytes `mask` reads are in the slice.
+            let m = unsafe { mask(b.as_ptr().add(from)) };
             if m != 0 {
-                return from + m.trailing_zeros() as usize;
+                return Ok(from + m.trailing_zeros() as usize);
             }
             from += 16;
         }
-        string_stop_scalar(b, from, end)
+        Err(from)
     }
 
     #[target_feature(enable = "avx2")]
